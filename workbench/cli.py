@@ -1,0 +1,41 @@
+"""The ``workbench`` command line.
+
+Each command lives beside the code it drives; this module only assembles them. Command
+modules must import nothing heavy at module level (torch loads inside the command body).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="workbench",
+    help="See inside LSTMs and GRUs: record, explain, search and show.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+bench_app = typer.Typer(help="Benchmarks: ratios against a baseline run in the same process.")
+app.add_typer(bench_app, name="bench")
+
+# (module, function, command name, typer app) -- one line per command.
+_COMMANDS: list[tuple[str, str, str, str]] = [
+    ("workbench.record._cli", "demo", "demo", "app"),
+    ("workbench.record._cli", "bench_record", "record", "bench"),
+]
+
+
+def _register() -> None:
+    apps = {"app": app, "bench": bench_app}
+    for module_name, func_name, command, app_name in _COMMANDS:
+        func = getattr(importlib.import_module(module_name), func_name)
+        apps[app_name].command(command)(func)
+
+
+_register()
+
+
+def main() -> None:
+    """Run the CLI (console-script entry point)."""
+    app()

@@ -1,0 +1,1 @@
+"""CLI commands of the recorder (placeholder until the recorder lands)."""
