@@ -1,0 +1,15 @@
+"""Recording every gate, cell, hidden state and attention map of an unmodified model."""
+
+from workbench.record._hookpoint import HookPoint
+from workbench.record._names import GRU_QUANTITIES, LSTM_QUANTITIES, RecordingError
+from workbench.record._recorder import Recorder, intervene, record
+
+__all__ = [
+    "GRU_QUANTITIES",
+    "LSTM_QUANTITIES",
+    "HookPoint",
+    "Recorder",
+    "RecordingError",
+    "intervene",
+    "record",
+]

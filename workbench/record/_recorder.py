@@ -1,0 +1,662 @@
+"""Recorder: scoped hooks plus a torch-function mode around an unmodified model."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+from torch.overrides import TorchFunctionMode
+
+from workbench.record import _rnn
+from workbench.record._names import (
+    GRU_QUANTITIES,
+    LSTM_QUANTITIES,
+    NameFilter,
+    RecordingError,
+    Site,
+    find_sites,
+    select,
+)
+from workbench.trace import Trace
+
+_KERNELS = {"lstm": "lstm", "gru": "gru", "lstm_cell": "lstm_cell", "gru_cell": "gru_cell"}
+_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+_MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
+
+
+class _Frame:
+    """A recorded recurrent module that is running right now."""
+
+    def __init__(self, site: Site, args: tuple) -> None:
+        self.site = site
+        first = args[0] if args else None
+        self.packed = first if isinstance(first, PackedSequence) else None
+        self.handled = False
+
+
+class _Mode(TorchFunctionMode):
+    """Routes the fused kernel call of the running recorded module to the recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        stack = self.recorder._stack
+        if stack:
+            frame = stack[-1]
+            name = getattr(func, "__name__", None)
+            if not frame.handled and name == _KERNELS.get(frame.site.kind):
+                frame.handled = True
+                return self.recorder._run_kernel(frame, func, args, kwargs)
+        return func(*args, **kwargs)
+
+
+class Recorder:
+    """Record gates, cells, hidden states and attention of an unmodified model.
+
+    A context manager: hooks are attached on entry and removed on exit, also when the
+    forward pass raises; nothing is written onto the model's modules. Everything the model
+    runs inside the ``with`` block is recorded (several calls of a module extend its time
+    axis, so generation loops and step-by-step cells record naturally).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model, unmodified. It may hold ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell``,
+        ``nn.GRUCell``, ``nn.MultiheadAttention`` and :class:`workbench.HookPoint` modules.
+    names : None, str, list of str, or callable, optional
+        What to keep: exact names, glob patterns (``"rnn.1.*.cell"``) or a predicate.
+        Layers above the highest kept one run in the fused kernel and cost nothing extra.
+    check : {"sample", "full", "none"}, default "sample"
+        How the unrolled kernel is proven against the module's own fused kernel: on the
+        first sequence of each call, on all of them (twice the cost), or not at all. The
+        achieved max abs error is stored in ``trace.meta["exactness"]``.
+    strategy : {"auto", "unroll", "recover"}, default "auto"
+        ``unroll`` evaluates the equations step by step (fast on CPU, supports edits);
+        ``recover`` lets the fused kernel run and recovers gates and cells afterwards
+        (fast on GPU). ``auto`` picks ``recover`` on CUDA unless there are edits.
+    edits : dict of str to callable, optional
+        ``{name: fn(value[batch, units], step) -> Tensor}`` replacements (see
+        :func:`workbench.intervene`).
+
+    Examples
+    --------
+    >>> with Recorder(model, names="rnn.*.cell") as rec:   # doctest: +SKIP
+    ...     logits = model(ids)
+    >>> rec.trace["rnn.0.fwd.cell"].shape                   # doctest: +SKIP
+    torch.Size([batch, time, units])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        names: NameFilter = None,
+        *,
+        check: str = "sample",
+        strategy: str = "auto",
+        edits: dict[str, Callable] | None = None,
+    ) -> None:
+        if check not in ("sample", "full", "none"):
+            raise RecordingError(f"check must be 'sample', 'full' or 'none', got {check!r}")
+        if strategy not in ("auto", "unroll", "recover"):
+            raise RecordingError(
+                f"strategy must be 'auto', 'unroll' or 'recover', got {strategy!r}"
+            )
+        self.model = model
+        self.check = check
+        self.strategy = strategy
+        sites = find_sites(model)
+        self._sites = {s.name: s for s in sites}
+        self._kept = select(sites, names)
+        self._edits = self._validate_edits(edits or {}, sites)
+        self._handles: list[Any] = []
+        self._stack: list[_Frame] = []
+        self._attention_requests: list[tuple[bool, bool]] = []
+        self._mode: _Mode | None = None
+        self._calls: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
+        self._lengths: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._meta: dict[str, dict] = {}
+        self.active = False
+
+    # -- set-up and tear-down ------------------------------------------------------------
+    def _validate_edits(self, edits: dict[str, Callable], sites: list[Site]) -> dict:
+        editable = {}
+        for site in sites:
+            if site.kind == "attention":
+                continue
+            for name in site.quantity_names():
+                editable[name] = site
+        for name, fn in edits.items():
+            if name not in editable:
+                hint = (
+                    " Attention weights cannot be edited (they are computed inside the fused "
+                    "attention function)."
+                    if name.endswith(".weights")
+                    else f" Editable names include: {', '.join(list(editable)[:8])} ..."
+                )
+                raise RecordingError(f"cannot edit {name!r}: no such recordable value.{hint}")
+            if not callable(fn):
+                raise RecordingError(
+                    f"the edit for {name!r} must be a callable fn(value, step) -> value, "
+                    f"got {type(fn).__name__}"
+                )
+        return dict(edits)
+
+    def _sites_to_hook(self) -> list[Site]:
+        edited = {self._site_of(n) for n in self._edits}
+        return [s for s in self._sites.values() if s.name in self._kept or s.name in edited]
+
+    def _site_of(self, name: str) -> str:
+        for site_name, site in self._sites.items():
+            if name in site.quantity_names():
+                return site_name
+        raise KeyError(name)
+
+    def __enter__(self) -> Recorder:
+        if self.active:
+            raise RecordingError("this Recorder is already active; nest a new Recorder instead")
+        try:
+            for site in self._sites_to_hook():
+                self._check_module(site)
+                self._attach(site)
+            self._mode = _Mode(self)
+            self._mode.__enter__()
+        except BaseException:
+            self._detach()
+            raise
+        self.active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._mode is not None:
+                self._mode.__exit__(*exc)
+        finally:
+            self._mode = None
+            self._detach()
+            self.active = False
+
+    def _detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._stack.clear()
+        self._attention_requests.clear()
+
+    def _check_module(self, site: Site) -> None:
+        m = site.module
+        if site.kind in ("lstm", "gru") and m.training and m.dropout > 0 and m.num_layers > 1:
+            raise RecordingError(
+                f"{site.name} is in training mode with dropout={m.dropout} between layers: "
+                "its states would depend on a random dropout mask that cannot be reproduced. "
+                "Call model.eval() before recording (gradients still work in eval mode)."
+            )
+
+    def _attach(self, site: Site) -> None:
+        m = site.module
+        if site.kind in _KERNELS:
+            self._handles.append(m.register_forward_pre_hook(self._push(site)))
+            self._handles.append(m.register_forward_hook(self._pop, always_call=True))
+        elif site.kind == "attention":
+            self._handles.append(
+                m.register_forward_pre_hook(self._attention_pre, with_kwargs=True)
+            )
+            self._handles.append(
+                m.register_forward_hook(self._attention_post(site), with_kwargs=True)
+            )
+        else:
+            self._handles.append(m.register_forward_hook(self._hookpoint(site)))
+
+    def _push(self, site: Site):
+        def hook(module, args):
+            self._stack.append(_Frame(site, args))
+
+        return hook
+
+    def _pop(self, module, args, output):
+        if self._stack and self._stack[-1].site.module is module:
+            frame = self._stack.pop()
+            if not frame.handled and frame.site.kind in ("lstm", "gru"):
+                warnings.warn(
+                    f"{frame.site.name} ran without calling the fused kernel the recorder "
+                    "intercepts (torch._VF.lstm/gru); nothing was recorded for it",
+                    stacklevel=2,
+                )
+        return None
+
+    # -- fused recurrent kernels -----------------------------------------------------------
+    def _run_kernel(self, frame: _Frame, func, args, kwargs):
+        if frame.site.kind in ("lstm_cell", "gru_cell"):
+            return self._run_cell(frame, func, args, kwargs)
+        call, packed_index, batch_first = self._parse(frame.site.kind, args)
+        site = frame.site
+        wanted, edits = self._wanted(site)
+        rows = None
+        sorted_idx = unsorted_idx = None
+        if frame.packed is not None and frame.packed.sorted_indices is not None:
+            sorted_idx = frame.packed.sorted_indices
+            unsorted_idx = frame.packed.unsorted_indices
+            rows = sorted_idx
+        strategy = self.strategy
+        if strategy == "auto":
+            strategy = "recover" if call.x.is_cuda and not edits else "unroll"
+        if strategy == "recover" and edits:
+            raise RecordingError("edits need strategy='unroll' (or 'auto')")
+        grad = torch.is_grad_enabled() and (
+            call.x.requires_grad
+            or call.h0.requires_grad
+            or any(p.requires_grad for p in call.params)
+        )
+        meta = {"strategy": strategy, "dtype": str(call.x.dtype).replace("torch.", "")}
+        if strategy == "unroll":
+            rest = self._real_rest(func, call, batch_first=False)
+            out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest)
+            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+            meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
+        else:
+            run_layer = self._real_layer(func, call)
+            out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer)
+            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+            meta.update(
+                checked="full",
+                max_abs_error_hidden=errors["hidden"],
+                max_abs_error_cell=errors["cell"],
+            )
+        self._note_exactness(site.name, meta, call.x.dtype)
+        lengths = call.lengths()
+        if unsorted_idx is not None:
+            lengths = lengths[unsorted_idx.cpu()]
+        names = {}
+        for (layer, d, q), v in rec.items():
+            if unsorted_idx is not None:
+                v = v.index_select(1, unsorted_idx)
+            names[f"{site.name}.{layer}.{'fwd' if d == 0 else 'bwd'}.{q}"] = v.transpose(0, 1)
+        kept = self._kept.get(site.name, [])
+        self._calls[site.name].append({n: names[n] for n in kept if n in names})
+        self._lengths[site.name].append(lengths)
+        return result
+
+    def _wanted(self, site: Site):
+        wanted, edits = set(), {}
+        direction = {"fwd": 0, "bwd": 1}
+        for name in self._kept.get(site.name, []):
+            layer, d, q = name[len(site.name) + 1 :].split(".")
+            wanted.add((int(layer), direction[d], q))
+        for name, fn in self._edits.items():
+            if name.startswith(site.name + ".") and name in site.quantity_names():
+                layer, d, q = name[len(site.name) + 1 :].split(".")
+                edits[(int(layer), direction[d], q)] = fn
+        return wanted, edits
+
+    @staticmethod
+    def _parse(kind: str, args):
+        packed = isinstance(args[1], torch.Tensor) if kind == "lstm" else not isinstance(
+            args[2], (list, tuple)
+        )
+        if packed:
+            data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
+            bs = [int(n) for n in batch_sizes.tolist()]
+            T, B = len(bs), bs[0]
+            flat = _rnn.packed_flat_index(bs, B).to(data.device)
+            x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data)
+            x = x.view(T, B, -1)
+            batch_first = False
+        else:
+            inp, hx, params, has_biases, layers, dropout, train, bidir, batch_first = args[:9]
+            x = inp.transpose(0, 1) if batch_first else inp
+            bs, flat = None, None
+        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
+        call = _rnn.RnnCall(
+            mode=kind,
+            x=x,
+            batch_sizes=bs if bs is not None and min(bs) < bs[0] else None,
+            h0=h0,
+            c0=c0,
+            params=list(params),
+            has_biases=bool(has_biases),
+            num_layers=int(layers),
+            bidirectional=bool(bidir),
+            dropout=float(dropout),
+            train=bool(train),
+        )
+        return call, flat, bool(batch_first)
+
+    @staticmethod
+    def _pack_result(call, out, h_n, c_n, flat, batch_first):
+        if flat is not None:
+            out = out.reshape(call.time * call.batch, -1).index_select(0, flat)
+        elif batch_first:
+            out = out.transpose(0, 1).contiguous()
+        return (out, h_n, c_n) if call.mode == "lstm" else (out, h_n)
+
+    @staticmethod
+    def _kernel_args(call, x, h0, c0, params, layers):
+        hx = [h0, c0] if call.mode == "lstm" else h0
+        return (x, hx, params, call.has_biases, layers, 0.0, False, call.bidirectional, False)
+
+    def _real_layer(self, func, call):
+        """Run one layer (all directions) with the fused kernel, padded, time-major."""
+        D = call.directions
+        stride = len(call.params) // (call.num_layers * D)
+        lengths = call.lengths()
+
+        def run(layer_input, layer):
+            sl = slice(layer * D, (layer + 1) * D)
+            params = call.params[layer * D * stride : (layer + 1) * D * stride]
+            c0 = call.c0[sl] if call.c0 is not None else None
+            if call.batch_sizes is None:
+                res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, 1))
+                return res[0], res[1], res[2] if call.mode == "lstm" else None
+            packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
+            hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
+            res = func(
+                packed.data, packed.batch_sizes, hx, params, call.has_biases, 1, 0.0, False,
+                call.bidirectional,
+            )
+            flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
+            out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
+            out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
+            return out, res[1], res[2] if call.mode == "lstm" else None
+
+        return run
+
+    def _real_rest(self, func, call, batch_first):
+        """Run layers ``first..`` with the fused kernel (nothing recorded there)."""
+        D = call.directions
+        stride = len(call.params) // (call.num_layers * D)
+
+        def run(layer_input, first):
+            sl = slice(first * D, None)
+            params = call.params[first * D * stride :]
+            c0 = call.c0[sl] if call.c0 is not None else None
+            layers = call.num_layers - first
+            if call.batch_sizes is None:
+                res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, layers))
+                return res[0], res[1], res[2] if call.mode == "lstm" else None
+            lengths = call.lengths()
+            packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
+            hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
+            res = func(
+                packed.data, packed.batch_sizes, hx, params, call.has_biases, layers, 0.0,
+                False, call.bidirectional,
+            )
+            flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
+            out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
+            out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
+            return out, res[1], res[2] if call.mode == "lstm" else None
+
+        return run
+
+    def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
+        """Compare the unrolled numbers with the module's own fused kernel."""
+        if edits:
+            return {"checked": "none (edited)"}
+        if self.check == "none":
+            return {"checked": "none"}
+        with torch.no_grad():
+            if self.check == "full":
+                real = func(*args)
+                err_h = max(
+                    (real[0] - result[0]).abs().max().item(),
+                    (real[1] - result[1]).abs().max().item(),
+                )
+                err_c = (real[2] - result[2]).abs().max().item() if call.mode == "lstm" else 0.0
+                return {"checked": "full", "max_abs_error_hidden": err_h, "max_abs_error_cell": err_c}
+            length = int(call.lengths()[0])
+            x = call.x[:length, :1]
+            c0 = call.c0[:, :1] if call.c0 is not None else None
+            real = func(
+                *self._kernel_args(call, x, call.h0[:, :1], c0, call.params, call.num_layers)
+            )
+            err_h = (real[0] - out[:length, :1]).abs().max().item() if length else 0.0
+            err_h = max(err_h, (real[1] - h_n[:, :1]).abs().max().item())
+            err_c = (real[2] - c_n[:, :1]).abs().max().item() if call.mode == "lstm" else 0.0
+        return {"checked": "sample", "max_abs_error_hidden": err_h, "max_abs_error_cell": err_c}
+
+    def _note_exactness(self, site_name: str, meta: dict, dtype) -> None:
+        old = self._meta.get(site_name)
+        if old is not None:
+            for key in ("max_abs_error_hidden", "max_abs_error_cell"):
+                if key in old and key in meta:
+                    meta[key] = max(meta[key], old[key])
+        tol = _TOLERANCE.get(dtype, 1e-5)
+        meta["tolerance"] = tol
+        worst = max(meta.get("max_abs_error_hidden", 0.0), meta.get("max_abs_error_cell", 0.0))
+        if worst > tol * 10 and not math.isnan(worst):
+            warnings.warn(
+                f"recorded states of {site_name} differ from the fused kernel by {worst:.2e} "
+                f"(tolerance {tol:.0e} for {dtype}); TF32 or low precision may be on",
+                stacklevel=3,
+            )
+        self._meta[site_name] = meta
+
+    # -- cells -----------------------------------------------------------------------------
+    def _run_cell(self, frame: _Frame, func, args, kwargs):
+        site = frame.site
+        kind = "lstm" if site.kind == "lstm_cell" else "gru"
+        x, hx, w_ih, w_hh = args[:4]
+        b_ih = args[4] if len(args) > 4 else None
+        b_hh = args[5] if len(args) > 5 else None
+        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
+        params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
+        call = _rnn.RnnCall(kind, x[None], None, h0[None], None if c0 is None else c0[None],
+                            params, b_ih is not None, 1, False)
+        wanted, edits = self._wanted(site)
+        wanted = {(0, 0, q) for q in (LSTM_QUANTITIES if kind == "lstm" else GRU_QUANTITIES)}
+        grad = torch.is_grad_enabled()
+        _, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, None, grad)
+        meta = {"strategy": "unroll", "dtype": str(x.dtype).replace("torch.", "")}
+        if edits or self.check == "none":
+            meta["checked"] = "none (edited)" if edits else "none"
+        else:
+            with torch.no_grad():
+                real = func(*args, **kwargs)
+            if kind == "lstm":
+                meta.update(
+                    checked="full",
+                    max_abs_error_hidden=(real[0] - h_n[0]).abs().max().item(),
+                    max_abs_error_cell=(real[1] - c_n[0]).abs().max().item(),
+                )
+            else:
+                meta.update(checked="full", max_abs_error_hidden=(real - h_n[0]).abs().max().item())
+        self._note_exactness(site.name, meta, x.dtype)
+        kept = set(self._kept.get(site.name, []))
+        step = {}
+        for (_, _, q), v in rec.items():
+            name = f"{site.name}.0.fwd.{q}"
+            if name in kept:
+                step[name] = v[0][:, None]  # [batch, 1, units]
+        self._calls[site.name].append(step)
+        self._lengths[site.name].append(torch.ones(x.shape[0], dtype=torch.long))
+        return (h_n[0], c_n[0]) if kind == "lstm" else h_n[0]
+
+    # -- attention and hook points -------------------------------------------------------
+    def _attention_pre(self, module, args, kwargs):
+        bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
+        bound.apply_defaults()
+        requested = (bound.arguments["need_weights"], bound.arguments["average_attn_weights"])
+        self._attention_requests.append(requested)
+        bound.arguments["need_weights"] = True
+        bound.arguments["average_attn_weights"] = False
+        new_args = bound.args[1:]
+        return new_args, dict(bound.kwargs)
+
+    def _attention_post(self, site: Site):
+        def hook(module, args, kwargs, output):
+            requested = self._attention_requests.pop() if self._attention_requests else (True, True)
+            attn_out, weights = output
+            w = weights if weights.dim() == 4 else weights[None]
+            self._calls[site.name].append({f"{site.name}.weights": w.detach()
+                                           if not torch.is_grad_enabled() else w})
+            need, average = requested
+            if not need:
+                return attn_out, None
+            return attn_out, weights.mean(dim=-3) if average else weights
+
+        return hook
+
+    def _hookpoint(self, site: Site):
+        name = site.name
+
+        def hook(module, args, output):
+            value = output
+            calls = self._calls[name]
+            if name in self._edits:
+                step = len(calls)
+                value = self._edits[name](value, step)
+                if not isinstance(value, torch.Tensor) or value.shape != output.shape:
+                    raise ValueError(
+                        f"the edit for {name!r} must return a tensor shaped "
+                        f"{tuple(output.shape)}"
+                    )
+            if name in self._kept:
+                v = value
+                if v.dim() == 3 and not module.batch_first:
+                    v = v.transpose(0, 1)
+                calls.append({name: v[:, None] if v.dim() == 2 else v})
+            elif name in self._edits:
+                calls.append({})
+            return value if name in self._edits else None
+
+        return hook
+
+    # -- the result ------------------------------------------------------------------------
+    @property
+    def trace(self) -> Trace:
+        """Everything recorded so far, as a :class:`workbench.Trace`."""
+        tensors: dict[str, torch.Tensor] = {}
+        sites: dict[str, str] = {}
+        lengths: dict[str, torch.Tensor] = {}
+        for site_name, calls in self._calls.items():
+            for name in self._kept.get(site_name, []):
+                parts = [c[name] for c in calls if name in c]
+                if not parts:
+                    continue
+                tensors[name] = _concat(name, parts)
+                sites[name] = site_name
+            if self._lengths.get(site_name):
+                ls = self._lengths[site_name]
+                if len({len(x) for x in ls}) > 1:
+                    raise RecordingError(
+                        f"{site_name} was called with different batch sizes "
+                        f"({sorted({len(x) for x in ls})}); record one batch at a time"
+                    )
+                lengths[site_name] = torch.stack(ls).sum(0)
+            elif calls and self._sites[site_name].kind == "hookpoint":
+                first = next(iter(calls[0].values()), None)
+                if first is not None and first.dim() == 3:
+                    total = sum(next(iter(c.values())).shape[1] for c in calls if c)
+                    lengths[site_name] = torch.full((first.shape[0],), total, dtype=torch.long)
+        order = [n for s in self._sites for n in self._kept.get(s, []) if n in tensors]
+        tensors = {n: tensors[n] for n in order}
+        meta = {"exactness": dict(self._meta)} if self._meta else {}
+        return Trace(tensors, lengths, sites, meta=meta)
+
+
+def _concat(name: str, parts: list[torch.Tensor]) -> torch.Tensor:
+    if len(parts) == 1:
+        return parts[0]
+    if name.endswith(".weights"):
+        keys = max(p.shape[-1] for p in parts)
+        parts = [torch.nn.functional.pad(p, (0, keys - p.shape[-1])) for p in parts]
+        return torch.cat(parts, dim=2)
+    if len({p.shape[0] for p in parts}) > 1:
+        raise RecordingError(
+            f"{name} was recorded with different batch sizes across calls; "
+            "record one batch at a time"
+        )
+    return torch.cat(parts, dim=1)
+
+
+def record(
+    model: nn.Module,
+    *args,
+    names: NameFilter = None,
+    grad: bool = False,
+    check: str = "sample",
+    strategy: str = "auto",
+    **kwargs,
+) -> Trace:
+    """Run ``model(*args, **kwargs)`` once and return everything it computed inside.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The unmodified model.
+    *args, **kwargs
+        Passed to the model's forward as they are.
+    names : None, str, list of str, or callable, optional
+        What to keep (names, glob patterns or a predicate); everything by default.
+    grad : bool, default False
+        Keep the autograd graph (recorded tensors can then be differentiated). By default
+        the forward runs under ``torch.no_grad()``, which is faster.
+    check, strategy
+        See :class:`Recorder`.
+
+    Returns
+    -------
+    Trace
+        Recorded tensors ``[batch, time, units]``; ``trace.output`` holds the model's return
+        value.
+    """
+    recorder = Recorder(model, names, check=check, strategy=strategy)
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
+        output = model(*args, **kwargs)
+    trace = recorder.trace
+    trace.output = output
+    return trace
+
+
+def intervene(
+    model: nn.Module,
+    *args,
+    edits: dict[str, Callable[[torch.Tensor, int], torch.Tensor]],
+    names: NameFilter = None,
+    grad: bool = False,
+    **kwargs,
+) -> Trace:
+    """Run the model with recorded quantities replaced; the recurrence continues from them.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The unmodified model.
+    *args, **kwargs
+        Passed to the model's forward.
+    edits : dict of str to callable
+        ``{name: fn(value, step) -> value}``: ``value`` is ``[batch, units]`` at one step of
+        a recurrent quantity (or what a HookPoint received); the returned tensor is used in
+        its place from then on. See :mod:`workbench.record.edits` for ready-made edits.
+    names : optional
+        What to record besides (everything by default).
+
+    Returns
+    -------
+    Trace
+        The edited run's trace; ``trace.output`` is the new model output.
+
+    Examples
+    --------
+    Zero units 3 and 17 of the first layer's cell state from step 10 on:
+
+    >>> from workbench.record.edits import zero                         # doctest: +SKIP
+    >>> t = intervene(model, ids, edits={"rnn.0.fwd.cell": zero([3, 17], start=10)})
+    """
+    if not edits:
+        raise RecordingError("intervene needs at least one edit: edits={name: fn}")
+    recorder = Recorder(model, names, edits=edits, strategy="unroll")
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
+        output = model(*args, **kwargs)
+    trace = recorder.trace
+    trace.output = output
+    trace.meta["edits"] = sorted(edits)
+    return trace

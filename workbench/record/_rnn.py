@@ -1,0 +1,569 @@
+"""Exact evaluation of fused LSTM/GRU kernels with every gate and cell kept.
+
+``torch._VF.lstm`` / ``torch._VF.gru`` (what ``nn.LSTM`` and ``nn.GRU`` call) return only
+the last layer's outputs and the final states. Two strategies recover everything else:
+
+``unroll``
+    Evaluate the same equations step by step with the module's own parameters: the input
+    projection of all steps in one GEMM, then per step one GEMM and a handful of in-place
+    element-wise ops writing straight into the recorded buffers. On CPU this costs about as
+    much as the fused kernel itself, and it is the only strategy that supports edits
+    (interventions), because the recurrence must continue from the edited value.
+``recover``
+    Let the fused kernel run layer by layer (cuDNN on GPU), then recover all gates of a
+    layer in one GEMM from the kernel's own hidden states and the cell state with a scan.
+    Hidden states are the kernel's own; recomputing them from the recovered gates and cells
+    gives the exactness error over every step.
+
+Shapes inside this module are time-major ``[time, batch, units]``; rows are in the order the
+kernel sees them (sorted by decreasing length for packed input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+Edit = Callable[[torch.Tensor, int], torch.Tensor]
+Key = tuple[int, int, str]  # (layer, direction, quantity)
+
+
+@dataclass
+class RnnCall:
+    """One call of the fused kernel, parsed.
+
+    Attributes
+    ----------
+    mode : str
+        ``"lstm"`` or ``"gru"``.
+    x : torch.Tensor
+        ``[time, batch, feature]`` padded input (zeros past each length).
+    batch_sizes : list of int or None
+        Active rows per step for packed input (a non-increasing prefix), None if uniform.
+    h0, c0 : torch.Tensor
+        ``[layer * direction, batch, units]`` initial states (``c0`` None for GRU).
+    params : list of torch.Tensor
+        The module's flat weights, in its order.
+    """
+
+    mode: str
+    x: torch.Tensor
+    batch_sizes: list[int] | None
+    h0: torch.Tensor
+    c0: torch.Tensor | None
+    params: list[torch.Tensor]
+    has_biases: bool
+    num_layers: int
+    bidirectional: bool
+    dropout: float = 0.0
+    train: bool = False
+    flat_index: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def time(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[1]
+
+    def layer_params(self, layer: int, direction: int) -> dict[str, torch.Tensor | None]:
+        """Weights of one layer and direction, by role."""
+        stride = len(self.params) // (self.num_layers * self.directions)
+        p = self.params[(layer * self.directions + direction) * stride :][:stride]
+        out = {"w_ih": p[0], "w_hh": p[1], "b_ih": None, "b_hh": None, "w_hr": None}
+        rest = p[2:]
+        if self.has_biases:
+            out["b_ih"], out["b_hh"] = rest[0], rest[1]
+            rest = rest[2:]
+        if rest:
+            out["w_hr"] = rest[0]
+        return out
+
+    def lengths(self) -> torch.Tensor:
+        """``[batch]`` real lengths in kernel row order."""
+        if self.batch_sizes is None:
+            return torch.full((self.batch,), self.time, dtype=torch.long)
+        bs = torch.tensor(self.batch_sizes)
+        return (bs[None, :] > torch.arange(self.batch)[:, None]).sum(1)
+
+
+def packed_flat_index(batch_sizes: list[int], batch: int) -> torch.Tensor:
+    """Row index into a ``[time * batch]`` padded layout of each packed-data row."""
+    return torch.cat([t * batch + torch.arange(n) for t, n in enumerate(batch_sizes)])
+
+
+def edit_value(fn: Edit, value: torch.Tensor, step: int, rows: torch.Tensor | None, batch: int):
+    """Apply a user edit to ``value [active, units]`` of one step (out of place).
+
+    The user function sees ``[batch, units]`` in the caller's batch order; ``rows`` maps kernel
+    rows to caller rows (None when they are the same).
+    """
+    n = value.shape[0]
+    if rows is None and n == batch:
+        full = value
+    else:
+        idx = rows[:n] if rows is not None else torch.arange(n)
+        full = value.new_zeros(batch, value.shape[1]).index_copy(0, idx, value)
+    new = fn(full, step)
+    if not isinstance(new, torch.Tensor) or new.shape != full.shape:
+        got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+        raise ValueError(
+            f"an edit must return a tensor shaped like its input {tuple(full.shape)} "
+            f"[batch, units], got {got}"
+        )
+    new = new.to(value.dtype)
+    if rows is None and n == batch:
+        return new
+    idx = rows[:n] if rows is not None else torch.arange(n)
+    return new.index_select(0, idx)
+
+
+# ---------------------------------------------------------------------------------------
+# unroll, no autograd: in-place ops into preallocated buffers
+# ---------------------------------------------------------------------------------------
+
+
+def _lstm_perm(hidden: int, device) -> torch.Tensor:
+    """Gate rows reordered (i, f, g, o) -> (i, f, o, g) so one sigmoid covers three gates."""
+    h = hidden
+    return torch.cat(
+        [torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)]
+    ).to(device)
+
+
+def _tanh_(t: torch.Tensor) -> torch.Tensor:
+    """In-place tanh as 2 * sigmoid(2x) - 1 (several times faster than tanh on CPU)."""
+    return t.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
+class _Steps:
+    """Step order and active rows of one direction."""
+
+    def __init__(self, call: RnnCall, direction: int) -> None:
+        self.order = range(call.time) if direction == 0 else range(call.time - 1, -1, -1)
+        self.sizes = call.batch_sizes
+        self.batch = call.batch
+
+    def active(self, t: int) -> int:
+        return self.batch if self.sizes is None else self.sizes[t]
+
+
+def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
+    x = call.x
+    T, B = call.time, call.batch
+    H = p["w_ih"].shape[0] // 4
+    perm = _lstm_perm(H, x.device)
+    scale = torch.ones(4 * H, 1, dtype=x.dtype, device=x.device)
+    scale[3 * H :] = 2.0  # g rows doubled: tanh(z) = 2 * sigmoid(2z) - 1
+    w_ih = p["w_ih"][perm] * scale
+    w_hh_t = (p["w_hh"][perm] * scale).t().contiguous()
+    x2 = x.reshape(T * B, -1)
+    if p["b_ih"] is not None:
+        bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
+        G = torch.addmm(bias, x2, w_ih.t()).view(T, B, 4 * H)
+    else:
+        G = torch.mm(x2, w_ih.t()).view(T, B, 4 * H)
+    C = x.new_zeros(T, B, H)
+    w_hr_t = p["w_hr"].t() if p["w_hr"] is not None else None
+    Hraw = x.new_zeros(T, B, H) if w_hr_t is not None else out_view
+    uniform = call.batch_sizes is None
+    h, c = h0, c0
+    if not uniform:
+        h, c = h0.clone(), c0.clone()
+    views = {
+        "input_gate": slice(0, H),
+        "forget_gate": slice(H, 2 * H),
+        "output_gate": slice(2 * H, 3 * H),
+        "cell_input": slice(3 * H, 4 * H),
+    }
+    gate_edits = [(q, f) for q, f in edits.items() if q in views]
+    for t in steps.order:
+        n = steps.active(t)
+        g = G[t] if n == B else G[t, :n]
+        hp, cp = (h, c) if n == B else (h[:n], c[:n])
+        g.addmm_(hp, w_hh_t)
+        g.sigmoid_()
+        gg = g[:, 3 * H :]
+        gg.mul_(2).sub_(1)
+        for q, fn in gate_edits:
+            view = g[:, views[q]]
+            view.copy_(edit_value(fn, view.clone(), t, rows, B))
+        ct = C[t] if n == B else C[t, :n]
+        torch.mul(g[:, H : 2 * H], cp, out=ct)
+        ct.addcmul_(g[:, :H], gg)
+        if "cell" in edits:
+            ct.copy_(edit_value(edits["cell"], ct.clone(), t, rows, B))
+        hr = Hraw[t] if n == B else Hraw[t, :n]
+        torch.mul(ct, 2, out=hr)
+        hr.sigmoid_().mul_(2).sub_(1)
+        hr.mul_(g[:, 2 * H : 3 * H])
+        if w_hr_t is not None:
+            ht = out_view[t] if n == B else out_view[t, :n]
+            ht.copy_(hr @ w_hr_t)
+        else:
+            ht = hr
+        if "hidden" in edits:
+            ht.copy_(edit_value(edits["hidden"], ht.clone(), t, rows, B))
+        if uniform:
+            h, c = ht, ct
+        else:
+            h[:n].copy_(ht)
+            c[:n].copy_(ct)
+    if not uniform:
+        _zero_padding(G, call.batch_sizes)
+    rec = {q: G[:, :, s] for q, s in views.items()}
+    rec.update(cell=C, hidden=out_view)
+    return rec, h, c
+
+
+def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
+    x = call.x
+    T, B = call.time, call.batch
+    H = p["w_ih"].shape[0] // 3
+    x2 = x.reshape(T * B, -1)
+    if p["b_ih"] is not None:
+        bias = p["b_ih"].clone()
+        bias[: 2 * H] += p["b_hh"][: 2 * H]
+        b_hn = p["b_hh"][2 * H :]
+        G = torch.addmm(bias, x2, p["w_ih"].t()).view(T, B, 3 * H)
+    else:
+        b_hn = None
+        G = torch.mm(x2, p["w_ih"].t()).view(T, B, 3 * H)
+    w_hh_t = p["w_hh"].t().contiguous()
+    ws_full = x.new_empty(B, 3 * H)
+    uniform = call.batch_sizes is None
+    h = h0 if uniform else h0.clone()
+    views = {"reset_gate": slice(0, H), "update_gate": slice(H, 2 * H)}
+    for t in steps.order:
+        n = steps.active(t)
+        g = G[t] if n == B else G[t, :n]
+        hp = h if n == B else h[:n]
+        ws = ws_full[:n]
+        torch.mm(hp, w_hh_t, out=ws)
+        g[:, : 2 * H].add_(ws[:, : 2 * H]).sigmoid_()
+        for q in ("reset_gate", "update_gate"):
+            if q in edits:
+                view = g[:, views[q]]
+                view.copy_(edit_value(edits[q], view.clone(), t, rows, B))
+        hn = ws[:, 2 * H :]
+        if b_hn is not None:
+            hn.add_(b_hn)
+        hn.mul_(g[:, :H])
+        nt = g[:, 2 * H :]
+        _tanh_(nt.add_(hn))
+        if "new_gate" in edits:
+            nt.copy_(edit_value(edits["new_gate"], nt.clone(), t, rows, B))
+        ht = out_view[t] if n == B else out_view[t, :n]
+        torch.sub(hp, nt, out=ht)
+        ht.mul_(g[:, H : 2 * H]).add_(nt)
+        if "hidden" in edits:
+            ht.copy_(edit_value(edits["hidden"], ht.clone(), t, rows, B))
+        if uniform:
+            h = ht
+        else:
+            h[:n].copy_(ht)
+    if not uniform:
+        _zero_padding(G, call.batch_sizes)
+    rec = {q: G[:, :, s] for q, s in views.items()}
+    rec.update(new_gate=G[:, :, 2 * H :], hidden=out_view)
+    return rec, h, None
+
+
+def _zero_padding(buf: torch.Tensor, batch_sizes: list[int]) -> None:
+    for t, n in enumerate(batch_sizes):
+        if n < buf.shape[1]:
+            buf[t, n:] = 0
+
+
+# ---------------------------------------------------------------------------------------
+# unroll with autograd: functional ops, same equations
+# ---------------------------------------------------------------------------------------
+
+
+def _pad_rows(v: torch.Tensor, batch: int) -> torch.Tensor:
+    return v if v.shape[0] == batch else F.pad(v, (0, 0, 0, batch - v.shape[0]))
+
+
+def _carry(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    n = new.shape[0]
+    return new if n == old.shape[0] else torch.cat([new, old[n:]])
+
+
+def _lstm_dir_grad(call, p, steps, edits, rows, h0, c0):
+    B = call.batch
+    bias = None if p["b_ih"] is None else p["b_ih"] + p["b_hh"]
+    xp = F.linear(call.x, p["w_ih"], bias)
+    h, c = h0, c0
+    seq = {q: [None] * call.time for q in _LSTM_Q}
+    for t in steps.order:
+        n = steps.active(t)
+        z = xp[t, :n] + h[:n] @ p["w_hh"].t()
+        zi, zf, zg, zo = z.chunk(4, 1)
+        v = {
+            "input_gate": torch.sigmoid(zi),
+            "forget_gate": torch.sigmoid(zf),
+            "cell_input": torch.tanh(zg),
+            "output_gate": torch.sigmoid(zo),
+        }
+        for q in ("input_gate", "forget_gate", "cell_input", "output_gate"):
+            if q in edits:
+                v[q] = edit_value(edits[q], v[q], t, rows, B)
+        v["cell"] = v["forget_gate"] * c[:n] + v["input_gate"] * v["cell_input"]
+        if "cell" in edits:
+            v["cell"] = edit_value(edits["cell"], v["cell"], t, rows, B)
+        hid = v["output_gate"] * torch.tanh(v["cell"])
+        if p["w_hr"] is not None:
+            hid = hid @ p["w_hr"].t()
+        if "hidden" in edits:
+            hid = edit_value(edits["hidden"], hid, t, rows, B)
+        v["hidden"] = hid
+        for q in _LSTM_Q:
+            seq[q][t] = _pad_rows(v[q], B)
+        h, c = _carry(hid, h), _carry(v["cell"], c)
+    return {q: torch.stack(s) for q, s in seq.items()}, h, c
+
+
+def _gru_dir_grad(call, p, steps, edits, rows, h0):
+    B = call.batch
+    H = p["w_ih"].shape[0] // 3
+    xp = F.linear(call.x, p["w_ih"], p["b_ih"])
+    h = h0
+    seq = {q: [None] * call.time for q in _GRU_Q}
+    for t in steps.order:
+        n = steps.active(t)
+        hh = F.linear(h[:n], p["w_hh"], p["b_hh"])
+        x_t = xp[t, :n]
+        v = {
+            "reset_gate": torch.sigmoid(x_t[:, :H] + hh[:, :H]),
+            "update_gate": torch.sigmoid(x_t[:, H : 2 * H] + hh[:, H : 2 * H]),
+        }
+        for q in ("reset_gate", "update_gate"):
+            if q in edits:
+                v[q] = edit_value(edits[q], v[q], t, rows, B)
+        v["new_gate"] = torch.tanh(x_t[:, 2 * H :] + v["reset_gate"] * hh[:, 2 * H :])
+        if "new_gate" in edits:
+            v["new_gate"] = edit_value(edits["new_gate"], v["new_gate"], t, rows, B)
+        hid = (1 - v["update_gate"]) * v["new_gate"] + v["update_gate"] * h[:n]
+        if "hidden" in edits:
+            hid = edit_value(edits["hidden"], hid, t, rows, B)
+        v["hidden"] = hid
+        for q in _GRU_Q:
+            seq[q][t] = _pad_rows(v[q], B)
+        h = _carry(hid, h)
+    return {q: torch.stack(s) for q, s in seq.items()}, h, None
+
+
+_LSTM_Q = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell", "hidden")
+_GRU_Q = ("reset_gate", "update_gate", "new_gate", "hidden")
+
+
+def unroll(
+    call: RnnCall,
+    wanted: set[Key],
+    edits: dict[Key, Edit],
+    rows: torch.Tensor | None,
+    grad: bool,
+    real_rest: Callable | None = None,
+):
+    """Evaluate the kernel step by step, keeping the wanted quantities.
+
+    Parameters
+    ----------
+    call : RnnCall
+        The parsed kernel call.
+    wanted : set of (layer, direction, quantity)
+        What to keep.
+    edits : dict of (layer, direction, quantity) to callable
+        Replacements applied at each step; the recurrence continues from them.
+    rows : torch.Tensor or None
+        Kernel row -> caller row (packed input), for edits.
+    grad : bool
+        Use autograd-friendly functional ops instead of in-place buffers.
+    real_rest : callable, optional
+        ``real_rest(layer_input, first_layer) -> (output, h_n, c_n)`` runs the remaining
+        layers with the fused kernel once nothing above is wanted or edited.
+
+    Returns
+    -------
+    output : torch.Tensor
+        ``[time, batch, direction * units]`` last layer output (kernel row order, padded).
+    h_n, c_n : torch.Tensor
+        ``[layer * direction, batch, units]`` final states (``c_n`` None for GRU).
+    recorded : dict
+        (layer, direction, quantity) -> ``[time, batch, units]``.
+    """
+    D = call.directions
+    top = max([k[0] for k in wanted] + [k[0] for k in edits] + [0])
+    layer_input = call.x
+    recorded: dict[Key, torch.Tensor] = {}
+    hs, cs = [], []
+    for layer in range(call.num_layers):
+        if layer > top and real_rest is not None:
+            out, h_rest, c_rest = real_rest(layer_input, layer)
+            hs.extend(h_rest.unbind(0))
+            if c_rest is not None:
+                cs.extend(c_rest.unbind(0))
+            layer_input = out
+            break
+        sub = RnnCall(**{**call.__dict__, "x": layer_input})
+        outs = []
+        out_buf = None
+        for d in range(D):
+            p = call.layer_params(layer, d)
+            i = layer * D + d
+            h0 = call.h0[i]
+            c0 = call.c0[i] if call.c0 is not None else None
+            e = {k[2]: f for k, f in edits.items() if k[:2] == (layer, d)}
+            steps = _Steps(call, d)
+            if grad:
+                fn = _lstm_dir_grad if call.mode == "lstm" else _gru_dir_grad
+                args = (h0, c0) if call.mode == "lstm" else (h0,)
+                rec, h, c = fn(sub, p, steps, e, rows, *args)
+                outs.append(rec["hidden"])
+            else:
+                units = call.h0.shape[-1]
+                if out_buf is None:
+                    out_buf = layer_input.new_zeros(call.time, call.batch, D * units)
+                view = out_buf[:, :, d * units : (d + 1) * units]
+                if call.mode == "lstm":
+                    rec, h, c = _lstm_dir_fast(sub, p, steps, view, e, rows, h0, c0)
+                else:
+                    rec, h, c = _gru_dir_fast(sub, p, steps, view, e, rows, h0)
+            hs.append(h)
+            if c is not None:
+                cs.append(c)
+            for q, v in rec.items():
+                if (layer, d, q) in wanted:
+                    recorded[(layer, d, q)] = v
+        layer_input = torch.cat(outs, -1) if grad else out_buf
+    h_n = torch.stack(hs)
+    c_n = torch.stack(cs) if cs else None
+    return layer_input, h_n, c_n, recorded
+
+
+# ---------------------------------------------------------------------------------------
+# recover: fused kernel per layer, gates in one GEMM, cell state by a scan
+# ---------------------------------------------------------------------------------------
+
+
+def recover(call: RnnCall, wanted: set[Key], run_layer: Callable):
+    """Let the fused kernel run layer by layer and recover the gates and cells.
+
+    Parameters
+    ----------
+    run_layer : callable
+        ``run_layer(layer_input, layer) -> (output, h_n, c_n)`` runs one layer (both
+        directions) with the fused kernel; shapes time-major and padded.
+
+    Returns
+    -------
+    output, h_n, c_n, recorded
+        As :func:`unroll`.
+    errors : dict
+        ``{"hidden": max abs error, "cell": max abs error}`` of the recomputation.
+    """
+    D = call.directions
+    T, B = call.time, call.batch
+    lengths = call.lengths().to(call.x.device)
+    mask = (torch.arange(T, device=call.x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
+    layer_input = call.x
+    recorded: dict[Key, torch.Tensor] = {}
+    hs, cs = [], []
+    err_h = err_c = 0.0
+    for layer in range(call.num_layers):
+        out, h_n, c_n = run_layer(layer_input, layer)
+        hs.extend(h_n.unbind(0))
+        if c_n is not None:
+            cs.extend(c_n.unbind(0))
+        units = call.h0.shape[-1]
+        for d in range(D):
+            p = call.layer_params(layer, d)
+            i = layer * D + d
+            hid = out[:, :, d * units : (d + 1) * units]
+            h_prev = _previous(hid, call.h0[i], lengths, d)
+            if call.mode == "lstm":
+                rec, e_h = _recover_lstm(layer_input, hid, h_prev, p, call, d, i, mask)
+                final = rec["cell"][_last_index(lengths, d), torch.arange(B)]
+                e_c = (final - c_n[d]).abs().max().item() if final.numel() else 0.0
+            else:
+                rec, e_h = _recover_gru(layer_input, hid, h_prev, p, mask)
+                e_c = 0.0
+            err_h, err_c = max(err_h, e_h), max(err_c, e_c)
+            for q, v in rec.items():
+                if (layer, d, q) in wanted:
+                    recorded[(layer, d, q)] = v
+        layer_input = out
+    h_n = torch.stack(hs)
+    c_n = torch.stack(cs) if cs else None
+    return layer_input, h_n, c_n, recorded, {"hidden": err_h, "cell": err_c}
+
+
+def _last_index(lengths: torch.Tensor, direction: int) -> torch.Tensor:
+    """Step index holding each row's final state for a direction."""
+    return (lengths - 1).clamp(min=0) if direction == 0 else torch.zeros_like(lengths)
+
+
+def _previous(hid: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor, direction: int):
+    """``h_{t-1}`` in the direction's own order, ``h0`` where the recurrence starts."""
+    T = hid.shape[0]
+    steps = torch.arange(T, device=hid.device)[:, None]
+    if direction == 0:
+        shifted = torch.cat([h0[None], hid[:-1]])
+        return shifted
+    shifted = torch.cat([hid[1:], torch.zeros_like(hid[:1])])
+    starts = (steps + 1 >= lengths[None, :]).unsqueeze(-1)
+    return torch.where(starts, h0[None].expand_as(hid), shifted)
+
+
+def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask):
+    T, B = hid.shape[:2]
+    H = p["w_ih"].shape[0] // 4
+    z = F.linear(x, p["w_ih"], p["b_ih"]) + F.linear(h_prev, p["w_hh"], p["b_hh"])
+    zi, zf, zg, zo = z.chunk(4, -1)
+    ig, fg, gg, og = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
+    C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
+    c = call.c0[i].clone()
+    lengths = mask[:, :, 0].sum(0)
+    order = range(T) if direction == 0 else range(T - 1, -1, -1)
+    for t in order:
+        if direction == 1:
+            start = (t + 1 >= lengths).unsqueeze(-1)
+            c = torch.where(start, call.c0[i], c)
+        c = fg[t] * c + ig[t] * gg[t]
+        C[t] = c
+    ig, fg, gg, og, C = (v * mask for v in (ig, fg, gg, og, C))
+    again = og * torch.tanh(C)
+    if p["w_hr"] is not None:
+        again = again @ p["w_hr"].t()
+    err_h = ((again - hid) * mask).abs().max().item() if hid.numel() else 0.0
+    rec = {
+        "input_gate": ig,
+        "forget_gate": fg,
+        "cell_input": gg,
+        "output_gate": og,
+        "cell": C,
+        "hidden": hid * mask,
+    }
+    return rec, err_h
+
+
+def _recover_gru(x, hid, h_prev, p, mask):
+    H = p["w_ih"].shape[0] // 3
+    xp = F.linear(x, p["w_ih"], p["b_ih"])
+    hp = F.linear(h_prev, p["w_hh"], p["b_hh"])
+    r = torch.sigmoid(xp[..., :H] + hp[..., :H])
+    z = torch.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
+    n = torch.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])
+    again = (1 - z) * n + z * h_prev
+    err_h = ((again - hid) * mask).abs().max().item() if hid.numel() else 0.0
+    rec = {"reset_gate": r * mask, "update_gate": z * mask, "new_gate": n * mask}
+    rec["hidden"] = hid * mask
+    return rec, err_h
