@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _LAZY: dict[str, str] = {
-    "record": "workbench.record:record",
-    "Recorder": "workbench.record:Recorder",
-    "HookPoint": "workbench.record:HookPoint",
-    "intervene": "workbench.record:intervene",
+    "record": "workbench.recorder:record",
+    "Recorder": "workbench.recorder:Recorder",
+    "HookPoint": "workbench.recorder:HookPoint",
+    "intervene": "workbench.recorder:intervene",
     "Trace": "workbench.trace:Trace",
     "load": "workbench.models.checkpoint:load",
     "explain": "workbench.explain:explain",
@@ -28,7 +28,7 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from workbench.record import HookPoint, Recorder, intervene, record  # noqa: F401
+    from workbench.recorder import HookPoint, Recorder, intervene, record  # noqa: F401
     from workbench.trace import Trace  # noqa: F401
 
 

@@ -21,8 +21,8 @@ app.add_typer(bench_app, name="bench")
 
 # (module, function, command name, typer app) -- one line per command.
 _COMMANDS: list[tuple[str, str, str, str]] = [
-    ("workbench.record._cli", "demo", "demo", "app"),
-    ("workbench.record._cli", "bench_record", "record", "bench"),
+    ("workbench.recorder._cli", "demo", "demo", "app"),
+    ("workbench.recorder._cli", "bench_record", "record", "bench"),
 ]
 
 

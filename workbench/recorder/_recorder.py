@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.record import _rnn
-from workbench.record._names import (
+from workbench.recorder import _rnn
+from workbench.recorder._names import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
     NameFilter,
@@ -635,7 +635,7 @@ def intervene(
     edits : dict of str to callable
         ``{name: fn(value, step) -> value}``: ``value`` is ``[batch, units]`` at one step of
         a recurrent quantity (or what a HookPoint received); the returned tensor is used in
-        its place from then on. See :mod:`workbench.record.edits` for ready-made edits.
+        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits.
     names : optional
         What to record besides (everything by default).
 
@@ -648,7 +648,7 @@ def intervene(
     --------
     Zero units 3 and 17 of the first layer's cell state from step 10 on:
 
-    >>> from workbench.record.edits import zero                         # doctest: +SKIP
+    >>> from workbench.recorder.edits import zero                         # doctest: +SKIP
     >>> t = intervene(model, ids, edits={"rnn.0.fwd.cell": zero([3, 17], start=10)})
     """
     if not edits:

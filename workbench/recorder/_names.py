@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from workbench.record._hookpoint import HookPoint
+from workbench.recorder._hookpoint import HookPoint
 
 LSTM_QUANTITIES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell", "hidden")
 GRU_QUANTITIES = ("reset_gate", "update_gate", "new_gate", "hidden")

@@ -1,8 +1,8 @@
 """Recording every gate, cell, hidden state and attention map of an unmodified model."""
 
-from workbench.record._hookpoint import HookPoint
-from workbench.record._names import GRU_QUANTITIES, LSTM_QUANTITIES, RecordingError
-from workbench.record._recorder import Recorder, intervene, record
+from workbench.recorder._hookpoint import HookPoint
+from workbench.recorder._names import GRU_QUANTITIES, LSTM_QUANTITIES, RecordingError
+from workbench.recorder._recorder import Recorder, intervene, record
 
 __all__ = [
     "GRU_QUANTITIES",
