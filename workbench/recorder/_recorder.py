@@ -225,7 +225,7 @@ class Recorder:
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1].site.module is module:
             frame = self._stack.pop()
-            if not frame.handled and frame.site.kind in ("lstm", "gru"):
+            if output is not None and not frame.handled and frame.site.kind in ("lstm", "gru"):
                 warnings.warn(
                     f"{frame.site.name} ran without calling the fused kernel the recorder "
                     "intercepts (torch._VF.lstm/gru); nothing was recorded for it",
