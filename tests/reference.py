@@ -26,8 +26,11 @@ def lstm_step(w, x, h, c):
     if w["bias_ih"] is not None:
         z = z + w["bias_ih"] + w["bias_hh"]
     H = z.shape[0] // 4
-    i, f, g, o = _sigmoid(z[:H]), _sigmoid(z[H : 2 * H]), np.tanh(z[2 * H : 3 * H]), _sigmoid(
-        z[3 * H :]
+    i, f, g, o = (
+        _sigmoid(z[:H]),
+        _sigmoid(z[H : 2 * H]),
+        np.tanh(z[2 * H : 3 * H]),
+        _sigmoid(z[3 * H :]),
     )
     c_new = f * c + i * g
     h_new = o * np.tanh(c_new)
@@ -38,8 +41,8 @@ def lstm_step(w, x, h, c):
 
 
 def gru_step(w, x, h):
-    """r = s(W_ir x + b_ir + W_hr h + b_hr); z likewise; n = tanh(W_in x + b_in + r*(W_hn h + b_hn));
-    h' = (1 - z) * n + z * h."""
+    """r = s(W_ir x + b_ir + W_hr h + b_hr); z likewise;
+    n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); h' = (1 - z) * n + z * h."""
     gi = w["weight_ih"] @ x
     gh = w["weight_hh"] @ h
     if w["bias_ih"] is not None:

@@ -30,14 +30,16 @@ class Encoder(nn.Module):
         return self.out(a[:, -1])
 
 
-REFERENCE_NAMES = [
-    f"rnn.{layer}.{d}.{q}"
-    for layer in (0, 1)
-    for d in ("fwd", "bwd")
-    for q in ("input_gate", "forget_gate", "cell_input", "output_gate", "cell", "hidden")
-] + [f"gru.0.fwd.{q}" for q in ("reset_gate", "update_gate", "new_gate", "hidden")] + [
-    "attn.weights"
-]
+REFERENCE_NAMES = (
+    [
+        f"rnn.{layer}.{d}.{q}"
+        for layer in (0, 1)
+        for d in ("fwd", "bwd")
+        for q in ("input_gate", "forget_gate", "cell_input", "output_gate", "cell", "hidden")
+    ]
+    + [f"gru.0.fwd.{q}" for q in ("reset_gate", "update_gate", "new_gate", "hidden")]
+    + ["attn.weights"]
+)
 
 
 def test_names_are_fixed_for_the_reference_model():
@@ -88,7 +90,9 @@ def test_cells_in_a_user_loop_form_a_time_axis():
     gru.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
     ref = reference(gru, x.transpose(0, 1).numpy())
     for q in ("reset_gate", "update_gate", "new_gate", "hidden"):
-        np.testing.assert_allclose(trace[f"grucell.0.fwd.{q}"].detach().numpy(), ref[(0, 0, q)], atol=1e-5)
+        np.testing.assert_allclose(
+            trace[f"grucell.0.fwd.{q}"].detach().numpy(), ref[(0, 0, q)], atol=1e-5
+        )
     assert trace.lengths.tolist() == [5, 5]
     assert trace.meta["exactness"]["grucell"]["max_abs_error_hidden"] <= 1e-5
 
@@ -249,6 +253,7 @@ def test_trace_round_trips_without_pickle(tmp_path):
 
 
 def test_import_workbench_is_light():
-    code = "import sys, workbench; print(sorted(m for m in ('torch','dash','shap','captum') if m in sys.modules))"
+    heavy = "('torch', 'dash', 'shap', 'captum')"
+    code = f"import sys, workbench; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -207,9 +207,7 @@ class Recorder:
             self._handles.append(m.register_forward_pre_hook(self._push(site)))
             self._handles.append(m.register_forward_hook(self._pop, always_call=True))
         elif site.kind == "attention":
-            self._handles.append(
-                m.register_forward_pre_hook(self._attention_pre, with_kwargs=True)
-            )
+            self._handles.append(m.register_forward_pre_hook(self._attention_pre, with_kwargs=True))
             self._handles.append(
                 m.register_forward_hook(self._attention_post(site), with_kwargs=True)
             )
@@ -299,8 +297,10 @@ class Recorder:
 
     @staticmethod
     def _parse(kind: str, args):
-        packed = isinstance(args[1], torch.Tensor) if kind == "lstm" else not isinstance(
-            args[2], (list, tuple)
+        packed = (
+            isinstance(args[1], torch.Tensor)
+            if kind == "lstm"
+            else not isinstance(args[2], (list, tuple))
         )
         if packed:
             data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
@@ -359,7 +359,14 @@ class Recorder:
             packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
             hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
             res = func(
-                packed.data, packed.batch_sizes, hx, params, call.has_biases, 1, 0.0, False,
+                packed.data,
+                packed.batch_sizes,
+                hx,
+                params,
+                call.has_biases,
+                1,
+                0.0,
+                False,
                 call.bidirectional,
             )
             flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
@@ -386,8 +393,15 @@ class Recorder:
             packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
             hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
             res = func(
-                packed.data, packed.batch_sizes, hx, params, call.has_biases, layers, 0.0,
-                False, call.bidirectional,
+                packed.data,
+                packed.batch_sizes,
+                hx,
+                params,
+                call.has_biases,
+                layers,
+                0.0,
+                False,
+                call.bidirectional,
             )
             flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
             out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
@@ -410,7 +424,11 @@ class Recorder:
                     (real[1] - result[1]).abs().max().item(),
                 )
                 err_c = (real[2] - result[2]).abs().max().item() if call.mode == "lstm" else 0.0
-                return {"checked": "full", "max_abs_error_hidden": err_h, "max_abs_error_cell": err_c}
+                return {
+                    "checked": "full",
+                    "max_abs_error_hidden": err_h,
+                    "max_abs_error_cell": err_c,
+                }
             length = int(call.lengths()[0])
             x = call.x[:length, :1]
             c0 = call.c0[:, :1] if call.c0 is not None else None
@@ -448,8 +466,17 @@ class Recorder:
         b_hh = args[5] if len(args) > 5 else None
         h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
         params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
-        call = _rnn.RnnCall(kind, x[None], None, h0[None], None if c0 is None else c0[None],
-                            params, b_ih is not None, 1, False)
+        call = _rnn.RnnCall(
+            kind,
+            x[None],
+            None,
+            h0[None],
+            None if c0 is None else c0[None],
+            params,
+            b_ih is not None,
+            1,
+            False,
+        )
         wanted, edits = self._wanted(site)
         wanted = {(0, 0, q) for q in (LSTM_QUANTITIES if kind == "lstm" else GRU_QUANTITIES)}
         grad = torch.is_grad_enabled()
@@ -495,8 +522,9 @@ class Recorder:
             requested = self._attention_requests.pop() if self._attention_requests else (True, True)
             attn_out, weights = output
             w = weights if weights.dim() == 4 else weights[None]
-            self._calls[site.name].append({f"{site.name}.weights": w.detach()
-                                           if not torch.is_grad_enabled() else w})
+            self._calls[site.name].append(
+                {f"{site.name}.weights": w.detach() if not torch.is_grad_enabled() else w}
+            )
             need, average = requested
             if not need:
                 return attn_out, None
@@ -515,8 +543,7 @@ class Recorder:
                 value = self._edits[name](value, step)
                 if not isinstance(value, torch.Tensor) or value.shape != output.shape:
                     raise ValueError(
-                        f"the edit for {name!r} must return a tensor shaped "
-                        f"{tuple(output.shape)}"
+                        f"the edit for {name!r} must return a tensor shaped {tuple(output.shape)}"
                     )
             if name in self._kept:
                 v = value

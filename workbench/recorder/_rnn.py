@@ -156,25 +156,49 @@ class _Steps:
         return self.batch if self.sizes is None else self.sizes[t]
 
 
+_WEIGHT_CACHE: dict[tuple, tuple] = {}
+
+
+def _lstm_fast_weights(p):
+    """Gate-reordered weights with the g rows doubled, cached per parameter version."""
+    key = tuple(
+        (t.data_ptr(), t._version, tuple(t.shape), t.dtype) if t is not None else None
+        for t in (p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
+    )
+    hit = _WEIGHT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    with torch.no_grad():
+        H = p["w_ih"].shape[0] // 4
+        perm = _lstm_perm(H, p["w_ih"].device)
+        scale = torch.ones(4 * H, 1, dtype=p["w_ih"].dtype, device=p["w_ih"].device)
+        scale[3 * H :] = 2.0  # g rows doubled: tanh(z) = 2 * sigmoid(2z) - 1
+        w_ih = (p["w_ih"][perm] * scale).contiguous()
+        w_hh_t = (p["w_hh"][perm] * scale).t().contiguous()
+        bias = None
+        if p["b_ih"] is not None:
+            bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
+    if len(_WEIGHT_CACHE) >= 16:
+        _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
+    _WEIGHT_CACHE[key] = (w_ih, w_hh_t, bias)
+    return w_ih, w_hh_t, bias
+
+
 def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
     x = call.x
     T, B = call.time, call.batch
     H = p["w_ih"].shape[0] // 4
-    perm = _lstm_perm(H, x.device)
-    scale = torch.ones(4 * H, 1, dtype=x.dtype, device=x.device)
-    scale[3 * H :] = 2.0  # g rows doubled: tanh(z) = 2 * sigmoid(2z) - 1
-    w_ih = p["w_ih"][perm] * scale
-    w_hh_t = (p["w_hh"][perm] * scale).t().contiguous()
+    w_ih, w_hh_t, bias = _lstm_fast_weights(p)
     x2 = x.reshape(T * B, -1)
-    if p["b_ih"] is not None:
-        bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
+    if bias is not None:
         G = torch.addmm(bias, x2, w_ih.t()).view(T, B, 4 * H)
     else:
         G = torch.mm(x2, w_ih.t()).view(T, B, 4 * H)
-    C = x.new_zeros(T, B, H)
-    w_hr_t = p["w_hr"].t() if p["w_hr"] is not None else None
-    Hraw = x.new_zeros(T, B, H) if w_hr_t is not None else out_view
     uniform = call.batch_sizes is None
+    new = x.new_empty if uniform else x.new_zeros  # uniform: every entry gets written
+    C = new(T, B, H)
+    w_hr_t = p["w_hr"].t() if p["w_hr"] is not None else None
+    Hraw = new(T, B, H) if w_hr_t is not None else out_view
     h, c = h0, c0
     if not uniform:
         h, c = h0.clone(), c0.clone()
@@ -431,7 +455,10 @@ def unroll(
             else:
                 units = call.h0.shape[-1]
                 if out_buf is None:
-                    out_buf = layer_input.new_zeros(call.time, call.batch, D * units)
+                    new = (
+                        layer_input.new_empty if call.batch_sizes is None else layer_input.new_zeros
+                    )
+                    out_buf = new(call.time, call.batch, D * units)
                 view = out_buf[:, :, d * units : (d + 1) * units]
                 if call.mode == "lstm":
                     rec, h, c = _lstm_dir_fast(sub, p, steps, view, e, rows, h0, c0)

@@ -1,0 +1,118 @@
+"""``workbench bench record``: recording cost as a ratio to the plain forward pass."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from workbench.recorder._recorder import record
+
+
+@dataclass
+class BenchRow:
+    """One benchmark case: plain forward vs recording, same model, input and process."""
+
+    case: str
+    plain_s: float
+    record_s: float
+    max_abs_error: float | None
+
+    @property
+    def ratio(self) -> float:
+        return self.record_s / self.plain_s
+
+
+def _time(fn, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def bench_case(
+    case: str,
+    module: nn.Module,
+    x: torch.Tensor,
+    repeats: int = 5,
+    **record_kwargs,
+) -> BenchRow:
+    """Median time of the plain forward and of ``record`` on the same input, interleaved.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The recurrent module (in eval mode).
+    x : torch.Tensor
+        ``[time, batch, feature]`` input.
+    """
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def plain():
+        with torch.no_grad():
+            module(x)
+        sync()
+
+    def recorded():
+        record(module, x, **record_kwargs)
+        sync()
+
+    plain()
+    recorded()  # warm up both
+    plain_t, record_t = [], []
+    for _ in range(repeats):  # interleaved so drift affects both alike
+        plain_t.append(_time(plain, 1))
+        record_t.append(_time(recorded, 1))
+    trace = record(module, x, **record_kwargs)
+    errors = [
+        max(m.get("max_abs_error_hidden", 0.0), m.get("max_abs_error_cell", 0.0))
+        for m in trace.meta.get("exactness", {}).values()
+        if "max_abs_error_hidden" in m
+    ]
+    return BenchRow(
+        case,
+        statistics.median(plain_t),
+        statistics.median(record_t),
+        max(errors) if errors else None,
+    )
+
+
+def run_benchmarks(
+    units: int = 650,
+    layers: int = 2,
+    batch: int = 64,
+    time_steps: int = 100,
+    repeats: int = 5,
+    device: str = "cpu",
+    quick: bool = False,
+) -> list[BenchRow]:
+    """The benchmark table of the recorder (see the README for the figures)."""
+    torch.manual_seed(0)
+    if quick:
+        units, batch, time_steps, repeats = 64, 8, 20, 2
+    x = torch.randn(time_steps, batch, units, device=device)
+    lstm = nn.LSTM(units, units, layers).to(device).eval()
+    gru = nn.GRU(units, units, layers).to(device).eval()
+    bi = nn.LSTM(units, units, layers, bidirectional=True).to(device).eval()
+    dims = f"{layers}x{units}, {batch}x{time_steps}"
+    rows = [
+        bench_case(f"LSTM {dims}, all gates+cells", lstm, x, repeats),
+        bench_case(f"LSTM {dims}, check=full", lstm, x, repeats, check="full"),
+        bench_case(f"LSTM {dims}, layer 0 only", lstm, x, repeats, names="lstm.0.*"),
+        bench_case(f"GRU {dims}, all gates", gru, x, repeats),
+        bench_case(f"BiLSTM {dims}, all gates+cells", bi, x, repeats),
+    ]
+    if device != "cpu":
+        rows.append(
+            bench_case(f"LSTM {dims}, strategy=unroll", lstm, x, repeats, strategy="unroll")
+        )
+    else:
+        rows.append(
+            bench_case(f"LSTM {dims}, strategy=recover", lstm, x, repeats, strategy="recover")
+        )
+    return rows
