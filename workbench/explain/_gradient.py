@@ -1,0 +1,153 @@
+"""Gradient methods: saliency, input x gradient, integrated gradients (Captum)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from workbench.explain._base import Method, register
+from workbench.explain._explanation import ExplainError
+from workbench.explain._problem import Problem, Scorer
+
+
+def gradient(scorer: Scorer, x: torch.Tensor, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``[n]`` and their gradient ``[n, time, feature]`` with respect to ``x``."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        s = scorer(x, rows)
+        if not s.requires_grad:
+            raise ExplainError("the explained score does not depend on the inputs")
+        (g,) = torch.autograd.grad(s.sum(), x)
+    return s.detach(), g
+
+
+@register
+class Saliency(Method):
+    """Gradient magnitude (Simonyan et al. 2014).
+
+    ``feature_attributions`` = ``|d score / d x|`` (or the signed gradient with
+    ``absolute=False``); ``attributions`` sums them over features.
+
+    Parameters
+    ----------
+    model : nn.Module
+    absolute : bool, default True
+        Take the absolute value of the gradient.
+    embedding : str, optional
+    """
+
+    name = "saliency"
+    resolves_features = True
+
+    def __init__(self, model, *, absolute: bool = True, embedding: str | None = None) -> None:
+        super().__init__(model, embedding=embedding)
+        self.absolute = bool(absolute)
+
+    def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
+        s, g = gradient(scorer, problem.x)
+        feat = g.abs() if self.absolute else g
+        return {"attributions": feat.sum(-1), "feature_attributions": feat, "output": s}
+
+
+@register
+class InputXGradient(Method):
+    """Input times gradient (Shrikumar et al. 2016), on the embedding output for ids.
+
+    Parameters
+    ----------
+    model : nn.Module
+    embedding : str, optional
+    """
+
+    name = "input_x_gradient"
+    resolves_features = True
+
+    def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
+        s, g = gradient(scorer, problem.x)
+        feat = g * problem.x
+        return {"attributions": feat.sum(-1), "feature_attributions": feat, "output": s}
+
+
+@register
+class IntegratedGradients(Method):
+    """Integrated gradients (Sundararajan et al. 2017) through Captum.
+
+    For token ids the path runs in the embedding output space (what Captum's
+    ``LayerIntegratedGradients`` on the embedding does); for float inputs on the inputs.
+    ``delta`` is Captum's convergence delta ``sum(attributions) - (F(x) - F(baseline))``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    baseline : {"pad", "zero", "unk", "mean"}, int, float or tensor, default "pad"
+        The reference (see :meth:`Problem.baseline`); ``"pad"`` becomes ``"zero"`` for
+        float inputs.
+    n_steps : int, default 50
+        Steps of the path integral.
+    integration : str, default "gausslegendre"
+        Captum's ``method`` (``"riemann_trapezoid"``, ``"gausslegendre"``, ...).
+    internal_batch_size : int, optional
+        Rows per forward pass (default: all ``batch * n_steps`` at once).
+    pad_id, unk_id : int
+        Token ids of PAD and UNK.
+    embedding : str, optional
+    """
+
+    name = "integrated_gradients"
+    resolves_features = True
+    has_delta = True
+
+    def __init__(
+        self,
+        model,
+        *,
+        baseline: Any = "pad",
+        n_steps: int = 50,
+        integration: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        pad_id: int = 0,
+        unk_id: int = 1,
+        embedding: str | None = None,
+    ) -> None:
+        super().__init__(model, embedding=embedding)
+        if int(n_steps) < 1:
+            raise ExplainError(f"n_steps must be >= 1, got {n_steps}")
+        self.baseline = baseline
+        self.n_steps = int(n_steps)
+        self.integration = integration
+        self.internal_batch_size = internal_batch_size
+        self.pad_id, self.unk_id = pad_id, unk_id
+
+    def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
+        from captum.attr import IntegratedGradients as CaptumIG
+
+        kind = self.baseline
+        if not problem.is_ids and kind == "pad":
+            kind = "zero"
+        base = problem.baseline(kind, self.pad_id, self.unk_id)
+        ig = CaptumIG(lambda x, rows: scorer(x, rows))
+        rows = torch.arange(problem.batch)
+        ibs = self.internal_batch_size
+        if ibs is not None:
+            ibs = max(int(ibs), problem.batch)
+        with torch.enable_grad():
+            attr, delta = ig.attribute(
+                problem.x,
+                baselines=base,
+                additional_forward_args=(rows,),
+                n_steps=self.n_steps,
+                method=self.integration,
+                internal_batch_size=ibs,
+                return_convergence_delta=True,
+            )
+        with torch.no_grad():
+            s = scorer(problem.x)
+            s_base = scorer(base)
+        return {
+            "attributions": attr.sum(-1),
+            "feature_attributions": attr,
+            "output": s,
+            "delta": delta,
+            "extras": {"baseline_output": s_base.detach()},
+        }

@@ -1,0 +1,327 @@
+"""A torch-function mode that routes a model's operations to LRP rules during one forward.
+
+The user's model runs unmodified; only the functions it calls are swapped, for the duration
+of the ``with`` block: ``F.linear``/``addmm``/``matmul`` (epsilon rule), ``+``/``-`` and
+``sum``/``mean`` (epsilon rule over the summed terms), the fused ``torch._VF.lstm`` /
+``gru`` kernels (padded and packed) and ``lstm_cell`` / ``gru_cell`` (Arras et al.;
+signal-take-all for GRU), activations and scaling by constants (relevance passes
+unchanged), ``sigmoid`` / ``softmax`` (gates and attention weights: treated as constants,
+they receive nothing). Everything else runs as usual; data movement (indexing, ``cat``,
+``reshape``, packing) conserves relevance under autograd by itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Number
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from workbench.explain.lrp._rnn import GRULayerRule, LSTMLayerRule
+from workbench.explain.lrp._rules import (
+    AddRule,
+    LinearRule,
+    LRPError,
+    MatmulRule,
+    PassRule,
+    SumRule,
+)
+
+_ADD = {"add", "__add__", "__radd__", "__iadd__", "add_"}
+_SUB = {"sub", "subtract", "__sub__", "__isub__", "sub_"}
+_MUL = {"mul", "multiply", "__mul__", "__rmul__", "__imul__", "mul_"}
+_DIV = {"div", "divide", "true_divide", "__truediv__", "__itruediv__", "div_"}
+_NEG = {"neg", "negative", "__neg__"}
+_PASS = {
+    "tanh", "relu", "relu_", "gelu", "elu", "selu", "celu", "leaky_relu", "silu", "mish",
+    "softplus", "hardtanh", "relu6", "tanh_", "dropout", "alpha_dropout", "feature_dropout",
+}
+_GATE = {"sigmoid", "softmax", "_softmax", "sigmoid_"}
+_NO_RULE = {
+    "layer_norm", "batch_norm", "group_norm", "instance_norm", "exp", "log", "pow", "sqrt",
+    "rsqrt", "__pow__", "reciprocal", "__rtruediv__", "einsum", "multi_head_attention_forward",
+    "scaled_dot_product_attention", "rnn_tanh", "rnn_relu", "log_softmax", "bilinear",
+}
+_PASSTHROUGH_OK = {
+    "embedding", "__getitem__", "__setitem__", "cat", "concat", "stack", "reshape", "view",
+    "flatten", "unflatten", "transpose", "permute", "squeeze", "unsqueeze", "narrow",
+    "select", "index_select", "gather", "contiguous", "clone", "to", "float", "double",
+    "flip", "split", "chunk", "unbind", "expand", "expand_as", "repeat", "masked_fill",
+    "masked_fill_", "pad", "detach", "where", "max", "amax", "_pack_padded_sequence",
+    "_pad_packed_sequence", "index_copy", "copy_", "new_zeros", "zeros_like", "type_as",
+    "view_as", "reshape_as", "t", "mT", "T", "movedim", "swapaxes", "roll", "tile",
+    "repeat_interleave", "take_along_dim", "index_put_", "cumsum", "__len__", "numel",
+}
+
+
+def _requires_grad(obj) -> bool:
+    if isinstance(obj, torch.Tensor):
+        return obj.requires_grad
+    if isinstance(obj, (list, tuple)):
+        return any(_requires_grad(o) for o in obj)
+    return False
+
+
+def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+class LRPMode(TorchFunctionMode):
+    """Swap the model's operations for LRP rules during one forward pass.
+
+    Parameters
+    ----------
+    epsilon : float
+        Stabiliser of the epsilon rule.
+    bias_factor : float
+        Share of bias and stabiliser redistributed to the lower units (1 conserves).
+
+    Attributes
+    ----------
+    state_leaves : list of (torch.Tensor, int, torch.Tensor or None)
+        Initial states made into leaves (they collect relevance), with their batch
+        dimension and the batch order (sorted indices of a packed sequence) they are in.
+    """
+
+    def __init__(self, epsilon: float, bias_factor: float) -> None:
+        super().__init__()
+        self.eps = float(epsilon)
+        self.bf = float(bias_factor)
+        self.state_leaves: list[tuple[torch.Tensor, int, torch.Tensor | None]] = []
+        self.sorted_indices: list[torch.Tensor | None] = []
+        self.unruled: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _GATE:
+            return func(*args, **kwargs).detach()
+        if not (_requires_grad(args) or _requires_grad(list(kwargs.values()))):
+            return func(*args, **kwargs)
+        handler = self._handler(name)
+        if handler is not None:
+            return handler(func, args, kwargs)
+        if name in _NO_RULE:
+            raise LRPError(
+                f"LRP has no rule for {name} (used by the model on an input-dependent value); "
+                "explain this model with integrated_gradients, occlusion, shap or lime"
+            )
+        out = func(*args, **kwargs)
+        if (
+            name not in _PASSTHROUGH_OK
+            and isinstance(out, torch.Tensor)
+            and out.is_floating_point()
+            and out.requires_grad
+        ):
+            self.unruled.add(name)
+        return out
+
+    def _handler(self, name: str):
+        if name in ("linear",):
+            return self._linear
+        if name == "addmm":
+            return self._addmm
+        if name in ("matmul", "__matmul__", "bmm", "mm"):
+            return self._matmul
+        if name in _ADD or name in _SUB or name == "__rsub__" or name == "rsub":
+            return self._add
+        if name in _MUL or name in _DIV:
+            return self._mul
+        if name in _NEG or name in _PASS:
+            return self._pass
+        if name in ("sum", "mean"):
+            return self._sum
+        if name in ("lstm", "gru"):
+            return self._rnn
+        if name in ("lstm_cell", "gru_cell"):
+            return self._cell
+        return None
+
+    # -- affine maps ---------------------------------------------------------------------
+    def _linear(self, func, args, kwargs):
+        x, weight = args[0], kwargs.get("weight", args[1] if len(args) > 1 else None)
+        bias = kwargs.get("bias", args[2] if len(args) > 2 else None)
+        if _requires_grad(weight) or _requires_grad(bias):
+            raise LRPError("LRP needs linear weights that do not depend on the input")
+        return LinearRule.apply(x, weight, bias, self.eps, self.bf)
+
+    def _addmm(self, func, args, kwargs):
+        bias, x, wt = args[:3]
+        if kwargs.get("beta", 1) != 1 or kwargs.get("alpha", 1) != 1:
+            raise LRPError("LRP has no rule for addmm with alpha/beta != 1")
+        return LinearRule.apply(x, wt.t(), bias, self.eps, self.bf)
+
+    def _matmul(self, func, args, kwargs):
+        a, b = args[:2]
+        if _requires_grad(a) and _requires_grad(b):
+            raise LRPError(
+                "LRP has no rule for a product of two input-dependent tensors (matmul); "
+                "attention weights must come from softmax or sigmoid, which LRP treats as "
+                "constants"
+            )
+        squeeze = None
+        if a.dim() == 1:
+            a, squeeze = a[None], -2
+        if b.dim() == 1:
+            b, squeeze = b[:, None], -1
+        out = MatmulRule.apply(a, b, self.eps, self.bf)
+        return out.squeeze(squeeze) if squeeze is not None else out
+
+    # -- elementwise ---------------------------------------------------------------------
+    def _add(self, func, args, kwargs):
+        name = func.__name__
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        alpha = kwargs.get("alpha", 1)
+        like = a if isinstance(a, torch.Tensor) else b
+        a, b = _as_tensor(a, like), _as_tensor(b, like)
+        if name in ("__rsub__", "rsub"):
+            sa, sb = -1.0, float(alpha)
+        elif name in _SUB:
+            sa, sb = 1.0, -float(alpha)
+        else:
+            sa, sb = 1.0, float(alpha)
+        return AddRule.apply(a, b, sa, sb, self.eps, self.bf)
+
+    def _mul(self, func, args, kwargs):
+        name = func.__name__
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        if _requires_grad(a) and _requires_grad(b):
+            raise LRPError(
+                f"LRP has no rule for {name} of two input-dependent tensors; products must "
+                "have one factor from sigmoid/softmax (a gate, treated as constant) or a "
+                "constant"
+            )
+        if name.startswith("__"):
+            base = name.replace("__i", "__", 1) if name.startswith("__i") else name
+        else:
+            base = name[:-1] if name.endswith("_") else name
+        op = getattr(torch.Tensor, base)
+        if not _requires_grad(a):
+            if name in _DIV:
+                raise LRPError("LRP has no rule for dividing by an input-dependent tensor")
+            a = _as_tensor(a, b)
+            return PassRule.apply(lambda x, c: op(c, x), b, a)
+        extra = {k: v for k, v in kwargs.items() if k != "other"}
+        return PassRule.apply(lambda x, c: op(x, c, **extra), a, b)
+
+    def _pass(self, func, args, kwargs):
+        x, rest = args[0], args[1:]
+        name = func.__name__
+        if name.endswith("_") and not name.startswith("__"):
+            func = getattr(torch, name[:-1], None) or getattr(torch.Tensor, name[:-1])
+        return PassRule.apply(lambda t, *r: func(t, *r, **kwargs), x, *rest)
+
+    def _sum(self, func, args, kwargs):
+        x = args[0]
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        keepdim = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+        if isinstance(dim, torch.dtype) or kwargs.get("dtype") is not None:
+            raise LRPError("LRP has no rule for sum/mean with a dtype argument")
+        if isinstance(dim, list):
+            dim = tuple(dim)
+        return SumRule.apply(x, dim, bool(keepdim), func.__name__ == "mean", self.eps, self.bf)
+
+    # -- recurrent kernels ---------------------------------------------------------------
+    def _leaf(self, h: torch.Tensor, batch_dim: int) -> torch.Tensor:
+        if h.requires_grad:
+            return h
+        leaf = h.detach().clone().requires_grad_(True)
+        order = self.sorted_indices[-1] if self.sorted_indices else None
+        self.state_leaves.append((leaf, batch_dim, order))
+        return leaf
+
+    def _rnn(self, func, args, kwargs):
+        kind = func.__name__
+        packed = (
+            isinstance(args[1], torch.Tensor)
+            if kind == "lstm"
+            else not isinstance(args[2], (list, tuple))
+        )
+        if packed:
+            data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
+            bs = [int(n) for n in batch_sizes.tolist()]
+            T, B = len(bs), bs[0]
+            flat = torch.cat(
+                [t * B + torch.arange(n) for t, n in enumerate(bs)]
+            ).to(data.device)
+            x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data).view(T, B, -1)
+            lengths = (torch.tensor(bs)[None, :] > torch.arange(B)[:, None]).sum(1)
+            active = (torch.arange(T)[:, None] < lengths[None, :]).to(data.device)
+            if bool(active.all()):
+                active = None
+            batch_first = False
+        else:
+            inp, hx, params, has_biases, layers, dropout, train, bidir, batch_first = args[:9]
+            x = inp.transpose(0, 1) if batch_first else inp
+            active, flat = None, None
+        if train and dropout > 0 and layers > 1:
+            raise LRPError("call model.eval() before LRP: dropout between layers is on")
+        D = 2 if bidir else 1
+        params = list(params)
+        stride = len(params) // (layers * D)
+        if stride not in (2, 4):
+            raise LRPError("LRP does not support LSTMs with proj_size (weight_hr)")
+        if kind == "lstm":
+            h0, c0 = self._leaf(hx[0], 1), self._leaf(hx[1], 1)
+        else:
+            h0, c0 = self._leaf(hx, 1), None
+        layer_in = x
+        h_n, c_n = [], []
+        for layer in range(layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                w = params[k * stride : (k + 1) * stride]
+                b_ih, b_hh = (w[2], w[3]) if stride == 4 else (None, None)
+                if kind == "lstm":
+                    out, h, c = LSTMLayerRule.apply(
+                        layer_in, h0[k], c0[k], w[0], w[1], b_ih, b_hh, active, d == 1,
+                        self.eps, self.bf,
+                    )
+                    c_n.append(c)
+                else:
+                    out, h = GRULayerRule.apply(
+                        layer_in, h0[k], w[0], w[1], b_ih, b_hh, active, d == 1,
+                        self.eps, self.bf,
+                    )
+                outs.append(out)
+                h_n.append(h)
+            layer_in = torch.cat(outs, -1) if D == 2 else outs[0]
+        out = layer_in
+        if flat is not None:
+            out = out.reshape(T * B, -1).index_select(0, flat)
+        elif batch_first:
+            out = out.transpose(0, 1)
+        h_n = torch.stack(h_n)
+        if kind == "lstm":
+            return out, h_n, torch.stack(c_n)
+        return out, h_n
+
+    def _cell(self, func, args, kwargs):
+        kind = func.__name__
+        x, hx, w_ih, w_hh = args[:4]
+        b_ih = args[4] if len(args) > 4 else None
+        b_hh = args[5] if len(args) > 5 else None
+        if kind == "lstm_cell":
+            h0, c0 = self._leaf(hx[0], 0), self._leaf(hx[1], 0)
+            _, h, c = LSTMLayerRule.apply(
+                x[None], h0, c0, w_ih, w_hh, b_ih, b_hh, None, False, self.eps, self.bf
+            )
+            return h, c
+        h0 = self._leaf(hx, 0)
+        _, h = GRULayerRule.apply(
+            x[None], h0, w_ih, w_hh, b_ih, b_hh, None, False, self.eps, self.bf
+        )
+        return h
+
+    def warn_unruled(self) -> None:
+        """Warn once about input-dependent operations that ran without an LRP rule."""
+        if self.unruled:
+            warnings.warn(
+                "LRP passed relevance through these operations as plain gradients (no rule): "
+                f"{', '.join(sorted(self.unruled))}; relevance may not be conserved",
+                stacklevel=3,
+            )
