@@ -147,3 +147,13 @@ def test_gradients_flow_from_recorded_quantity_to_input():
     assert x.grad[0, :4].abs().sum() > 0
     assert x.grad[0, 4:].abs().sum() == 0  # the future does not influence step 3
     assert x.grad[1].abs().sum() == 0
+
+
+def test_weight_cache_never_serves_stale_weights():
+    x = torch.randn(4, 2, 3)
+    for _ in range(20):  # new modules of one shape may reuse the freed memory
+        m = nn.LSTM(3, 4).eval()
+        assert (workbench.record(m, x).output[0] - m(x)[0]).abs().max() <= 1e-5
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(2)  # an in-place update bumps the version
+    assert (workbench.record(m, x).output[0] - m(x)[0]).abs().max() <= 1e-5

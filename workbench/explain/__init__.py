@@ -10,6 +10,8 @@ Methods: ``integrated_gradients``, ``saliency``, ``input_x_gradient``, ``occlusi
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 import torch
@@ -100,3 +102,13 @@ def explain(
     except TypeError as err:
         raise ExplainError(f"bad settings for {method}: {err}") from None
     return explainer.attribute(inputs, target, *forward_args, tokens=tokens, **forward_kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``workbench.explain`` is both this package and the function: calling it explains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Explanation:
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

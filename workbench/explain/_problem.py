@@ -362,9 +362,10 @@ class Scorer:
     def _check_recorded(self, target: Target) -> None:
         from workbench.recorder import record
 
+        args, kwargs = self.problem.call_args(self.problem.x, None)
         try:
             with torch.no_grad():
-                trace = record(self.problem.model, *self._plain_args(), names=[target.name])
+                trace = record(self.problem.model, *args, names=[target.name], **kwargs)
         except ValueError as err:
             raise ExplainError(f"cannot explain {target}: {err}") from None
         value = trace[target.name]
@@ -378,10 +379,6 @@ class Scorer:
             raise ExplainError(
                 f"step {target.step} is out of range for {target.name} ({T} steps recorded)"
             )
-
-    def _plain_args(self):
-        args, kwargs = self.problem.call_args(self.problem.x, None)
-        return (*args,), kwargs
 
     # -- scores --------------------------------------------------------------------------
     def rows_index(self, rows: torch.Tensor | None) -> torch.Tensor:

@@ -21,6 +21,7 @@ kernel sees them (sorted by decreasing length for packed input).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -156,18 +157,23 @@ class _Steps:
         return self.batch if self.sizes is None else self.sizes[t]
 
 
-_WEIGHT_CACHE: dict[tuple, tuple] = {}
+_WEIGHT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _lstm_fast_weights(p):
-    """Gate-reordered weights with the g rows doubled, cached per parameter version."""
-    key = tuple(
-        (t.data_ptr(), t._version, tuple(t.shape), t.dtype) if t is not None else None
-        for t in (p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
+    """Gate-reordered weights with the g rows doubled, cached per parameter and version.
+
+    Keyed weakly by the input weight tensor itself (never by address, which a new module
+    may reuse); the other tensors must be the same objects with the same versions.
+    """
+    others = (p["w_hh"], p["b_ih"], p["b_hh"])
+    stamp = tuple(
+        (id(t), t.data_ptr(), t._version) if t is not None else None for t in (p["w_ih"], *others)
     )
-    hit = _WEIGHT_CACHE.get(key)
-    if hit is not None:
-        return hit
+    hit = _WEIGHT_CACHE.get(p["w_ih"])
+    same = hit is not None and all(a is b for a, b in zip(hit[1], others, strict=True))
+    if same and hit[0] == stamp:
+        return hit[2]
     with torch.no_grad():
         H = p["w_ih"].shape[0] // 4
         perm = _lstm_perm(H, p["w_ih"].device)
@@ -178,10 +184,9 @@ def _lstm_fast_weights(p):
         bias = None
         if p["b_ih"] is not None:
             bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
-    if len(_WEIGHT_CACHE) >= 16:
-        _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
-    _WEIGHT_CACHE[key] = (w_ih, w_hh_t, bias)
-    return w_ih, w_hh_t, bias
+    result = (w_ih, w_hh_t, bias)
+    _WEIGHT_CACHE[p["w_ih"]] = (stamp, others, result)
+    return result
 
 
 def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):

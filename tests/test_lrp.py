@@ -1,0 +1,123 @@
+"""LRP for LSTM/GRU: agreement with a numpy reference, conservation, invariants, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from explain_models import CellLoop, Classifier, LayerNormModel, Unpacked, batch
+from lrp_reference import reference_lrp
+
+from workbench.explain import LRPError, explain
+
+CASES = [
+    (kind, bi, layers)
+    for kind in ("lstm", "gru")
+    for bi in (False, True)
+    for layers in (1, 2)
+]
+
+
+def _random_biases(model):
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name:
+                p.normal_(0, 0.5)
+
+
+@pytest.mark.parametrize(("kind", "bi", "layers"), CASES)
+@pytest.mark.parametrize("bias_factor", [0.0, 1.0])
+def test_agrees_with_numpy_reference(kind, bi, layers, bias_factor):
+    torch.manual_seed(layers + 2 * bi)
+    model = Classifier(kind, bidirectional=bi, layers=layers).eval()
+    _random_biases(model)
+    ids, lengths = batch()
+    e = explain(model, ids, 2, "lrp", lengths=lengths, bias_factor=bias_factor)
+    x = model.emb(ids).detach().double()
+    W = model.fc.weight.detach().double().numpy()
+    b = model.fc.bias.detach().double().numpy()
+    for row, n in enumerate(lengths.tolist()):
+        r_ref, init_ref, score = reference_lrp(
+            model.rnn, W, b, x[row, :n].numpy(), 2, eps=1e-3, bias_factor=bias_factor
+        )
+        assert e.output[row].item() == pytest.approx(score, abs=1e-10)
+        got = e.feature_attributions[row, :n].numpy()
+        assert abs(got - r_ref).max() < 1e-8
+        init = e.extras["initial_state_relevance"][row].item()
+        assert init == pytest.approx(init_ref, abs=1e-8)
+        assert e.attributions[row, n:].abs().max().item() == 0.0 if n < ids.shape[1] else True
+
+
+@pytest.mark.parametrize(("kind", "bi", "layers"), CASES)
+def test_conservation_with_bias_factor_one(kind, bi, layers):
+    model = Classifier(kind, bidirectional=bi, layers=layers).eval()
+    _random_biases(model)
+    ids, lengths = batch(lengths=(9, 4, 6, 2, 9))
+    e = explain(model, ids, 0, "lrp", lengths=lengths, bias_factor=1.0)
+    total = e.attributions.sum(1) + e.extras["initial_state_relevance"]
+    assert (total - e.output).abs().max().item() < 1e-10
+    assert e.delta.abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        Unpacked("gru"),
+        Unpacked("lstm"),
+        CellLoop("lstm"),
+        CellLoop("gru"),
+        Classifier("lstm", pool="attention"),
+        Classifier("gru", bidirectional=False, layers=3, pool="attention", bias=False),
+    ],
+    ids=["unpacked-gru", "unpacked-lstm", "lstmcell", "grucell", "attention", "gru-nobias"],
+)
+def test_conservation_glue(model):
+    model.eval()
+    _random_biases(model)
+    ids = torch.randint(1, 20, (3, 6))
+    kwargs = {"lengths": torch.full((3,), 6)} if isinstance(model, Classifier) else {}
+    e = explain(model, ids, 1, "lrp", bias_factor=1.0, **kwargs)
+    assert e.delta.abs().max().item() < 1e-10
+    assert e.output.abs().min().item() > 0
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_zero_candidate_input_weights_give_zero_input_relevance(kind):
+    model = Classifier(kind, bidirectional=True, layers=2).eval()
+    _random_biases(model)
+    H = model.rnn.hidden_size
+    block = slice(2 * H, 3 * H)
+    with torch.no_grad():
+        model.rnn.weight_ih_l0[block] = 0
+        model.rnn.weight_ih_l0_reverse[block] = 0
+    ids, lengths = batch()
+    e = explain(model, ids, 1, "lrp", lengths=lengths, bias_factor=0.0)
+    assert e.feature_attributions.abs().max().item() == 0.0
+    assert e.output.abs().min().item() > 0
+    e1 = explain(model, ids, 1, "lrp", lengths=lengths, bias_factor=1.0)
+    assert e1.feature_attributions.abs().max().item() > 0
+
+
+def test_float32_model_and_batch_independence():
+    model = Classifier("lstm").eval()
+    ids, lengths = batch()
+    full = explain(model, ids, 1, "lrp", lengths=lengths)
+    one = explain(model, ids[1:2, :3], 1, "lrp", lengths=lengths[1:2])
+    assert torch.allclose(full.attributions[1, :3], one.attributions[0], atol=1e-12)
+    assert full.attributions.dtype == torch.float64
+    assert next(model.parameters()).dtype == torch.float32  # the model is left as it was
+
+
+def test_no_rule_is_a_clear_error():
+    with pytest.raises(LRPError, match="layer_norm"):
+        explain(LayerNormModel().eval(), torch.randint(0, 10, (2, 5)), 0, "lrp")
+
+
+def test_float_inputs_lrp():
+    from explain_models import Forecaster
+
+    model = Forecaster().eval()
+    _random_biases(model)
+    x = torch.randn(2, 8, 2)
+    e = explain(model, x, 1, "lrp", bias_factor=1.0)
+    assert e.feature_attributions.shape == (2, 8, 2)
+    assert e.delta.abs().max().item() < 1e-10
