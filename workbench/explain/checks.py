@@ -1,7 +1,10 @@
 """A planted-signal task: the label is set by one token at a random position.
 
-A small bidirectional LSTM learns it to 100 % in seconds on CPU; a faithful explanation
-puts the planted token first. Used by the tests and by ``workbench bench explain``.
+Classes: 0 = no planted token, 1 = a POS token somewhere, 2 = a NEG token somewhere; the
+rest is random filler. (With a "none" class, neither planted class is the model's default,
+so each planted token really carries its label.) A small bidirectional LSTM learns it to
+100 % in seconds on CPU; a faithful explanation of the label's logit puts the planted token
+first. Used by the tests and by ``workbench bench explain``.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ PAD, POS, NEG = 0, 1, 2
 
 
 class PlantedClassifier(nn.Module):
-    """Embedding -> packed bidirectional LSTM -> both final states -> linear (2 classes)."""
+    """Embedding -> packed bidirectional LSTM -> both final states -> linear (3 classes)."""
 
     def __init__(self, vocab: int = 24, emb: int = 16, hidden: int = 12) -> None:
         super().__init__()
         self.emb = nn.Embedding(vocab, emb, padding_idx=PAD)
         self.rnn = nn.LSTM(emb, hidden, batch_first=True, bidirectional=True)
-        self.fc = nn.Linear(2 * hidden, 2)
+        self.fc = nn.Linear(2 * hidden, 3)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits ``[batch, 2]`` for ids ``[batch, time]`` and lengths ``[batch]``."""
+        """Logits ``[batch, 3]`` for ids ``[batch, time]`` and lengths ``[batch]``."""
         packed = nn.utils.rnn.pack_padded_sequence(
             self.emb(ids), lengths.cpu(), batch_first=True, enforce_sorted=False
         )
@@ -43,15 +46,21 @@ class PlantedData:
 
 
 def planted_data(n: int, *, vocab: int = 24, min_len: int = 8, max_len: int = 16,
-                 seed: int = 0) -> PlantedData:
-    """Random filler tokens with one POS (label 1) or NEG (label 0) token at a random place."""
+                 seed: int = 0, none: bool = False) -> PlantedData:
+    """Random filler with one POS (label 1) or NEG (label 2) token at a random place.
+
+    With ``none=True`` a third of the sequences have no planted token (label 0, position -1).
+    """
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(min_len, max_len + 1, (n,), generator=g)
     ids = torch.randint(3, vocab, (n, max_len), generator=g)
     ids[torch.arange(max_len)[None] >= lengths[:, None]] = PAD
-    labels = torch.randint(0, 2, (n,), generator=g)
+    labels = torch.randint(0 if none else 1, 3, (n,), generator=g)
     positions = (torch.rand(n, generator=g) * lengths).long()
-    ids[torch.arange(n), positions] = torch.where(labels == 1, POS, NEG)
+    planted = labels > 0
+    rows = torch.arange(n)[planted]
+    ids[rows, positions[planted]] = torch.where(labels[planted] == 1, POS, NEG)
+    positions[~planted] = -1
     return PlantedData(ids, lengths, labels, positions)
 
 
@@ -60,7 +69,7 @@ def train_planted(*, n_train: int = 1500, epochs: int = 12, seed: int = 0
     """Train a :class:`PlantedClassifier`; returns ``(model in eval mode, test accuracy)``."""
     torch.manual_seed(seed)
     model = PlantedClassifier()
-    data = planted_data(n_train, seed=seed + 1)
+    data = planted_data(n_train, seed=seed + 1, none=True)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -74,7 +83,7 @@ def train_planted(*, n_train: int = 1500, epochs: int = 12, seed: int = 0
             loss.backward()
             opt.step()
     model.eval()
-    test = planted_data(500, seed=seed + 2)
+    test = planted_data(500, seed=seed + 2, none=True)
     with torch.no_grad():
         acc = (model(test.ids, test.lengths).argmax(-1) == test.labels).float().mean().item()
     return model, acc
@@ -90,7 +99,8 @@ DEFAULT_SETTINGS = {
 def hit_rates(model: nn.Module, data: PlantedData, methods=None, settings=None) -> dict:
     """Fraction of sequences whose top-ranked position is the planted token, per method.
 
-    Each sequence is explained for its true label's logit.
+    Each sequence is explained for its true label's logit (``data`` from
+    :func:`planted_data` with ``none=False``).
     """
     from workbench.explain import METHODS, explain
 

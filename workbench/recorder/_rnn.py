@@ -157,23 +157,24 @@ class _Steps:
         return self.batch if self.sizes is None else self.sizes[t]
 
 
-_WEIGHT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_WEIGHT_CACHE: dict[int, tuple] = {}
 
 
 def _lstm_fast_weights(p):
     """Gate-reordered weights with the g rows doubled, cached per parameter and version.
 
-    Keyed weakly by the input weight tensor itself (never by address, which a new module
-    may reuse); the other tensors must be the same objects with the same versions.
+    An entry holds a weak reference to the input weight tensor and is used only while that
+    very tensor is alive (never matched by address, which a new module may reuse); the other
+    tensors must be the same objects with the same versions.
     """
     others = (p["w_hh"], p["b_ih"], p["b_hh"])
     stamp = tuple(
         (id(t), t.data_ptr(), t._version) if t is not None else None for t in (p["w_ih"], *others)
     )
-    hit = _WEIGHT_CACHE.get(p["w_ih"])
-    same = hit is not None and all(a is b for a, b in zip(hit[1], others, strict=True))
-    if same and hit[0] == stamp:
-        return hit[2]
+    hit = _WEIGHT_CACHE.get(id(p["w_ih"]))
+    if hit is not None and hit[0]() is p["w_ih"] and hit[1] == stamp:
+        if all((r() if r else None) is t for r, t in zip(hit[2], others, strict=True)):
+            return hit[3]
     with torch.no_grad():
         H = p["w_ih"].shape[0] // 4
         perm = _lstm_perm(H, p["w_ih"].device)
@@ -185,7 +186,10 @@ def _lstm_fast_weights(p):
         if p["b_ih"] is not None:
             bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
     result = (w_ih, w_hh_t, bias)
-    _WEIGHT_CACHE[p["w_ih"]] = (stamp, others, result)
+    if len(_WEIGHT_CACHE) >= 8:
+        _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
+    refs = tuple(weakref.ref(t) if t is not None else None for t in others)
+    _WEIGHT_CACHE[id(p["w_ih"])] = (weakref.ref(p["w_ih"]), stamp, refs, result)
     return result
 
 
