@@ -9,13 +9,24 @@ from torch import nn
 class Classifier(nn.Module):
     """Embedding -> packed (bi)LSTM/GRU -> last states or attention pooling -> linear."""
 
-    def __init__(self, kind="lstm", bidirectional=True, layers=2, vocab=30, emb=8, hidden=6,
-                 classes=3, pool="last", bias=True):
+    def __init__(
+        self,
+        kind="lstm",
+        bidirectional=True,
+        layers=2,
+        vocab=30,
+        emb=8,
+        hidden=6,
+        classes=3,
+        pool="last",
+        bias=True,
+    ):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb, padding_idx=0)
         rnn = nn.LSTM if kind == "lstm" else nn.GRU
-        self.rnn = rnn(emb, hidden, num_layers=layers, bidirectional=bidirectional,
-                       batch_first=True, bias=bias)
+        self.rnn = rnn(
+            emb, hidden, num_layers=layers, bidirectional=bidirectional, batch_first=True, bias=bias
+        )
         d = 2 if bidirectional else 1
         self.pool = pool
         self.att = nn.Linear(d * hidden, 1)
@@ -23,16 +34,18 @@ class Classifier(nn.Module):
 
     def forward(self, ids, lengths):
         e = self.emb(ids)
-        packed = nn.utils.rnn.pack_padded_sequence(e, lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            e, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         out, h = self.rnn(packed)
         if isinstance(h, tuple):
             h = h[0]
         if self.pool == "last":
             z = torch.cat([h[-2], h[-1]], -1) if self.rnn.bidirectional else h[-1]
         else:
-            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
-                                                      total_length=ids.shape[1])
+            out, _ = nn.utils.rnn.pad_packed_sequence(
+                out, batch_first=True, total_length=ids.shape[1]
+            )
             s = self.att(out).squeeze(-1)
             mask = torch.arange(ids.shape[1])[None] < lengths[:, None]
             w = torch.softmax(s.masked_fill(~mask, float("-inf")), 1)
@@ -46,8 +59,9 @@ class Unpacked(nn.Module):
     def __init__(self, kind="gru", vocab=20, emb=5, hidden=4, classes=2):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
-        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(emb, hidden, num_layers=2,
-                                                           bidirectional=True)
+        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(
+            emb, hidden, num_layers=2, bidirectional=True
+        )
         self.fc = nn.Linear(2 * hidden, classes)
         self.kind = kind
 

@@ -72,7 +72,7 @@ def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf):
     H = w_hh.shape[1]
     b_ih = np.zeros(w_ih.shape[0]) if b_ih is None else b_ih
     b_hh = np.zeros(w_hh.shape[0]) if b_hh is None else b_hh
-    I = np.identity(H)
+    eye = np.identity(H)
     zero = np.zeros(H)
     r_h = [np.zeros(H) for _ in range(T + 1)]  # r_h[t + 1] is step t; r_h[0] the initial state
     r_c = [np.zeros(H) for _ in range(T + 1)]
@@ -84,24 +84,26 @@ def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf):
         s = steps[t]
         if kind == "lstm":
             r_c[t + 1] = r_c[t + 1] + r_h[t + 1]
-            r_c[t] = r_c[t] + lrp_linear(s["f"] * s["c_prev"], I, zero, s["c"], r_c[t + 1],
-                                         2 * H, eps, bf)
-            r_g = lrp_linear(s["i"] * s["g"], I, zero, s["c"], r_c[t + 1], 2 * H, eps, bf)
+            r_c[t] = r_c[t] + lrp_linear(
+                s["f"] * s["c_prev"], eye, zero, s["c"], r_c[t + 1], 2 * H, eps, bf
+            )
+            r_g = lrp_linear(s["i"] * s["g"], eye, zero, s["c"], r_c[t + 1], 2 * H, eps, bf)
             w_ig, w_hg = w_ih[2 * H : 3 * H], w_hh[2 * H : 3 * H]
             bias = b_ih[2 * H : 3 * H] + b_hh[2 * H : 3 * H]
             r_x[t] = lrp_linear(x[t], w_ig.T, bias, s["zg"], r_g, Fin + H, eps, bf)
-            r_h[t] = r_h[t] + lrp_linear(s["h_prev"], w_hg.T, bias, s["zg"], r_g, Fin + H,
-                                         eps, bf)
+            r_h[t] = r_h[t] + lrp_linear(s["h_prev"], w_hg.T, bias, s["zg"], r_g, Fin + H, eps, bf)
         else:
-            r_n = lrp_linear((1 - s["z"]) * s["n"], I, zero, s["h"], r_h[t + 1], 2 * H, eps, bf)
-            r_h[t] = r_h[t] + lrp_linear(s["z"] * s["h_prev"], I, zero, s["h"], r_h[t + 1],
-                                         2 * H, eps, bf)
+            r_n = lrp_linear((1 - s["z"]) * s["n"], eye, zero, s["h"], r_h[t + 1], 2 * H, eps, bf)
+            r_h[t] = r_h[t] + lrp_linear(
+                s["z"] * s["h_prev"], eye, zero, s["h"], r_h[t + 1], 2 * H, eps, bf
+            )
             w_in, w_hn = w_ih[2 * H :], w_hh[2 * H :]
             bias = b_ih[2 * H :] + s["r"] * b_hh[2 * H :]
             r_x[t] = lrp_linear(x[t], w_in.T, bias, s["n_pre"], r_n, Fin + H, eps, bf)
             w_eff = (s["r"][:, None] * w_hn).T  # [H_in, H_out]
-            r_h[t] = r_h[t] + lrp_linear(s["h_prev"], w_eff, bias, s["n_pre"], r_n, Fin + H,
-                                         eps, bf)
+            r_h[t] = r_h[t] + lrp_linear(
+                s["h_prev"], w_eff, bias, s["n_pre"], r_n, Fin + H, eps, bf
+            )
     initial = r_h[0].sum() + (r_c[0].sum() if kind == "lstm" else 0.0)
     return r_x, initial
 

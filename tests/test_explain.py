@@ -26,7 +26,12 @@ def _clf():
 
 def test_registry_names():
     assert set(registry()) == {
-        "integrated_gradients", "saliency", "input_x_gradient", "occlusion", "lrp", "shap",
+        "integrated_gradients",
+        "saliency",
+        "input_x_gradient",
+        "occlusion",
+        "lrp",
+        "shap",
         "lime",
     }
     assert callable(workbench.explain)  # the package and the function at once
@@ -148,8 +153,9 @@ def test_recorded_target():
     assert e.target == t
     # completeness: attributions sum to F(x) - F(baseline)
     assert e.delta.abs().max() < 1e-2 * (e.output - e.extras["baseline_output"]).abs().max()
-    occ = explain(model, ids, Target("rnn.0.bwd.hidden", unit=0, step=0), "occlusion",
-                  lengths=lengths)
+    occ = explain(
+        model, ids, Target("rnn.0.bwd.hidden", unit=0, step=0), "occlusion", lengths=lengths
+    )
     assert occ.attributions.shape == ids.shape
     with pytest.raises(ExplainError, match="matches nothing"):
         explain(model, ids, Target("rnn.5.fwd.cell", 0), "saliency", lengths=lengths)

@@ -10,10 +10,7 @@ from lrp_reference import reference_lrp
 from workbench.explain import LRPError, explain
 
 CASES = [
-    (kind, bi, layers)
-    for kind in ("lstm", "gru")
-    for bi in (False, True)
-    for layers in (1, 2)
+    (kind, bi, layers) for kind in ("lstm", "gru") for bi in (False, True) for layers in (1, 2)
 ]
 
 

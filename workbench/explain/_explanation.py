@@ -36,9 +36,11 @@ class Target:
 
     def units(self) -> list[int]:
         """The units as a list."""
-        return [int(u) for u in self.unit] if isinstance(self.unit, (list, tuple)) else [
-            int(self.unit)
-        ]
+        return (
+            [int(u) for u in self.unit]
+            if isinstance(self.unit, (list, tuple))
+            else [int(self.unit)]
+        )
 
     def __str__(self) -> str:
         return f"{self.name}[unit={self.unit}, step={self.step}]"
@@ -121,8 +123,7 @@ class Explanation:
         order = torch.argsort(a.abs() if absolute else a, descending=True)[:k]
         toks = self.tokens[index] if self.tokens is not None else None
         return [
-            (int(p), toks[int(p)] if toks is not None and int(p) < len(toks) else None,
-             float(a[p]))
+            (int(p), toks[int(p)] if toks is not None and int(p) < len(toks) else None, float(a[p]))
             for p in order
         ]
 

@@ -81,9 +81,7 @@ class _RowModel:
 
 class _Perturbation(Method):
     def _run_rows(self, problem: Problem, scorer: Scorer, fn) -> dict:
-        base = problem.baseline(
-            _default_baseline(problem, self.baseline), self.pad_id, self.unk_id
-        )
+        base = problem.baseline(_default_baseline(problem, self.baseline), self.pad_id, self.unk_id)
         attrs, calls, rows = [], 0, 0
         for b in range(problem.batch):
             rm = _RowModel(problem, scorer, base, b, self.window, self.batch_size)
@@ -149,9 +147,7 @@ class Occlusion(_Perturbation):
 
     @torch.no_grad()
     def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
-        base = problem.baseline(
-            _default_baseline(problem, self.baseline), self.pad_id, self.unk_id
-        )
+        base = problem.baseline(_default_baseline(problem, self.baseline), self.pad_id, self.unk_id)
         B, T = problem.batch, problem.time
         w = min(self.window, T)
         starts = list(range(0, T - w + 1, self.stride))
@@ -275,8 +271,7 @@ class SHAP(_Perturbation):
             ones = np.ones((1, d), dtype=np.float32)
             if self.algorithm == "partition":
                 ex = shap.PartitionExplainer(rm, masker)
-                res = ex(ones, max_evals=self.max_evals, batch_size=self.batch_size,
-                         silent=True)
+                res = ex(ones, max_evals=self.max_evals, batch_size=self.batch_size, silent=True)
             else:
                 ex = shap.PermutationExplainer(rm, masker, seed=self.seed)
                 evals = max(self.max_evals, 2 * d + 1)

@@ -109,8 +109,11 @@ class Problem:
                 raise ExplainError(
                     f"float inputs must be [batch, time, feature], got shape "
                     f"{tuple(inputs.shape)}"
-                    + ("; for one univariate series use x[None, :, None]" if inputs.dim() == 1
-                       else "; add the missing dimension (x[None] or x[..., None])")
+                    + (
+                        "; for one univariate series use x[None, :, None]"
+                        if inputs.dim() == 1
+                        else "; add the missing dimension (x[None] or x[..., None])"
+                    )
                 )
             if torch.isnan(inputs).any() or torch.isinf(inputs).any():
                 raise ExplainError("inputs contain NaN or infinite values; clean them first")
@@ -354,9 +357,7 @@ class Scorer:
             return out
         lengths = self.problem.lengths
         B, T = out.shape[:2]
-        steps = (lengths - 1).clamp(max=T - 1) if lengths is not None else torch.full(
-            (B,), T - 1
-        )
+        steps = (lengths - 1).clamp(max=T - 1) if lengths is not None else torch.full((B,), T - 1)
         return out[torch.arange(B, device=out.device), steps.to(out.device)]
 
     def _check_recorded(self, target: Target) -> None:

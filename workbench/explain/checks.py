@@ -45,8 +45,15 @@ class PlantedData:
     positions: torch.Tensor
 
 
-def planted_data(n: int, *, vocab: int = 24, min_len: int = 8, max_len: int = 16,
-                 seed: int = 0, none: bool = False) -> PlantedData:
+def planted_data(
+    n: int,
+    *,
+    vocab: int = 24,
+    min_len: int = 8,
+    max_len: int = 16,
+    seed: int = 0,
+    none: bool = False,
+) -> PlantedData:
     """Random filler with one POS (label 1) or NEG (label 2) token at a random place.
 
     With ``none=True`` a third of the sequences have no planted token (label 0, position -1).
@@ -64,8 +71,9 @@ def planted_data(n: int, *, vocab: int = 24, min_len: int = 8, max_len: int = 16
     return PlantedData(ids, lengths, labels, positions)
 
 
-def train_planted(*, n_train: int = 1500, epochs: int = 12, seed: int = 0
-                  ) -> tuple[PlantedClassifier, float]:
+def train_planted(
+    *, n_train: int = 1500, epochs: int = 12, seed: int = 0
+) -> tuple[PlantedClassifier, float]:
     """Train a :class:`PlantedClassifier`; returns ``(model in eval mode, test accuracy)``."""
     torch.manual_seed(seed)
     model = PlantedClassifier()
@@ -107,8 +115,9 @@ def hit_rates(model: nn.Module, data: PlantedData, methods=None, settings=None) 
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
     out = {}
     for name in methods or sorted(METHODS):
-        e = explain(model, data.ids, data.labels, name, lengths=data.lengths,
-                    **settings.get(name, {}))
+        e = explain(
+            model, data.ids, data.labels, name, lengths=data.lengths, **settings.get(name, {})
+        )
         top = e.attributions.masked_fill(
             torch.arange(data.ids.shape[1])[None] >= data.lengths[:, None], -float("inf")
         ).argmax(1)

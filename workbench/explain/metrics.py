@@ -37,8 +37,18 @@ ERASER_THRESHOLDS = (0.01, 0.05, 0.10, 0.20, 0.50)
 class _Eval:
     """Scores of variants of the explained inputs with sets of positions removed."""
 
-    def __init__(self, model, inputs, explanation, forward_args, forward_kwargs, embedding,
-                 baseline, probability, batch_size):
+    def __init__(
+        self,
+        model,
+        inputs,
+        explanation,
+        forward_args,
+        forward_kwargs,
+        embedding,
+        baseline,
+        probability,
+        batch_size,
+    ):
         if not isinstance(explanation, Explanation):
             raise ExplainError("expected an Explanation (from workbench.explain)")
         self.problem = Problem(model, inputs, forward_args, forward_kwargs, embedding)
@@ -132,8 +142,17 @@ def perturbation_curve(
         raise ExplainError(f"mode must be deletion, insertion or deletion_lerf, got {mode!r}")
     if points < 2:
         raise ExplainError("points must be >= 2")
-    ev = _Eval(model, inputs, explanation, forward_args, forward_kwargs, embedding, baseline,
-               probability, batch_size)
+    ev = _Eval(
+        model,
+        inputs,
+        explanation,
+        forward_args,
+        forward_kwargs,
+        embedding,
+        baseline,
+        probability,
+        batch_size,
+    )
     rank = ev.order(descending=mode != "deletion_lerf")
     fr = torch.linspace(0, 1, points, dtype=torch.float64)
     k = torch.round(fr[:, None] * ev.lengths[None].double()).long()  # [points, batch]
@@ -176,8 +195,17 @@ def eraser(
         ``comprehensiveness`` and ``sufficiency`` ``[batch, thresholds]``, their means over
         thresholds (``*_aopc`` ``[batch]``), and ``thresholds``.
     """
-    ev = _Eval(model, inputs, explanation, forward_args, forward_kwargs, embedding, baseline,
-               probability, batch_size)
+    ev = _Eval(
+        model,
+        inputs,
+        explanation,
+        forward_args,
+        forward_kwargs,
+        embedding,
+        baseline,
+        probability,
+        batch_size,
+    )
     rank = ev.order()
     q = torch.tensor(list(thresholds), dtype=torch.float64)
     k = torch.round(q[:, None] * ev.lengths[None].double()).long().clamp(min=1)
@@ -204,9 +232,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def rank_agreement(
-    a: Explanation, b: Explanation, *, k: int = 5, absolute: bool = False
-) -> dict:
+def rank_agreement(a: Explanation, b: Explanation, *, k: int = 5, absolute: bool = False) -> dict:
     """Spearman rank correlation and top-``k`` overlap between two explanations.
 
     Returns
@@ -249,8 +275,7 @@ def completeness(explanation: Explanation) -> torch.Tensor:
 
 def _param_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     mods = [
-        (n, m) for n, m in model.named_modules()
-        if any(True for _ in m.parameters(recurse=False))
+        (n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))
     ]
     return list(reversed(mods))
 
@@ -287,8 +312,16 @@ def randomisation_check(
     settings = dict(settings or {})
 
     def run(m):
-        return explain(m, inputs, target, method, forward_args=forward_args,
-                       embedding=embedding, **settings, **forward_kwargs)
+        return explain(
+            m,
+            inputs,
+            target,
+            method,
+            forward_args=forward_args,
+            embedding=embedding,
+            **settings,
+            **forward_kwargs,
+        )
 
     original = run(model)
     fixed_target = original.target
@@ -305,10 +338,12 @@ def randomisation_check(
         e = run(work)
         r = rank_agreement(original, e)
         ra = rank_agreement(original, e, absolute=True)
-        rows.append({
-            "module": name or type(module).__name__,
-            "spearman": float(np.nanmean(r["spearman"].numpy())),
-            "spearman_abs": float(np.nanmean(ra["spearman"].numpy())),
-            "top_k_overlap": float(r["top_k_overlap"].mean()),
-        })
+        rows.append(
+            {
+                "module": name or type(module).__name__,
+                "spearman": float(np.nanmean(r["spearman"].numpy())),
+                "spearman_abs": float(np.nanmean(ra["spearman"].numpy())),
+                "top_k_overlap": float(r["top_k_overlap"].mean()),
+            }
+        )
     return pd.DataFrame(rows)

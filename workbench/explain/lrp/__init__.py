@@ -75,8 +75,7 @@ def relevance(
     model = problem.model
     params = {n: p.detach().to(dtype) for n, p in model.named_parameters()}
     buffers = {
-        n: b.detach().to(dtype) if b.is_floating_point() else b
-        for n, b in model.named_buffers()
+        n: b.detach().to(dtype) if b.is_floating_point() else b for n, b in model.named_buffers()
     }
     x = problem.x.detach().to(dtype).requires_grad_(True)
     mode = LRPMode(epsilon, bias_factor)
@@ -97,11 +96,10 @@ def relevance(
         )
     mode.warn_unruled()
     leaves = [leaf for leaf, _, _ in mode.state_leaves]
-    grads = torch.autograd.grad(score, [x, *leaves], grad_outputs=score.detach(),
-                                allow_unused=True)
+    grads = torch.autograd.grad(score, [x, *leaves], grad_outputs=score.detach(), allow_unused=True)
     feature = grads[0] if grads[0] is not None else torch.zeros_like(x)
     initial = torch.zeros(problem.batch, dtype=dtype, device=x.device)
-    for (leaf, bdim, order), g in zip(mode.state_leaves, grads[1:], strict=True):
+    for (_, bdim, order), g in zip(mode.state_leaves, grads[1:], strict=True):
         if g is None:
             continue
         per_row = g.movedim(bdim, 0).reshape(g.shape[bdim], -1).sum(1)

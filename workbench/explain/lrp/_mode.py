@@ -13,7 +13,6 @@ they receive nothing). Everything else runs as usual; data movement (indexing, `
 from __future__ import annotations
 
 import warnings
-from numbers import Number
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -34,24 +33,106 @@ _MUL = {"mul", "multiply", "__mul__", "__rmul__", "__imul__", "mul_"}
 _DIV = {"div", "divide", "true_divide", "__truediv__", "__itruediv__", "div_"}
 _NEG = {"neg", "negative", "__neg__"}
 _PASS = {
-    "tanh", "relu", "relu_", "gelu", "elu", "selu", "celu", "leaky_relu", "silu", "mish",
-    "softplus", "hardtanh", "relu6", "tanh_", "dropout", "alpha_dropout", "feature_dropout",
+    "tanh",
+    "relu",
+    "relu_",
+    "gelu",
+    "elu",
+    "selu",
+    "celu",
+    "leaky_relu",
+    "silu",
+    "mish",
+    "softplus",
+    "hardtanh",
+    "relu6",
+    "tanh_",
+    "dropout",
+    "alpha_dropout",
+    "feature_dropout",
 }
 _GATE = {"sigmoid", "softmax", "_softmax", "sigmoid_"}
 _NO_RULE = {
-    "layer_norm", "batch_norm", "group_norm", "instance_norm", "exp", "log", "pow", "sqrt",
-    "rsqrt", "__pow__", "reciprocal", "__rtruediv__", "einsum", "multi_head_attention_forward",
-    "scaled_dot_product_attention", "rnn_tanh", "rnn_relu", "log_softmax", "bilinear",
+    "layer_norm",
+    "batch_norm",
+    "group_norm",
+    "instance_norm",
+    "exp",
+    "log",
+    "pow",
+    "sqrt",
+    "rsqrt",
+    "__pow__",
+    "reciprocal",
+    "__rtruediv__",
+    "einsum",
+    "multi_head_attention_forward",
+    "scaled_dot_product_attention",
+    "rnn_tanh",
+    "rnn_relu",
+    "log_softmax",
+    "bilinear",
 }
 _PASSTHROUGH_OK = {
-    "embedding", "__getitem__", "__setitem__", "cat", "concat", "stack", "reshape", "view",
-    "flatten", "unflatten", "transpose", "permute", "squeeze", "unsqueeze", "narrow",
-    "select", "index_select", "gather", "contiguous", "clone", "to", "float", "double",
-    "flip", "split", "chunk", "unbind", "expand", "expand_as", "repeat", "masked_fill",
-    "masked_fill_", "pad", "detach", "where", "max", "amax", "_pack_padded_sequence",
-    "_pad_packed_sequence", "index_copy", "copy_", "new_zeros", "zeros_like", "type_as",
-    "view_as", "reshape_as", "t", "mT", "T", "movedim", "swapaxes", "roll", "tile",
-    "repeat_interleave", "take_along_dim", "index_put_", "cumsum", "__len__", "numel",
+    "embedding",
+    "__getitem__",
+    "__setitem__",
+    "cat",
+    "concat",
+    "stack",
+    "reshape",
+    "view",
+    "flatten",
+    "unflatten",
+    "transpose",
+    "permute",
+    "squeeze",
+    "unsqueeze",
+    "narrow",
+    "select",
+    "index_select",
+    "gather",
+    "contiguous",
+    "clone",
+    "to",
+    "float",
+    "double",
+    "flip",
+    "split",
+    "chunk",
+    "unbind",
+    "expand",
+    "expand_as",
+    "repeat",
+    "masked_fill",
+    "masked_fill_",
+    "pad",
+    "detach",
+    "where",
+    "max",
+    "amax",
+    "_pack_padded_sequence",
+    "_pad_packed_sequence",
+    "index_copy",
+    "copy_",
+    "new_zeros",
+    "zeros_like",
+    "type_as",
+    "view_as",
+    "reshape_as",
+    "t",
+    "mT",
+    "T",
+    "movedim",
+    "swapaxes",
+    "roll",
+    "tile",
+    "repeat_interleave",
+    "take_along_dim",
+    "index_put_",
+    "cumsum",
+    "__len__",
+    "numel",
 }
 
 
@@ -244,9 +325,7 @@ class LRPMode(TorchFunctionMode):
             data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
             bs = [int(n) for n in batch_sizes.tolist()]
             T, B = len(bs), bs[0]
-            flat = torch.cat(
-                [t * B + torch.arange(n) for t, n in enumerate(bs)]
-            ).to(data.device)
+            flat = torch.cat([t * B + torch.arange(n) for t, n in enumerate(bs)]).to(data.device)
             x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data).view(T, B, -1)
             lengths = (torch.tensor(bs)[None, :] > torch.arange(B)[:, None]).sum(1)
             active = (torch.arange(T)[:, None] < lengths[None, :]).to(data.device)
@@ -278,14 +357,31 @@ class LRPMode(TorchFunctionMode):
                 b_ih, b_hh = (w[2], w[3]) if stride == 4 else (None, None)
                 if kind == "lstm":
                     out, h, c = LSTMLayerRule.apply(
-                        layer_in, h0[k], c0[k], w[0], w[1], b_ih, b_hh, active, d == 1,
-                        self.eps, self.bf,
+                        layer_in,
+                        h0[k],
+                        c0[k],
+                        w[0],
+                        w[1],
+                        b_ih,
+                        b_hh,
+                        active,
+                        d == 1,
+                        self.eps,
+                        self.bf,
                     )
                     c_n.append(c)
                 else:
                     out, h = GRULayerRule.apply(
-                        layer_in, h0[k], w[0], w[1], b_ih, b_hh, active, d == 1,
-                        self.eps, self.bf,
+                        layer_in,
+                        h0[k],
+                        w[0],
+                        w[1],
+                        b_ih,
+                        b_hh,
+                        active,
+                        d == 1,
+                        self.eps,
+                        self.bf,
                     )
                 outs.append(out)
                 h_n.append(h)

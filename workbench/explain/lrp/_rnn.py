@@ -33,8 +33,10 @@ def _blend(active, new, old):
 
 
 class LSTMLayerRule(torch.autograd.Function):
-    """One direction of one LSTM layer: ``x [time, batch, feature]`` ->
-    ``(out [time, batch, H], h_n [batch, H], c_n [batch, H])``."""
+    """One direction of one LSTM layer.
+
+    ``x [time, batch, feature]`` -> ``(out [time, batch, H], h_n [batch, H], c_n [batch, H])``.
+    """
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, active, reverse, eps, bias_factor):
@@ -105,8 +107,10 @@ class LSTMLayerRule(torch.autograd.Function):
 
 
 class GRULayerRule(torch.autograd.Function):
-    """One direction of one GRU layer: ``x [time, batch, feature]`` ->
-    ``(out [time, batch, H], h_n [batch, H])``."""
+    """One direction of one GRU layer.
+
+    ``x [time, batch, feature]`` -> ``(out [time, batch, H], h_n [batch, H])``.
+    """
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, active, reverse, eps, bias_factor):

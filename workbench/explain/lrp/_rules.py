@@ -80,8 +80,11 @@ class LinearRule(torch.autograd.Function):
 
 
 class AddRule(torch.autograd.Function):
-    """``z = sa * a + sb * b`` elementwise: the operands that depend on the input are the
-    lower units (N = 1 or 2), constant operands act as a bias."""
+    """``z = sa * a + sb * b`` elementwise, with the epsilon rule.
+
+    The operands that depend on the input are the lower units (N = 1 or 2); constant
+    operands act as a bias.
+    """
 
     @staticmethod
     def forward(ctx, a, b, sa, sb, eps, bias_factor):
@@ -106,8 +109,10 @@ class AddRule(torch.autograd.Function):
 
 
 class PassRule(torch.autograd.Function):
-    """``z = fn(x, *rest)`` whose relevance passes unchanged to ``x``: activations
-    (tanh, ReLU ...), scaling by constants, negation."""
+    """``z = fn(x, *rest)`` whose relevance passes unchanged to ``x``.
+
+    For activations (tanh, ReLU ...), scaling by constants and negation.
+    """
 
     @staticmethod
     def forward(ctx, fn, x, *rest):
