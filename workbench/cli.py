@@ -23,6 +23,7 @@ app.add_typer(bench_app, name="bench")
 _COMMANDS: list[tuple[str, str, str, str]] = [
     ("workbench.recorder._cli", "demo", "demo", "app"),
     ("workbench.recorder._cli", "bench_record", "record", "bench"),
+    ("workbench.models._cli", "train", "train", "app"),
     ("workbench.explain._cli", "bench_explain", "explain", "bench"),
 ]
 

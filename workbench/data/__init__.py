@@ -1,0 +1,165 @@
+"""Corpora that install with a package (no downloads), their meta tracks, and user data.
+
+``corpus(name, split)`` returns a list of :class:`Document` for the shipped corpora
+``python`` (stdlib source characters), ``sentiment`` (tweets), ``parens`` (LSTMVis language),
+``sunspots`` and ``co2`` (one document holding the whole split of the series).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workbench.data._document import DataError, Document
+
+__all__ = ["CORPORA", "DataError", "Document", "corpus", "from_csv", "from_text_folder"]
+
+CORPORA = ("python", "sentiment", "parens", "sunspots", "co2")
+
+
+def corpus(name: str, split: str = "test", max_tokens: int | None = None) -> list[Document]:
+    """Documents of a shipped corpus.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`CORPORA`.
+    split : {"train", "valid", "test"}
+        Deterministic split.
+    max_tokens : int, optional
+        Stop after this many tokens (documents are kept whole, the last one cut).
+    """
+    if split not in ("train", "valid", "test"):
+        raise DataError(f"split must be train, valid or test, got {split!r}")
+    if name == "python":
+        docs = _python_docs(split, max_tokens)
+    elif name == "sentiment":
+        from workbench.data import sentiment
+
+        docs = sentiment.load(split)
+    elif name == "parens":
+        from workbench.data import parens
+
+        docs = parens.generate(
+            {"train": 4000, "valid": 400, "test": 400}[split],
+            seed={"train": 0, "valid": 1, "test": 2}[split],
+        )
+    elif name in ("sunspots", "co2"):
+        from workbench.data import series
+
+        s = getattr(series, name)()
+        lo, hi = {"train": (0, s.cuts[0]), "valid": s.cuts, "test": (s.cuts[1], len(s.values))}[
+            split
+        ]
+        z = s.scaled()[lo:hi].astype(np.float32)
+        tokens = [f"{v:.3g}" for v in s.values[lo:hi]]
+        docs = [Document(f"{name}/{split}", tokens, {"step": np.arange(lo, hi)}, None, z[:, None])]
+    else:
+        raise DataError(f"unknown corpus {name!r}; shipped corpora: {', '.join(CORPORA)}")
+    return _cap(docs, max_tokens)
+
+
+def _cap(docs: list[Document], max_tokens: int | None) -> list[Document]:
+    if max_tokens is None:
+        return docs
+    out, total = [], 0
+    for d in docs:
+        if total >= max_tokens:
+            break
+        keep = min(len(d), max_tokens - total)
+        if keep < len(d):
+            d = Document(
+                d.doc_id,
+                d.tokens[:keep],
+                {k: v[:keep] for k, v in d.meta.items()},
+                d.label,
+                None if d.values is None else d.values[:keep],
+            )
+        out.append(d)
+        total += keep
+    return out
+
+
+def _python_docs(split: str, max_tokens: int | None) -> list[Document]:
+    from workbench.data import python_source as ps
+
+    docs, total = [], 0
+    for path in ps.stdlib_files():
+        if ps.split_of(path) != split:
+            continue
+        text = ps.read_source(path)
+        if text is None:
+            continue
+        docs.append(Document(str(path.name), list(text), ps.annotate(text)))
+        total += len(text)
+        if max_tokens is not None and total >= max_tokens:
+            break
+    return docs
+
+
+def from_text_folder(path: str | Path, pattern: str = "*.txt") -> list[Document]:
+    """Character documents from a folder of UTF-8 text files (sorted by name).
+
+    Raises
+    ------
+    DataError
+        If the folder does not exist, holds no matching file, or a file is binary/empty.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"no folder at {root}: give a folder of text files")
+    files = sorted(root.rglob(pattern))
+    if not files:
+        raise DataError(f"{root} holds no file matching {pattern!r}")
+    docs = []
+    for f in files:
+        raw = f.read_bytes()
+        if b"\x00" in raw:
+            raise DataError(f"{f} looks binary (it contains NUL bytes); remove it or convert it")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{f} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if not text.strip():
+            raise DataError(f"{f} is empty")
+        docs.append(Document(str(f.relative_to(root)), list(text), {}))
+    return docs
+
+
+def from_csv(
+    path: str | Path, text: str = "text", label: str | None = "label"
+) -> tuple[list[Document], list[str]]:
+    """Word documents from a CSV with a text column and (optionally) a label column.
+
+    Returns
+    -------
+    docs : list of Document
+    labels : list of str
+        Class names, sorted; ``Document.label`` indexes into it.
+    """
+    import pandas as pd
+
+    from workbench.data.sentiment import tokenize
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no CSV file at {path}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:
+        raise DataError(f"{path} is not a readable CSV ({exc})") from None
+    missing = [c for c in (text, label) if c is not None and c not in frame]
+    if missing:
+        raise DataError(f"{path} has no column(s) {missing}; columns are {list(frame)}")
+    labels = sorted(frame[label].astype(str).unique()) if label else []
+    docs = []
+    for i, row in frame.iterrows():
+        tokens = tokenize(str(row[text]))
+        if not tokens:
+            continue
+        y = labels.index(str(row[label])) if label else None
+        docs.append(Document(f"{path.stem}/{i}", tokens, {}, y))
+    if not docs:
+        raise DataError(f"{path}: no row with text in column {text!r}")
+    return docs, labels
