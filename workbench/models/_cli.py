@@ -42,6 +42,7 @@ def train(
     max_minutes: float = typer.Option(None, help="Wall-clock budget."),
     max_train_tokens: int = typer.Option(None, help="Cap the training tokens (char LM)."),
     seed: int = typer.Option(0, help="Random seed."),
+    init: Path = typer.Option(None, help="Continue from this checkpoint (char LM)."),
 ) -> None:
     """Train a demo model on its shipped corpus and report metrics next to baselines."""
     import torch
@@ -63,6 +64,7 @@ def train(
         lr=lr,
         max_minutes=max_minutes,
         max_train_tokens=max_train_tokens,
+        init=str(init) if init else None,
     ).items():
         if value is not None:
             setattr(settings, key, value)

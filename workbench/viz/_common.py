@@ -1,0 +1,75 @@
+"""Shared helpers of the figure builders: array coercion, token display, colour scales."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: Diverging scale for signed relevance (blue negative, white zero, red positive).
+DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]
+#: Sequential scale for gates and attention in [0, 1].
+SEQUENTIAL = "Viridis"
+#: Colour of the selected units (cycled) and of the faded rest.
+SELECTED_COLOURS = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+    "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f",
+]  # fmt: skip
+FADED = "rgba(150,150,150,0.25)"
+
+_VISIBLE = {" ": "\u2423", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d", "": "\u2205"}
+
+
+def as_array(x: Any, ndim: int, what: str) -> np.ndarray:
+    """``x`` (tensor, array or nested lists) as a float64 numpy array with ``ndim`` dims."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{what} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+def display_token(tok: Any) -> str:
+    """A token as safe display text: whitespace made visible, HTML escaped.
+
+    Plotly renders its text as a small HTML subset, so tokens (user data) are escaped;
+    plotly turns the entities back into the literal characters.
+    """
+    s = str(tok)
+    s = _VISIBLE.get(s, s)
+    return html.escape(s, quote=True)
+
+
+def token_labels(tokens: Sequence[Any] | None, n: int) -> list[str]:
+    """``n`` escaped display labels, the tokens when given, else the positions."""
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    if len(tokens) < n:
+        raise ValueError(f"{len(tokens)} tokens for {n} steps: pass one token per step")
+    return [display_token(t) for t in list(tokens)[:n]]
+
+
+def token_axis(labels: Sequence[str], max_ticks: int = 80) -> dict:
+    """A numeric x-axis labelled with tokens (repeated tokens stay separate columns)."""
+    n = len(labels)
+    stride = max(1, int(np.ceil(n / max_ticks)))
+    ticks = list(range(0, n, stride))
+    return {
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": [labels[i] for i in ticks],
+        "tickangle": 0 if n <= 30 else -90,
+    }
+
+
+def base_layout(title: str | None, height: int = 320) -> dict:
+    """The common layout: white template, small margins, deterministic (no uirevision)."""
+    return {
+        "title": {"text": html.escape(title) if title else None},
+        "template": "plotly_white",
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 40 if title else 10, "b": 60},
+    }
