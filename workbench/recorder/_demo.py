@@ -60,9 +60,10 @@ def run_demo(model: str = "python", chars: int = 400) -> None:
     console.print(table)
     for site, ex in trace.meta.get("exactness", {}).items():
         console.print(
-            f"exactness of {site}: max abs error {ex.get('max_abs_error_hidden', 0):.1e} "
-            f"(hidden), {ex.get('max_abs_error_cell', 0):.1e} (cell) against the fused "
-            f"kernel, checked: {ex['checked']}"
+            f"exactness of {site} against the fused kernel ({ex['checked']}): hidden max abs "
+            f"error {ex.get('max_abs_error_hidden', 0):.1e}; cell max abs error "
+            f"{ex.get('max_abs_error_cell', 0):.1e} on cells up to |c| = "
+            f"{ex.get('cell_scale', 1):.0f}, relative {ex.get('max_rel_error_cell', 0):.1e}"
         )
     console.print(
         f"next-character accuracy on this text {accuracy:.1%}, {nll / np.log(2):.2f} bits/char"
