@@ -96,3 +96,33 @@ def test_user_data_and_clear_errors(tmp_path):
         series.from_file(bad)
     with pytest.raises(DataError, match="unknown corpus"):
         corpus("linux")
+
+
+def test_user_series_and_document_splits(tmp_path):
+    from workbench.data import Document, split_documents
+
+    np.save(tmp_path / "s.npy", np.arange(50, dtype=float))
+    s = series.from_file(tmp_path / "s.npy")
+    assert s.name == "s" and s.cuts == (35, 42) and s.mean == pytest.approx(17.0)
+    x, y = s.windows("train", 5, horizon=3)  # multi-step targets
+    assert x.shape == (28, 5, 1) and y.shape == (28, 3)
+    assert np.allclose(y[0] * s.std + s.mean, [5, 6, 7])
+    np.save(tmp_path / "n.npy", np.array([1.0] * 40 + [np.nan]))
+    with pytest.raises(DataError, match="NaN"):
+        series.from_file(tmp_path / "n.npy")
+    (tmp_path / "two.csv").write_text("a,b\n" + "1,2\n" * 40)
+    with pytest.raises(DataError, match="column="):
+        series.from_file(tmp_path / "two.csv")
+    assert len(series.from_file(tmp_path / "two.csv", column="b").values) == 40
+    with pytest.raises(DataError, match="no series file"):
+        series.from_file(tmp_path / "none.csv")
+
+    docs = [Document(f"d{k}", list("abcdefghij")) for k in range(20)]
+    parts = {sp: split_documents(docs, sp) for sp in ("train", "valid", "test")}
+    assert [len(p) for p in parts.values()] == [16, 2, 2]
+    assert {d.doc_id for p in parts.values() for d in p} == {d.doc_id for d in docs}
+    assert [d.doc_id for d in split_documents(docs[::-1], "test")] == [
+        d.doc_id for d in parts["test"]
+    ]  # order of the input does not matter
+    one = [Document("only", list("x" * 100))]
+    assert [len(split_documents(one, sp)[0]) for sp in ("train", "valid", "test")] == [80, 10, 10]

@@ -8,8 +8,9 @@ import torch
 import workbench
 from workbench.models.architectures import build
 from workbench.models.checkpoint import CheckpointError, load, save, shipped
+from workbench.models.evaluate import evaluate
 from workbench.models.tokenizer import Tokenizer
-from workbench.models.train import TrainSettings, parens_metrics, train_forecaster
+from workbench.models.train import TrainSettings, train_forecaster
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
@@ -71,21 +72,26 @@ def test_a_short_training_run_learns(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["parens", "sunspots", "co2", "python", "sentiment"])
-def test_shipped_checkpoints_load_and_beat_their_baselines(name):
-    try:
-        bundle = load(shipped(name))
-    except CheckpointError:
-        pytest.skip(f"{name} checkpoint not trained in this checkout")
+def test_shipped_checkpoints_reproduce_their_reported_metrics(name):
+    bundle = load(shipped(name))
     m = bundle.metrics
+    assert bundle.task == name and m
     if name == "parens":
-        from workbench.data import corpus
-
-        again = parens_metrics(bundle.model, bundle.tokenizer, corpus("parens", "test")[:100])
-        assert again["test_digit_accuracy"] >= 0.97
-        assert m["test_digit_accuracy"] >= 0.97
+        again = evaluate(bundle, max_tokens=6000)  # 100 of the 400 test sequences
+        assert again["test_digit_accuracy"] == pytest.approx(m["test_digit_accuracy"], abs=0.02)
+        assert again["test_digit_accuracy"] >= 0.999  # the LSTMVis check: digits = depth
     elif name in ("sunspots", "co2"):
+        again = evaluate(bundle)  # the whole test split is small
+        assert again["test_rmse"] == pytest.approx(m["test_rmse"], rel=1e-4)
+        assert again["test_mae"] == pytest.approx(m["test_mae"], rel=1e-4)
         assert m["test_rmse"] < m["baseline_persistence_rmse"]
     elif name == "python":
+        again = evaluate(bundle, max_tokens=30_000)
+        check = m["check_bits_per_char_first_30000"]
+        assert again["test_bits_per_char"] == pytest.approx(check, abs=1e-3)
         assert m["test_bits_per_char"] < m["baseline_unigram_bits_per_char"]
     else:
-        assert m["test_accuracy"] > m["baseline_majority_accuracy"]
+        again = evaluate(bundle)
+        assert again["test_accuracy"] == pytest.approx(m["test_accuracy"], abs=1e-6)
+        assert m["test_accuracy"] > m["baseline_majority_accuracy"] + 0.2
+        assert m["test_macro_f1"] > m["baseline_majority_macro_f1"] + 0.3

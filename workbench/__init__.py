@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "Explanation": "workbench.explain:Explanation",
     "Target": "workbench.explain:Target",
     "StateStore": "workbench.store:StateStore",
+    "report": "workbench.report:report",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

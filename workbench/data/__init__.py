@@ -13,7 +13,15 @@ import numpy as np
 
 from workbench.data._document import DataError, Document
 
-__all__ = ["CORPORA", "DataError", "Document", "corpus", "from_csv", "from_text_folder"]
+__all__ = [
+    "CORPORA",
+    "DataError",
+    "Document",
+    "corpus",
+    "from_csv",
+    "from_text_folder",
+    "split_documents",
+]
 
 CORPORA = ("python", "sentiment", "parens", "sunspots", "co2")
 
@@ -163,3 +171,43 @@ def from_csv(
     if not docs:
         raise DataError(f"{path}: no row with text in column {text!r}")
     return docs, labels
+
+
+def split_documents(docs: list[Document], split: str) -> list[Document]:
+    """A user's documents cut deterministically into train / valid / test (80/10/10).
+
+    With three documents or more, whole documents go to one split each, ordered by a hash of
+    their ``doc_id`` (at least one document in valid and in test). With fewer, every document
+    is cut by position (first 80% train, next 10% valid, last 10% test).
+    """
+    import hashlib
+
+    if split not in ("train", "valid", "test"):
+        raise DataError(f"split must be train, valid or test, got {split!r}")
+    if not docs:
+        raise DataError("no documents to split")
+    if len(docs) >= 3:
+        ranked = sorted(docs, key=lambda d: hashlib.sha1(d.doc_id.encode()).hexdigest())
+        n_small = max(1, round(0.1 * len(ranked)))
+        parts = {
+            "test": ranked[:n_small],
+            "valid": ranked[n_small : 2 * n_small],
+            "train": ranked[2 * n_small :],
+        }
+        return sorted(parts[split], key=lambda d: d.doc_id)
+    out = []
+    for d in docs:
+        a, b = int(len(d) * 0.8), int(len(d) * 0.9)
+        lo, hi = {"train": (0, a), "valid": (a, b), "test": (b, len(d))}[split]
+        if hi - lo < 2:
+            raise DataError(f"{d.doc_id} is too short to split into train/valid/test")
+        out.append(
+            Document(
+                f"{d.doc_id}[{lo}:{hi}]",
+                d.tokens[lo:hi],
+                {k: v[lo:hi] for k, v in d.meta.items()},
+                d.label,
+                None if d.values is None else d.values[lo:hi],
+            )
+        )
+    return out

@@ -17,7 +17,8 @@ def generate(n_docs: int, length: int = 60, max_depth: int = 4, seed: int = 0) -
     n_docs : int
         Number of sequences.
     length : int
-        Tokens per sequence.
+        Tokens per sequence (each starts at depth 0; the parens model is trained on
+        sequences from a zero state, not on their concatenation).
     max_depth : int
         Deepest nesting (LSTMVis uses 4).
     seed : int

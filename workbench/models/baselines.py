@@ -79,27 +79,33 @@ def sentiment_baselines(train, test) -> dict:
     }
 
 
-def forecast_baselines(series, window: int) -> dict:
-    """Persistence and seasonal-naive forecasts of the same test targets (original units)."""
+def forecast_baselines(series, window: int, season: int | None = None) -> dict:
+    """Persistence and seasonal-naive forecasts of the same test targets (original units).
+
+    ``season`` defaults to the shipped series' cycle (11 years, 52 weeks); for a user's series
+    without one only persistence is computed.
+    """
     from workbench.data.series import SEASON
 
-    season = SEASON[series.name]
+    season = season or SEASON.get(series.name)
     v = series.values
     lo = max(window, series.cuts[1])
     targets = np.arange(lo, len(v))
     truth = v[targets]
     persistence = v[targets - 1]
-    seasonal = v[targets - season]
 
     def rmse(p):
         return float(np.sqrt(np.mean((p - truth) ** 2)))
 
-    return {
+    out = {
         "baseline_persistence_rmse": rmse(persistence),
         "baseline_persistence_mae": float(np.mean(np.abs(persistence - truth))),
-        f"baseline_seasonal_naive_{season}_rmse": rmse(seasonal),
-        f"baseline_seasonal_naive_{season}_mae": float(np.mean(np.abs(seasonal - truth))),
     }
+    if season:
+        seasonal = v[targets - season]
+        out[f"baseline_seasonal_naive_{season}_rmse"] = rmse(seasonal)
+        out[f"baseline_seasonal_naive_{season}_mae"] = float(np.mean(np.abs(seasonal - truth)))
+    return out
 
 
 def majority_digit(docs) -> float:

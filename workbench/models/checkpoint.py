@@ -187,18 +187,27 @@ SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens")
 def shipped(name: str) -> Path:
     """Folder of a shipped checkpoint (``assets/models/NAME`` in a checkout).
 
+    Searched in ``$WORKBENCH_MODELS/NAME`` first (a copy of ``assets/models`` for an
+    installed package), then in the repository checkout holding this package.
+
     Raises
     ------
     CheckpointError
         If ``name`` is not shipped or the folder cannot be found.
     """
+    import os
+
     if name not in SHIPPED:
         raise CheckpointError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED)}")
     here = Path(__file__).resolve()
-    for root in (here.parents[2] / "assets" / "models", here.parents[1] / "assets" / "models"):
+    roots = [here.parents[2] / "assets" / "models", here.parents[1] / "assets" / "models"]
+    if os.environ.get("WORKBENCH_MODELS"):
+        roots.insert(0, Path(os.environ["WORKBENCH_MODELS"]))
+    for root in roots:
         if (root / name / "config.json").exists():
             return root / name
     raise CheckpointError(
-        f"the shipped model {name!r} was not found under assets/models; run from a checkout "
-        "of the repository or train it with `workbench train`"
+        f"the shipped model {name!r} was not found under {', '.join(map(str, roots))}; run "
+        "from a checkout of the repository, point WORKBENCH_MODELS at a copy of its "
+        "assets/models folder, or train it with `workbench train`"
     )

@@ -177,7 +177,7 @@ def _boundaries(boundaries, time: int) -> np.ndarray:
 
 
 def _dtype_threshold(dtype: np.dtype, threshold: float):
-    """Smallest value of ``dtype`` that is ``>= threshold``: ``x >= t`` then equals the exact test."""
+    """Smallest ``dtype`` value ``>= threshold``: ``x >= t`` then equals the exact test."""
     if not np.issubdtype(dtype, np.floating):
         return threshold
     t = dtype.type(threshold)
@@ -275,7 +275,7 @@ def _doc_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 def _pattern(
     on: np.ndarray, start: int, length: int, lo: int, hi: int, left: int, right: int
 ) -> np.ndarray:
-    """Rows ``on[lo:hi]`` cover ``[start - left, start + length + right)`` clipped to the document."""
+    """Pattern test; rows ``on[lo:hi]`` cover the padded span clipped to the document."""
     s, e = start - lo, start + length - lo
     pre = on[max(s - left, 0) : s]
     post = on[e : min(e + right, hi - lo)]
@@ -299,7 +299,7 @@ def _intersections(
     if cum is None:
         covered = np.ones((starts.size, k), dtype=bool)
     else:
-        covered = (cum[ends] - cum[starts]) == lengths[:, None]
+        covered = ((cum[:, ends] - cum[:, starts]) == lengths[None, :]).T
     # off on the padding (only inside the document)
     ok = covered
     for j in range(1, left + 1):
@@ -392,15 +392,19 @@ def match(
 
     cum = None
     if np.any(levels < k):
-        cum = np.zeros((time + 1, k), dtype=np.int32)
-        np.cumsum(on_k, axis=0, out=cum[1:])
+        cum = np.zeros((k, time + 1), dtype=np.int32)  # per cell, contiguous in time
+        np.cumsum(np.ascontiguousarray(on_k.T), axis=1, out=cum[:, 1:])
     inter = _intersections(on_k, cum, starts, lengths, bounds, left, right)
     del cum
 
-    top = _score_unions(states, cells, starts, lengths, inter, bounds, threshold, left, right, top_k)
+    top = _score_unions(
+        states, cells, starts, lengths, inter, bounds, threshold, left, right, top_k
+    )
     fuzzy = np.bincount(lengths, minlength=int(min_length)) if lengths.size else np.zeros(0, int)
     strict_len = lengths[inter == k]
-    strict = np.bincount(strict_len, minlength=int(min_length)) if strict_len.size else np.zeros(0, int)
+    strict = (
+        np.bincount(strict_len, minlength=int(min_length)) if strict_len.size else np.zeros(0, int)
+    )
     idx, union = top
     return Matches(
         start=starts[idx],

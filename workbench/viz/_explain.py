@@ -90,13 +90,6 @@ def attribution_heatmap(
             colorbar={"title": {"text": "relevance" + (" / max" if normalise else "")}},
         )
     )  # fmt: skip
-    if time <= 60:
-        fig.add_trace(
-            go.Scatter(
-                x=np.arange(time), y=[names[-1]] * time, text=labels, mode="text",
-                hoverinfo="skip", showlegend=False, textfont={"size": 11},
-            )
-        )  # fmt: skip
     fig.update_layout(**base_layout(title, height=120 + 40 * len(names)))
     fig.update_xaxes(**token_axis(labels))
     fig.update_yaxes(type="category", autorange="reversed")

@@ -1,0 +1,54 @@
+"""PCA + UMAP maps of store states, cached in the store, with transform for new states."""
+
+import numpy as np
+import pytest
+from test_store import SETTINGS, make_corpus, make_model
+
+from workbench.store import StateStore, projection
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("proj") / "s"
+    return StateStore.build(make_model(), make_corpus(n_docs=20), path, **SETTINGS)
+
+
+def test_pca_map_cached_and_transform(store):
+    name = "rnn.1.fwd.hidden"
+    msgs = []
+    p = store.projection(name, method="pca", sample=300, progress=msgs.append)
+    assert p.embedding.shape == (300, 2)
+    assert np.all(np.diff(p.sample) > 0) and p.sample[-1] < store.n_tokens
+    rows = store.states(name)[:][p.sample[:5]]
+    np.testing.assert_allclose(p.transform(rows), p.embedding[:5], atol=1e-4)
+    again = store.projection(name, method="pca", sample=300, progress=msgs.append)
+    assert any("cache" in m for m in msgs)
+    np.testing.assert_array_equal(again.embedding, p.embedding)
+    # a cached map still places new states
+    np.testing.assert_allclose(again.transform(rows), p.embedding[:5], atol=1e-4)
+
+
+def test_bad_states():
+    with pytest.raises(ValueError, match="NaN"):
+        projection.fit(np.full((10, 3), np.nan), method="pca")
+    with pytest.raises(ValueError, match="method"):
+        projection.fit(np.ones((10, 3)), method="tsne")
+
+
+@pytest.mark.slow
+def test_umap_map_and_transform(store):
+    name = "rnn.1.fwd.hidden"
+    msgs = []
+    p = store.projection(name, sample=None, n_neighbors=10, progress=msgs.append)
+    assert any("numba" in m for m in msgs)
+    assert p.embedding.shape == (store.n_tokens, 2) and np.isfinite(p.embedding).all()
+    doc = store.document(3)
+    live = p.transform(doc.states(name))
+    cached = store.projection(name, sample=None, n_neighbors=10, progress=msgs.append)
+    placed = cached.transform(doc.states(name))
+    assert live.shape == placed.shape == (len(doc), 2)
+    # both placements land near the fitted positions of the same states
+    fitted = p.embedding[doc.start : doc.end]
+    spread = np.ptp(p.embedding, axis=0).max()
+    assert np.median(np.linalg.norm(placed - fitted, axis=1)) < 0.2 * spread
+    assert np.median(np.linalg.norm(live - fitted, axis=1)) < 0.2 * spread

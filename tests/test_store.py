@@ -1,0 +1,241 @@
+"""StateStore on a real zarr store on disk: contents, resumability, dask, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+import workbench
+from workbench.data import Document
+from workbench.models.architectures import CharLM
+from workbench.models.tokenizer import Tokenizer
+from workbench.store import StateStore, StoreError, StoreIncompleteError
+from workbench.store.search import SearchError
+
+ALPHABET = list("ab(){} \n")
+SETTINGS = dict(chunk_tokens=64, segment_tokens=150, window=32, batch_size=3, progress=False)
+
+
+def make_corpus(n_docs=12, seed=0):
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(n_docs):
+        n = int(rng.integers(3, 120))
+        toks = [ALPHABET[j] for j in rng.integers(0, len(ALPHABET), n)]
+        depth = np.cumsum([1 if t == "(" else -1 if t == ")" else 0 for t in toks])
+        meta = {"is_open": np.array([t == "(" for t in toks]), "depth": depth}
+        docs.append(Document(f"doc{i}", toks, meta, None))
+    return docs
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    tok = Tokenizer(["<pad>", "<unk>", *ALPHABET])
+    return CharLM(len(tok.vocab), 6, 10, 2).eval(), tok
+
+
+def arrays_of(path):
+    group = zarr.open_group(str(path), mode="r")
+    out = {}
+    for name, arr in group.arrays():
+        out[name] = np.asarray(arr[:])
+    for gname, sub in group.groups():
+        for name, arr in sub.arrays():
+            out[f"{gname}/{name}"] = np.asarray(arr[:])
+        for g2, sub2 in sub.groups():
+            for name, arr in sub2.arrays():
+                out[f"{gname}/{g2}/{name}"] = np.asarray(arr[:])
+    return out
+
+
+def assert_same_store(a, b):
+    xa, xb = arrays_of(a), arrays_of(b)
+    assert sorted(xa) == sorted(xb)
+    for k in xa:
+        assert np.array_equal(xa[k], xb[k], equal_nan=xa[k].dtype.kind == "f"), k
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    model, tok = make_model()
+    docs = make_corpus()
+    path = tmp_path_factory.mktemp("store") / "s"
+    store = StateStore.build((model, tok), docs, path, **SETTINGS)
+    return store, model, tok, docs
+
+
+def test_store_holds_the_recorded_states(built):
+    store, model, tok, docs = built
+    assert store.n_docs == len(docs)
+    assert store.n_tokens == sum(len(d) for d in docs)
+    assert len(store.manifest["segments"]) > 2  # several segments, chunks shared across them
+    for i in (0, 5, len(docs) - 1):
+        d = docs[i]
+        ids = torch.tensor([tok.encode(d.tokens)])
+        with torch.no_grad():
+            tr = workbench.record(model, ids)
+        view = store.document(d.doc_id)
+        assert view.tokens == d.tokens
+        np.testing.assert_array_equal(view.meta["depth"], d.meta["depth"])
+        for name in store.names:
+            np.testing.assert_allclose(view.states(name), tr[name][0].numpy(), atol=2e-3)
+        # loss = next-token cross-entropy inside the document, NaN at its last step
+        table = store.token_table(view.start, view.end)
+        logits = tr.output[0][0]
+        ref = torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:], reduction="none")
+        np.testing.assert_allclose(table.loss.to_numpy()[:-1], ref.numpy(), atol=1e-4)
+        assert np.isnan(table.loss.to_numpy()[-1])
+        assert (table.position.to_numpy() == np.arange(len(d))).all()
+        assert (table.document == i).all()
+
+
+def test_lazy_slices_and_windows_carry_state(built):
+    store, model, tok, docs = built
+    # the longest document spans several windows of 32 steps: carried state is exact
+    i = int(np.argmax([len(d) for d in docs]))
+    assert len(docs[i]) > 2 * SETTINGS["window"]
+    view = store.document(i)
+    h = store.states("rnn.1.fwd.hidden")
+    full = h[view.start : view.end]
+    assert full.shape == (len(view), 10)
+    np.testing.assert_array_equal(full[:, [1, 3]], h[view.start : view.end, [1, 3]])
+    np.testing.assert_array_equal(store.slice(view.start, view.end)["rnn.1.fwd.hidden"], full)
+    assert h.dtype == np.float16
+    assert store.boundaries[-1] == store.n_tokens
+
+
+def test_store_search_and_stats(built):
+    store, *_ = built
+    name = "rnn.0.fwd.cell"
+    cells = store.select_cells(name, 2, 0, 3, threshold=0.0, pad=(0, 0))
+    full = store.document(2).states(name)
+    ref = np.flatnonzero((full[0:3] >= 0).all(axis=0))
+    assert cells.tolist() == ref.tolist()
+    m = store.match(name, [0, 1], threshold=0.0)
+    assert len(m) > 0
+    for s, e in m.spans():  # never across documents
+        assert np.searchsorted(store.boundaries, s, "right") == np.searchsorted(
+            store.boundaries, e - 1, "right"
+        )
+    agg = store.match_meta(m)
+    assert 0.0 <= agg["is_open"]["mean"] <= 1.0
+    with pytest.raises(SearchError, match="outside document"):
+        store.select_cells(name, 2, 0, 10_000)
+    sat = store.saturation()
+    assert set(sat.name) == {n for n in store.names if n.endswith("gate")}
+    best = store.best_cells(name, top=3)
+    assert set(best.track) == {"is_open", "depth"}
+    mean, count = store.mean_response(name)
+    assert count.sum() == store.n_tokens
+
+
+def test_resume_after_sigkill_is_identical(tmp_path):
+    """A build killed with SIGKILL mid-way and rerun equals an uninterrupted build."""
+    script = tmp_path / "build.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            import workbench.store._build as b
+            from test_store import SETTINGS, make_corpus, make_model
+            from workbench.store import StateStore
+            slow = b.run_segment
+            def run_segment(*a, **k):
+                n = slow(*a, **k)
+                time.sleep(0.3)
+                return n
+            b.run_segment = run_segment
+            StateStore.build(make_model(), make_corpus(), sys.argv[1], **SETTINGS)
+            """
+        )
+    )
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((killed / "_progress").glob("seg*.json"))) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with pytest.raises(StoreIncompleteError, match="run the same build"):
+        StateStore.open(killed)
+    done = len(list((killed / "_progress").glob("seg*.json")))
+    assert (
+        0
+        < done
+        < len(
+            json.loads((killed / "zarr.json").read_text())["attributes"]["workbench_store"][
+                "segments"
+            ]
+        )
+    )
+    resumed = StateStore.build(make_model(), make_corpus(), killed, **SETTINGS)
+    fresh = StateStore.build(make_model(), make_corpus(), tmp_path / "fresh", **SETTINGS)
+    assert_same_store(resumed.path, fresh.path)
+    assert not (killed / "_pending").exists()
+
+
+def test_interrupted_build_is_refused_then_resumes(tmp_path, built):
+    store, *_ = built
+    path = tmp_path / "s"
+    from workbench.store._build import build
+
+    build(make_model(), make_corpus(), path, stop_after=1, **SETTINGS)
+    with pytest.raises(StoreIncompleteError):
+        StateStore.open(path)
+    done = StateStore.build(make_model(), make_corpus(), path, **SETTINGS)
+    assert_same_store(done.path, store.path)
+
+
+def test_dask_build_is_identical(tmp_path, built):
+    pytest.importorskip("distributed")
+    store, *_ = built
+    got = StateStore.build(make_model(), make_corpus(), tmp_path / "d", engine="dask", **SETTINGS)
+    assert_same_store(got.path, store.path)
+
+
+def test_bad_stores(tmp_path, built):
+    store, *_ = built
+    with pytest.raises(FileNotFoundError):
+        StateStore.open(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "x.txt").write_text("hi")
+    with pytest.raises(StoreError, match="not a workbench state store"):
+        StateStore.open(tmp_path / "plain")
+    with pytest.raises(StoreError, match="not a workbench store"):
+        StateStore.build(make_model(), make_corpus(), tmp_path / "plain", **SETTINGS)
+    other, _ = make_model(seed=1)
+    with pytest.raises(StoreError, match="another model"):
+        StateStore.open(store.path, model=other)
+    StateStore.open(store.path, model=make_model()[0])  # the right model is accepted
+    # a started store with another model is not resumed silently
+    from workbench.store._build import build
+
+    build(make_model(), make_corpus(), tmp_path / "half", stop_after=1, **SETTINGS)
+    with pytest.raises(StoreError, match="other settings"):
+        build((other, make_model()[1]), make_corpus(), tmp_path / "half", **SETTINGS)
+    # an older schema
+    old = tmp_path / "old"
+    import shutil
+
+    shutil.copytree(store.path, old)
+    meta = json.loads((old / "zarr.json").read_text())
+    meta["attributes"]["workbench_store"]["schema"] = 0
+    (old / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="schema 0"):
+        StateStore.open(old)
+    with pytest.raises(StoreError, match="empty"):
+        StateStore.build(make_model(), [], tmp_path / "e", **SETTINGS)

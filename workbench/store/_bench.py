@@ -1,0 +1,341 @@
+"""``workbench bench store``: match, build and projection speed, each against a baseline.
+
+- match: LSTMVis match over synthetic stores of 1M and 10M steps x 650 units (telegraph
+  on/off units plus noise, float16). The 10M store hard-links ten copies of the 1M store's
+  chunk files, so it costs no disk; its reads are served from the page cache. Baseline: the
+  bare scan of the selected units (thresholding them, nothing else).
+- build: ``StateStore.build`` of a char LM over real Python source (every gate, cell and
+  hidden state, float16) against the plain forward over the same tokens with the same
+  batches and windows.
+- umap: PCA + UMAP of 100k states, cold (new process, empty numba cache) and warm.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Row:
+    """One measured case."""
+
+    case: str
+    baseline: str
+    baseline_s: float
+    measured_s: float
+    target: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_s / self.baseline_s if self.baseline_s else float("nan")
+
+
+def _median_time(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+def synthetic_store(
+    path: Path,
+    tokens: int,
+    units: int = 650,
+    chunk: int = 8192,
+    seed: int = 0,
+    doc_tokens: int = 4096,
+    link_from: Path | None = None,
+):
+    """A store of telegraph-process states (runs of on/off, mean length ~8, plus noise)."""
+    import zarr
+
+    from workbench.store._layout import (
+        MANIFEST_KEY,
+        SCHEMA_VERSION,
+        create_column,
+        create_states,
+    )
+    from workbench.store._store import StateStore
+
+    name = "lstm.0.fwd.cell"
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    arr = create_states(group, name, tokens, units, chunk, "float16")
+    n_chunks = -(-tokens // chunk)
+    if link_from is not None:
+        src_chunks = sorted(int(p.name) for p in (link_from / "states" / name / "c").iterdir())
+        for k in range(n_chunks):
+            dst = path / "states" / name / "c" / str(k)
+            dst.mkdir(parents=True, exist_ok=True)
+            os.link(
+                link_from / "states" / name / "c" / str(src_chunks[k % len(src_chunks)]) / "0",
+                dst / "0",
+            )
+    else:
+        rng = np.random.default_rng(seed)
+        base_len = chunk + 64
+        flips = rng.random((base_len // 8 + 1, units)) < 0.35
+        on = (np.cumsum(flips, axis=0) % 2).astype(np.float16)
+        base = np.repeat(on, 8, axis=0)[:base_len] * np.float16(0.8)
+        base += rng.normal(0, 0.05, base.shape).astype(np.float16)
+        for k in range(n_chunks):
+            shift = int(rng.integers(0, 64))
+            perm = rng.permutation(units)
+            block = base[shift : shift + chunk][:, perm]
+            lo, hi = k * chunk, min((k + 1) * chunk, tokens)
+            arr[lo:hi] = block[: hi - lo]
+    offsets = np.arange(0, tokens + doc_tokens, doc_tokens)
+    offsets[-1] = tokens
+    offsets = np.unique(offsets)
+    nd = len(offsets) - 1
+    create_column(group, "docs/offsets", nd + 1, nd + 1, "int64", 0)[:] = offsets
+    create_column(group, "tokens/surface", tokens, chunk, "int32", 0)
+    group.attrs[MANIFEST_KEY] = {
+        "schema": SCHEMA_VERSION,
+        "status": "complete",
+        "model": {"class": "synthetic", "fingerprint": "synthetic"},
+        "kind": "synthetic",
+        "corpus": {},
+        "names": [name],
+        "units": {name: units},
+        "dtype": "float16",
+        "chunk_tokens": chunk,
+        "n_tokens": tokens,
+        "n_docs": nd,
+        "doc_ids": [f"d{i}" for i in range(nd)],
+        "segments": [],
+        "surface_vocab": ["x"],
+        "vocab": [],
+        "meta": {},
+    }
+    return StateStore.open(path)
+
+
+def _pick_cells(store, name: str, k: int = 5) -> np.ndarray:
+    store.document(0).states(name)
+    for start in range(1, 400):
+        cells = store.select_cells(name, 0, start, start + 6, threshold=0.3, pad=(1, 0))
+        if cells.size >= k:
+            return cells[:k]
+    return np.arange(k)
+
+
+def bench_match(tmp: Path, sizes=(1_000_000, 10_000_000), repeats: int = 3) -> list[Row]:
+    rows = []
+    first = None
+    for n in sizes:
+        path = tmp / f"syn{n}"
+        store = synthetic_store(path, n, link_from=first.path if first is not None else None)
+        if first is None:
+            first = store
+        name = store.names[0]
+        cells = _pick_cells(store, name)
+        arr = store.states(name)
+        arr.columns_on(cells, 0.3)  # map the chunks once (page cache)
+        scan = _median_time(lambda: arr.columns_on(cells, 0.3), repeats)  # noqa: B023
+        result = {}
+
+        def run():
+            result["m"] = store.match(name, cells)  # noqa: B023
+
+        t = _median_time(run, repeats)
+        m = result["m"]
+        target = "<= 100 ms" if n <= 1_000_000 else "<= 1 s"
+        rows.append(
+            Row(
+                f"match {n / 1e6:g}M x 650, k={cells.size}",
+                "scan of k units",
+                scan,
+                t,
+                target,
+                f"{m.n_candidates:,} candidates, level {m.level}",
+            )
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _python_lm():
+    """The shipped Python-source char LM, else a 2 x 256 LSTM char LM of its vocabulary."""
+    import torch
+
+    import workbench
+    from workbench.models.architectures import CharLM
+    from workbench.models.tokenizer import Tokenizer
+
+    try:
+        from workbench.models.checkpoint import shipped
+
+        bundle = workbench.load(shipped("python"))
+        return bundle, "shipped python char LM"
+    except Exception:  # noqa: BLE001 - not trained yet: a same-shaped stand-in
+        torch.manual_seed(0)
+        vocab = ["<pad>", "<unk>", *[chr(c) for c in range(32, 127)], "\n", "\t"]
+        tok = Tokenizer(vocab)
+        return (CharLM(len(vocab), 64, 256, 2).eval(), tok), "untrained 2 x 256 LSTM char LM"
+
+
+def _plain_forward(model, tokenizer, docs, window: int, batch_size: int) -> None:
+    """The same batches and windows as the build, without recording or writing."""
+    import torch
+
+    from workbench.store._runner import Runner, _can_shrink, _shrink
+
+    runner = Runner(model, tokenizer, "charlm", None, window, batch_size)
+    order = sorted(range(len(docs)), key=lambda i: (-len(docs[i]), i))
+    order = [i for i in order if len(docs[i]) > 0]
+    with torch.no_grad():
+        for b in range(0, len(order), batch_size):
+            batch = [docs[i] for i in order[b : b + batch_size]]
+            ids, lengths, _ = runner._padded(batch)
+            state, n = None, len(batch)
+            for w in range(0, ids.shape[1], window):
+                active = sum(1 for L in lengths if L > w)
+                if active < n and _can_shrink(state, n):
+                    state, n = _shrink(state, active), active
+                logits, state = model(ids[:n, w : w + window], state)
+                torch.log_softmax(logits.float(), -1)
+
+
+def bench_build(tmp: Path, tokens: int = 20_000, strategy: str = "auto") -> list[Row]:
+    import workbench
+    from workbench.data import corpus
+    from workbench.store import StateStore
+
+    lm, label = _python_lm()
+    model, tok = (lm.model, lm.tokenizer) if hasattr(lm, "model") else lm
+    docs = corpus("python", "test", max_tokens=tokens)
+    n = sum(len(d) for d in docs)
+    window, batch = 256, 32
+    _plain_forward(model, tok, docs[:2], window, batch)  # warm up
+    plain = _median_time(lambda: _plain_forward(model, tok, docs, window, batch), 1)
+    out = tmp / "build"
+
+    def build():
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        StateStore.build(
+            (model, tok),
+            docs,
+            out,
+            window=window,
+            batch_size=batch,
+            strategy=strategy,
+            progress=False,
+        )
+
+    t = _median_time(build, 1)
+    names = len(workbench.StateStore.open(out).names)
+    return [
+        Row(
+            f"build {n:,} tokens ({label}, {names} names, float16)",
+            "plain forward",
+            plain,
+            t,
+            "<= 1.5x",
+            f"{n / t:,.0f} tokens/s, strategy={strategy}",
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- umap
+
+_COLD = """
+import sys, time, numpy as np
+t0 = time.perf_counter()
+from workbench.store import projection
+x = np.load(sys.argv[1])
+projection.fit(x, progress=False)
+print(time.perf_counter() - t0)
+"""
+
+
+def bench_umap(tmp: Path, n: int = 100_000, units: int = 650) -> list[Row]:
+    from workbench.store import projection
+
+    store = synthetic_store(tmp / "umap_syn", max(n, 8192 * 2), units)
+    from workbench.store.projection import _sample_rows
+
+    _, x = _sample_rows(store.states(store.names[0]), store.n_tokens, n, 0)
+    x = x.astype(np.float32)
+    np.save(tmp / "x.npy", x)
+    pca_t = _median_time(lambda: projection.fit(x, method="pca", progress=False), 1)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp / "numba_cold")}
+    t0 = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-c", _COLD, str(tmp / "x.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cold = (
+        float(res.stdout.strip().splitlines()[-1])
+        if res.stdout.strip()
+        else (time.perf_counter() - t0)
+    )
+    t0 = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-c", _COLD, str(tmp / "x.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cached = float(res.stdout.strip().splitlines()[-1])
+    projection.fit(x[:5000], progress=False)  # compile in this process
+    warm = _median_time(lambda: projection.fit(x, progress=False), 1)
+    return [
+        Row(
+            f"UMAP {n:,} x {units}, new process, empty numba cache",
+            "PCA only",
+            pca_t,
+            cold,
+            "report",
+        ),
+        Row(
+            f"UMAP {n:,} x {units}, new process, numba cache warm",
+            "PCA only",
+            pca_t,
+            cached,
+            "<= 60 s",
+        ),
+        Row(f"UMAP {n:,} x {units}, compiled in this process", "PCA only", pca_t, warm, "report"),
+    ]
+
+
+def run(
+    parts=("match", "build", "umap"),
+    quick: bool = False,
+    tokens: int = 20_000,
+    strategy: str = "auto",
+) -> list[Row]:
+    """All requested cases; quick uses tiny sizes (a smoke test)."""
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="wb_bench_store_") as tmp:
+        tmp = Path(tmp)
+        if "match" in parts:
+            sizes = (50_000, 200_000) if quick else (1_000_000, 10_000_000)
+            rows += bench_match(tmp, sizes, repeats=1 if quick else 3)
+        if "build" in parts:
+            rows += bench_build(tmp, 2_000 if quick else tokens, strategy)
+        if "umap" in parts:
+            rows += bench_umap(tmp, 5_000 if quick else 100_000, 64 if quick else 650)
+    return rows

@@ -1,0 +1,461 @@
+"""Building a store: plan, resumable segments, edge-chunk assembly, single process or dask.
+
+The corpus is cut into *segments* of whole documents (about ``segment_tokens`` tokens each;
+the plan depends only on the corpus and the settings, so every engine and every resumed run
+computes exactly the same batches). A segment writes the chunks that lie wholly inside it
+straight into the store; rows of chunks it shares with a neighbour go to
+``_pending/seg*.npz``. Only then is ``_progress/seg*.json`` committed (atomic rename), so a
+killed build reruns at most the segments that had not committed. When every segment has
+committed, the shared chunks are assembled from the pending pieces and the manifest is
+marked complete; readers refuse a store whose manifest is not complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from workbench.store._layout import (
+    MANIFEST_KEY,
+    SCHEMA_VERSION,
+    StoreError,
+    atomic_savez,
+    atomic_write_text,
+    create_column,
+    create_states,
+)
+from workbench.store._runner import Runner, model_fingerprint, resolve
+
+TOKEN_COLUMNS = {
+    "doc": ("int32", -1),
+    "position": ("int32", -1),
+    "token_id": ("int32", -1),
+    "surface": ("int32", -1),
+    "prediction": ("int32", -1),
+    "loss": ("float32", float("nan")),
+}
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _corpus_fingerprint(docs) -> str:
+    h = hashlib.sha256()
+    for d in docs:
+        h.update(str(d.doc_id).encode())
+        h.update(b"\0")
+        h.update("\x1f".join(d.tokens).encode("utf-8", "surrogatepass"))
+        h.update(b"\1")
+    return h.hexdigest()[:32]
+
+
+def _meta_schema(docs) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for d in docs:
+        for k, v in (d.meta or {}).items():
+            arr = np.asarray(v)
+            if arr.shape[:1] != (len(d),):
+                raise StoreError(
+                    f"meta track {k!r} of document {d.doc_id!r} has {arr.shape[:1]} steps, "
+                    f"the document {len(d)}; meta tracks are per token"
+                )
+            kind = "bool" if arr.dtype == bool else "int32" if arr.dtype.kind in "iu" else "float32"
+            old = kinds.get(k)
+            if old and old != kind:
+                kind = "float32" if "float32" in (old, kind) else "int32"
+            kinds[k] = kind
+    return kinds
+
+
+def _fill(kind: str):
+    return {"bool": False, "int32": -1, "float32": float("nan")}[kind]
+
+
+def plan(docs, chunk: int, segment_tokens: int) -> dict:
+    """Document offsets and segments (lists of document index ranges)."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    segments, lo, acc = [], 0, 0
+    for i, n in enumerate(lengths):
+        acc += int(n)
+        if acc >= segment_tokens:
+            segments.append([lo, i + 1])
+            lo, acc = i + 1, 0
+    if lo < len(docs):
+        segments.append([lo, len(docs)])
+    return {"offsets": offsets.tolist(), "segments": segments}
+
+
+def _surface_vocab(docs) -> list[str]:
+    vocab: dict[str, int] = {}
+    for d in docs:
+        for t in d.tokens:
+            if t not in vocab:
+                vocab[t] = len(vocab)
+    return list(vocab)
+
+
+# ----------------------------------------------------------------------------- store setup
+
+
+def prepare(runner: Runner, docs, path: Path, settings: dict, info: dict) -> dict:
+    """Create the store (or check a started one matches) and return the manifest."""
+    import zarr
+
+    if not docs:
+        raise StoreError("the corpus is empty; pass at least one document")
+    chunk = int(settings["chunk_tokens"])
+    the_plan = plan(docs, chunk, int(settings["segment_tokens"]))
+    fingerprint = model_fingerprint(runner.model)
+    corpus_fp = _corpus_fingerprint(docs)
+    first = next((d for d in docs if len(d) > 0), None)
+    if first is None:
+        raise StoreError("every document is empty; nothing to record")
+    units = runner.probe(first)
+    if not units:
+        raise StoreError(
+            f"the recorder kept no per-step quantity with names={runner.names!r}; "
+            "see workbench.record(model, ...).names for what can be recorded"
+        )
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "status": "building",
+        "model": {"class": type(runner.model).__name__, "fingerprint": fingerprint, **info},
+        "kind": runner.kind,
+        "corpus": {"fingerprint": corpus_fp, "name": settings.get("corpus_name")},
+        "names": list(units),
+        "units": units,
+        "dtype": settings["dtype"],
+        "chunk_tokens": chunk,
+        "n_tokens": int(the_plan["offsets"][-1]),
+        "n_docs": len(docs),
+        "doc_ids": [str(d.doc_id) for d in docs],
+        "segments": the_plan["segments"],
+        "window": runner.window,
+        "batch_size": runner.batch_size,
+        "strategy": runner.strategy,
+        "surface_vocab": _surface_vocab(docs),
+        "vocab": list(getattr(runner.tokenizer, "vocab", []) or []),
+        "meta": _meta_schema(docs),
+    }
+    existing = _read_manifest(path)
+    if existing is not None:
+        same = {k: existing.get(k) for k in _PLAN_KEYS} == {k: manifest.get(k) for k in _PLAN_KEYS}
+        if not same:
+            raise StoreError(
+                f"{path} holds a store built with other settings, model or corpus; "
+                "pass a new path, or delete the old store to rebuild it"
+            )
+        return existing
+    if path.exists() and any(path.iterdir()):
+        raise StoreError(f"{path} exists and is not a workbench store; pick an empty path")
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    n = manifest["n_tokens"]
+    for name, u in units.items():
+        create_states(group, name, n, u, chunk, settings["dtype"])
+    for col, (dt, fill) in TOKEN_COLUMNS.items():
+        create_column(group, f"tokens/{col}", n, chunk, dt, fill)
+    for track, kind in manifest["meta"].items():
+        create_column(group, f"meta/{track}", n, chunk, kind, _fill(kind))
+    nd = len(docs)
+    create_column(group, "docs/offsets", nd + 1, nd + 1, "int64", 0)[:] = np.asarray(
+        the_plan["offsets"]
+    )
+    labels = np.array([-1 if d.label is None else int(d.label) for d in docs], np.int32)
+    create_column(group, "docs/label", nd, nd, "int32", -1)[:] = labels
+    create_column(group, "docs/prediction", nd, nd, "int32", -1)
+    create_column(group, "docs/loss", nd, nd, "float32", float("nan"))
+    (path / "_progress").mkdir(exist_ok=True)
+    (path / "_pending").mkdir(exist_ok=True)
+    group.attrs[MANIFEST_KEY] = manifest
+    return manifest
+
+
+_PLAN_KEYS = (
+    "schema",
+    "model",
+    "kind",
+    "corpus",
+    "names",
+    "units",
+    "dtype",
+    "chunk_tokens",
+    "segments",
+    "window",
+    "batch_size",
+    "strategy",
+    "meta",
+)
+
+
+def _read_manifest(path: Path) -> dict | None:
+    meta = path / "zarr.json"
+    if not meta.exists():
+        return None
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return None
+    return attrs.get(MANIFEST_KEY)
+
+
+def done_segments(path: Path) -> set[int]:
+    return {int(p.stem[3:]) for p in (path / "_progress").glob("seg*.json")}
+
+
+# ----------------------------------------------------------------------------- segments
+
+
+def _segment_columns(runner: Runner, seg_docs, manifest: dict, seg: int):
+    """All columns of segment ``seg`` (its documents ``seg_docs``) over its tokens ``[a, b)``."""
+    d0, d1 = manifest["segments"][seg]
+    offsets = manifest["offsets_"]
+    a, b = int(offsets[d0]), int(offsets[d1])
+    if len(seg_docs) != d1 - d0:
+        raise StoreError(f"segment {seg} expects {d1 - d0} documents, got {len(seg_docs)}")
+    outs = runner.run(seg_docs)
+    dtype = manifest["dtype"]
+    surface = {t: i for i, t in enumerate(manifest["surface_vocab"])}
+    cols: dict[str, np.ndarray] = {}
+    for name, u in manifest["units"].items():
+        parts = [o.get(f"states/{name}", np.zeros((0, u), np.float32)) for o in outs]
+        cols[f"states/{name}"] = np.concatenate(parts).astype(dtype)
+    lens = [len(d) for d in seg_docs]
+    cols["tokens/doc"] = np.concatenate(
+        [np.full(n, d0 + i, np.int32) for i, n in enumerate(lens)] + [np.zeros(0, np.int32)]
+    )
+    cols["tokens/position"] = np.concatenate(
+        [np.arange(n, dtype=np.int32) for n in lens] + [np.zeros(0, np.int32)]
+    )
+    for key in ("token_id", "prediction", "loss"):
+        cols[f"tokens/{key}"] = np.concatenate([o[key] for o in outs])
+    cols["tokens/surface"] = np.array(
+        [surface[t] for d in seg_docs for t in d.tokens], dtype=np.int32
+    ).reshape(-1)
+    for track, kind in manifest["meta"].items():
+        parts = []
+        for d in seg_docs:
+            v = (d.meta or {}).get(track)
+            parts.append(
+                np.full(len(d), _fill(kind), kind) if v is None else np.asarray(v).astype(kind)
+            )
+        cols[f"meta/{track}"] = np.concatenate(parts) if parts else np.zeros(0, kind)
+    cols["docs/prediction"] = np.array([o["doc_prediction"] for o in outs], np.int32)
+    cols["docs/loss"] = np.array([o["doc_loss"] for o in outs], np.float32)
+    for k, v in cols.items():
+        if not k.startswith("docs/") and len(v) != b - a:
+            raise StoreError(f"segment {seg}: column {k} has {len(v)} rows, expected {b - a}")
+    return a, b, cols
+
+
+def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int) -> int:
+    """Compute and write one segment, then commit its progress record; returns its tokens."""
+    import zarr
+
+    path = Path(path)
+    manifest = dict(manifest)
+    manifest["offsets_"] = _offsets(path, manifest)
+    d0, _ = manifest["segments"][seg]
+    a, b, cols = _segment_columns(runner, seg_docs, manifest, seg)
+    group = zarr.open_group(str(path), mode="r+")
+    c, n = int(manifest["chunk_tokens"]), int(manifest["n_tokens"])
+    pieces: dict[str, np.ndarray] = {}
+    for key, col in cols.items():
+        if key.startswith("docs/"):
+            pieces[f"{key}|{d0}"] = col
+            continue
+        arr = group[key]
+        first = -(-a // c)  # first chunk starting inside [a, b)
+        stop = b // c if b < n else -(-n // c)  # chunks ending inside [a, b)
+        lo, hi = first * c, min(stop * c, n)
+        if lo < hi:
+            arr[lo:hi] = col[lo - a : hi - a]
+            if a < lo:
+                pieces[f"{key}|{a}"] = col[: lo - a]
+            if hi < b:
+                pieces[f"{key}|{hi}"] = col[hi - a :]
+        elif b > a:
+            pieces[f"{key}|{a}"] = col
+    atomic_savez(path / "_pending" / f"seg{seg:06d}.npz", pieces)
+    atomic_write_text(
+        path / "_progress" / f"seg{seg:06d}.json", json.dumps({"segment": seg, "tokens": b - a})
+    )
+    return b - a
+
+
+def _offsets(path: Path, manifest: dict) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(str(path / "docs" / "offsets"), mode="r")[:])
+
+
+def finalize(path: Path) -> None:
+    """Assemble shared chunks and document columns from the pending pieces; mark complete."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    manifest = dict(group.attrs[MANIFEST_KEY])
+    c, n = int(manifest["chunk_tokens"]), int(manifest["n_tokens"])
+    per_chunk: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+    doc_cols: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for f in sorted((path / "_pending").glob("seg*.npz")):
+        with np.load(f, allow_pickle=False) as z:
+            for item in z.files:
+                key, start = item.rsplit("|", 1)
+                start, arr = int(start), z[item]
+                if key.startswith("docs/"):
+                    doc_cols.setdefault(key, []).append((start, arr))
+                    continue
+                for k in range(start // c, (start + len(arr) - 1) // c + 1):
+                    lo, hi = max(start, k * c), min(start + len(arr), (k + 1) * c)
+                    per_chunk.setdefault((key, k), []).append((lo, arr[lo - start : hi - start]))
+    for (key, k), parts in sorted(per_chunk.items()):
+        arr = group[key]
+        lo, hi = k * c, min((k + 1) * c, n)
+        block = np.asarray(arr[lo:hi]).copy()
+        covered = 0
+        for start, piece in parts:
+            block[start - lo : start - lo + len(piece)] = piece
+            covered += len(piece)
+        if covered != hi - lo:
+            raise StoreError(f"chunk {k} of {key}: {covered} of {hi - lo} rows present")
+        arr[lo:hi] = block
+    for key, parts in doc_cols.items():
+        arr = group[key]
+        for start, piece in parts:
+            arr[start : start + len(piece)] = piece
+    manifest["status"] = "complete"
+    group.attrs[MANIFEST_KEY] = manifest
+    shutil.rmtree(path / "_pending", ignore_errors=True)
+    shutil.rmtree(path / "_progress", ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+def _progress_bar(total: int, enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]recording[/bold] {task.completed:,}/{task.total:,} tokens"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def build(
+    model_or_bundle,
+    corpus,
+    path,
+    *,
+    names=None,
+    dtype: str = "float16",
+    engine: str | None = None,
+    chunk_tokens: int = 8192,
+    segment_tokens: int | None = None,
+    batch_size: int = 32,
+    window: int = 256,
+    strategy: str = "auto",
+    kind: str | None = None,
+    progress: bool = True,
+    client=None,
+    corpus_name: str | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """See :meth:`workbench.StateStore.build`."""
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
+    if engine not in (None, "local", "dask"):
+        raise StoreError(f"engine must be None or 'dask', got {engine!r}")
+    if int(chunk_tokens) < 1 or int(window) < 1 or int(batch_size) < 1:
+        raise StoreError("chunk_tokens, window and batch_size must be >= 1")
+    docs = list(corpus)
+    model, tokenizer, kind, info = resolve(model_or_bundle, kind)
+    runner = Runner(model, tokenizer, kind, names, int(window), int(batch_size), strategy)
+    path = Path(path)
+    settings = {
+        "chunk_tokens": int(chunk_tokens),
+        "segment_tokens": int(segment_tokens or 16 * int(chunk_tokens)),
+        "dtype": dtype,
+        "corpus_name": corpus_name,
+    }
+    manifest = prepare(runner, docs, path, settings, info)
+    if manifest.get("status") == "complete":
+        return path
+    todo = [s for s in range(len(manifest["segments"])) if s not in done_segments(path)]
+    if stop_after is not None:  # testing hook: commit this many segments, then stop
+        todo = todo[: int(stop_after)]
+    total = int(manifest["n_tokens"])
+    offsets = np.asarray(_offsets(path, manifest))
+    already = total - sum(_seg_tokens(manifest, offsets, s) for s in todo)
+    with _progress_bar(total, progress) as bar:
+        task = bar.add_task("record", total=total, completed=already, rate="")
+        t0, done = time.perf_counter(), 0
+
+        def tick(n):
+            nonlocal done
+            done += n
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.0f} tokens/s")
+
+        if engine == "dask":
+            _run_dask(path, runner, docs, manifest, todo, tick, client)
+        else:
+            for s in todo:
+                d0, d1 = manifest["segments"][s]
+                tick(run_segment(str(path), runner, docs[d0:d1], manifest, s))
+    if stop_after is None and len(done_segments(path)) == len(manifest["segments"]):
+        finalize(path)
+    return path
+
+
+def _seg_tokens(manifest, offsets, s) -> int:
+    d0, d1 = manifest["segments"][s]
+    return int(offsets[d1] - offsets[d0])
+
+
+def _worker_segment(path, runner, seg_docs, manifest, seg):
+    import torch
+
+    torch.set_num_threads(1)
+    return run_segment(path, runner, seg_docs, manifest, seg)
+
+
+def _run_dask(path, runner, docs, manifest, todo, tick, client) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    own = client is None
+    if own:
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    try:
+        runner_f = client.scatter(runner, broadcast=True)
+        futures = []
+        for s in todo:
+            d0, d1 = manifest["segments"][s]
+            futures.append(
+                client.submit(
+                    _worker_segment, str(path), runner_f, docs[d0:d1], manifest, s, pure=False
+                )
+            )
+        for fut in as_completed(futures):
+            tick(fut.result())
+    finally:
+        if own:
+            client.close()
+            cluster.close()

@@ -1,0 +1,300 @@
+"""2-D maps of states: PCA to ~50 dimensions, then UMAP (umap-learn), cached in the store.
+
+UMAP's numba kernels compile on first use in a process (about 40 s on 2 cores). The
+compilation is cached on disk where numba allows it (``NUMBA_CACHE_DIR``, default
+``~/.cache/workbench/numba``) and the progress messages say when it happens;
+:func:`warm_up` compiles in a background thread so an app can start the work early.
+
+A fitted map places new states with :meth:`Projection.transform` ("where does this sentence
+land"): with UMAP's own ``transform`` while the fitted model is in memory, and, for a map
+read back from a store (no pickled model is ever stored), by UMAP's initialisation rule for
+new points: the membership-weighted mean of the map positions of the nearest sample points.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Projection", "fit", "project_store", "warm_up"]
+
+
+def _numba_cache() -> str:
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        path = (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "workbench" / "numba"
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
+    return os.environ["NUMBA_CACHE_DIR"]
+
+
+_FITTED_IN_PROCESS = False
+
+
+def _import_umap():
+    """Import umap-learn with numba's on-disk cache on for its kernels.
+
+    umap-learn does not ask numba to cache its compiled functions, so every new process
+    would compile them again (~40 s). While umap (and pynndescent) import, ``numba.njit`` and
+    ``numba.jit`` default to ``cache=True``; the compiled code then lands in
+    ``NUMBA_CACHE_DIR`` and later processes load it.
+    """
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    _numba_cache()
+    import numba
+
+    orig_njit, orig_jit = numba.njit, numba.jit
+
+    def _cached(orig):
+        def deco(*args, **kwargs):
+            kwargs.setdefault("cache", True)
+            return orig(*args, **kwargs)
+
+        return deco
+
+    numba.njit, numba.jit = _cached(orig_njit), _cached(orig_jit)
+    try:
+        import umap
+    finally:
+        numba.njit, numba.jit = orig_njit, orig_jit
+    return umap
+
+
+def _say(progress, text: str) -> None:
+    if progress is True:
+        print(text, flush=True)
+    elif callable(progress):
+        progress(text)
+
+
+@dataclass
+class Projection:
+    """A fitted PCA (+ UMAP) map of ``[time, units]`` states.
+
+    Attributes
+    ----------
+    mean : np.ndarray
+        ``[units]`` PCA centre.
+    components : np.ndarray
+        ``[feature, units]`` PCA axes (``feature`` = ``pca_dims``).
+    sample : np.ndarray
+        ``[point]`` global steps the map was fitted on.
+    reduced : np.ndarray
+        ``[point, feature]`` PCA coordinates of the sample.
+    embedding : np.ndarray
+        ``[point, 2]`` map positions of the sample.
+    method : str
+        ``umap`` or ``pca``.
+    n_neighbors : int
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    sample: np.ndarray
+    reduced: np.ndarray
+    embedding: np.ndarray
+    method: str = "umap"
+    n_neighbors: int = 15
+    model: object = None
+
+    def pca(self, states) -> np.ndarray:
+        """``[time, feature]`` PCA coordinates."""
+        x = np.asarray(states, dtype=np.float32)
+        return (x - self.mean) @ self.components.T
+
+    def transform(self, states) -> np.ndarray:
+        """``[time, 2]`` map positions of new states ``[time, units]``."""
+        z = self.pca(states)
+        if self.method == "pca":
+            return z[:, :2]
+        if self.model is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+                return np.asarray(self.model.transform(z), dtype=np.float32)
+        return self._knn_place(z)
+
+    def _knn_place(self, z: np.ndarray) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(self.n_neighbors, len(self.reduced))
+        nn = NearestNeighbors(n_neighbors=k).fit(self.reduced)
+        dist, idx = nn.kneighbors(z)
+        # UMAP's smooth-kNN membership: exp(-(d - rho) / sigma), rho = nearest distance
+        rho = dist[:, :1]
+        sigma = np.maximum(dist.mean(axis=1, keepdims=True) - rho, 1e-8)
+        w = np.exp(-np.maximum(dist - rho, 0) / sigma)
+        w /= w.sum(axis=1, keepdims=True)
+        return np.einsum("pk,pkd->pd", w, self.embedding[idx]).astype(np.float32)
+
+
+def warm_up(background: bool = True, progress=None):
+    """Compile UMAP's numba kernels now (in a thread by default) on a small random set."""
+
+    def work():
+        rng = np.random.default_rng(0)
+        fit(rng.normal(size=(4200, 8)).astype(np.float32), pca_dims=8, progress=progress)
+
+    if background:
+        t = threading.Thread(target=work, name="workbench-umap-warmup", daemon=True)
+        t.start()
+        return t
+    work()
+    return None
+
+
+def fit(
+    states,
+    pca_dims: int = 50,
+    method: str = "umap",
+    n_neighbors: int = 15,
+    sample_index=None,
+    seed: int | None = None,
+    progress=True,
+    **umap_kwargs,
+) -> Projection:
+    """Fit a map of ``states [time, units]`` (all rows given).
+
+    Parameters
+    ----------
+    states : array-like
+        ``[time, units]``.
+    pca_dims : int
+        PCA dimensions kept before UMAP.
+    method : {"umap", "pca"}
+    n_neighbors : int
+        UMAP neighbourhood size.
+    sample_index : array-like, optional
+        ``[time]`` global steps of the rows (stored with the map).
+    seed : int, optional
+        Fixes UMAP's randomness (forces one thread in umap-learn).
+    progress : bool or callable
+        Messages about what is happening (compilation, fitting).
+    """
+    global _FITTED_IN_PROCESS
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(states, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < 3:
+        raise ValueError(f"need [time, units] states with >= 3 rows, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("states hold NaN or inf; drop those steps before projecting")
+    if method not in ("umap", "pca"):
+        raise ValueError(f"method must be 'umap' or 'pca', got {method!r}")
+    dims = int(min(pca_dims, x.shape[1], x.shape[0]))
+    t0 = time.perf_counter()
+    _say(progress, f"PCA: {x.shape[0]:,} states x {x.shape[1]} units -> {dims} dimensions")
+    pca = PCA(n_components=dims, random_state=0, svd_solver="auto").fit(x)
+    z = pca.transform(x).astype(np.float32)
+    index = np.arange(x.shape[0]) if sample_index is None else np.asarray(sample_index)
+    if method == "pca":
+        emb, model = z[:, :2].copy(), None
+    else:
+        cache = _numba_cache()
+        if not _FITTED_IN_PROCESS:
+            _say(
+                progress,
+                "UMAP: first use in this process, numba compiles its kernels "
+                f"(about 40 s cold on 2 cores; cache in {cache})",
+            )
+        umap = _import_umap()
+        _say(progress, f"UMAP: fitting {z.shape[0]:,} points (n_neighbors={n_neighbors})")
+        model = umap.UMAP(
+            n_neighbors=int(min(n_neighbors, z.shape[0] - 1)),
+            random_state=seed,
+            **umap_kwargs,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+            emb = model.fit_transform(z).astype(np.float32)
+        _FITTED_IN_PROCESS = True
+    _say(progress, f"projection done in {time.perf_counter() - t0:.1f} s")
+    return Projection(
+        mean=pca.mean_.astype(np.float32),
+        components=pca.components_.astype(np.float32),
+        sample=index.astype(np.int64),
+        reduced=z,
+        embedding=emb,
+        method=method,
+        n_neighbors=int(n_neighbors),
+        model=model,
+    )
+
+
+def _sample_rows(
+    arr, n_tokens: int, sample: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if sample is None or sample >= n_tokens:
+        idx = np.arange(n_tokens)
+        return idx, np.asarray(arr.rows(0, n_tokens))
+    idx = np.sort(np.random.default_rng(seed).choice(n_tokens, int(sample), replace=False))
+    out = np.empty((idx.size, arr.shape[1]), arr.dtype)
+    c = arr.chunk
+    for k in np.unique(idx // c):
+        sel = np.flatnonzero((idx >= k * c) & (idx < (k + 1) * c))
+        block = arr.rows(k * c, (k + 1) * c)
+        out[sel] = block[idx[sel] - k * c]
+    return idx, out
+
+
+def project_store(
+    store,
+    name: str,
+    sample: int | None = 100_000,
+    method: str = "umap",
+    pca_dims: int = 50,
+    refit: bool = False,
+    seed: int = 0,
+    progress=True,
+    **kwargs,
+) -> Projection:
+    """Map of one quantity of a store, fitted once and cached under ``projections/``.
+
+    The cache is keyed by name, method, sample size, dimensions and seed; ``refit=True``
+    recomputes it.
+    """
+    import zarr
+
+    key = f"{name}|{method}|{sample}|{pca_dims}|{seed}"
+    folder = store.path / "projections"
+    meta_key = "workbench_projections"
+    root = zarr.open_group(str(store.path), mode="r")
+    cached = dict(root.attrs.get(meta_key, {}))
+    slot = cached.get(key)
+    if slot is not None and not refit:
+        g = zarr.open_group(str(folder / slot), mode="r")
+        _say(progress, f"projection of {name} read from the store cache")
+        return Projection(
+            mean=np.asarray(g["mean"][:]),
+            components=np.asarray(g["components"][:]),
+            sample=np.asarray(g["sample"][:]),
+            reduced=np.asarray(g["reduced"][:]),
+            embedding=np.asarray(g["embedding"][:]),
+            method=method,
+            n_neighbors=int(g.attrs.get("n_neighbors", 15)),
+        )
+    arr = store.states(name)
+    idx, rows = _sample_rows(arr, store.n_tokens, sample, seed)
+    proj = fit(
+        rows, pca_dims=pca_dims, method=method, sample_index=idx, progress=progress, **kwargs
+    )
+    slot = f"p{len(cached):03d}"
+    g = zarr.open_group(str(folder / slot), mode="w", zarr_format=3)
+    for field in ("mean", "components", "sample", "reduced", "embedding"):
+        value = getattr(proj, field)
+        g.create_array(field, shape=value.shape, dtype=value.dtype, overwrite=True)[...] = value
+    g.attrs["n_neighbors"] = proj.n_neighbors
+    g.attrs["key"] = key
+    writable = zarr.open_group(str(store.path), mode="r+")
+    cached[key] = slot
+    writable.attrs[meta_key] = cached
+    return proj
