@@ -1,0 +1,113 @@
+"""What the app serves: models (checkpoint bundles) and their corpus state stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEMO_MODELS: tuple[str, ...] = ("python", "sentiment", "sunspots", "co2", "parens")
+# corpus tokens recorded into each demo store (test split, documents kept whole)
+DEMO_TOKENS: dict[str, int | None] = {
+    "python": 60_000,
+    "sentiment": 40_000,
+    "sunspots": None,
+    "co2": None,
+    "parens": 20_000,
+}
+
+
+def cache_dir() -> Path:
+    """Folder for demo stores: ``$WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
+    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
+    return Path(root)
+
+
+class AppContext:
+    """Models and stores the app shows, loaded lazily and kept in memory.
+
+    Parameters
+    ----------
+    models : dict of str to path, optional
+        Name -> checkpoint folder. Default: the shipped demo models.
+    stores : dict of str to path, optional
+        Name -> store folder, for models of the same name. Missing demo stores are built
+        into :func:`cache_dir` by :meth:`prepare`.
+    corpus_tokens : dict of str to int, optional
+        Overrides :data:`DEMO_TOKENS` (tests use small stores).
+    """
+
+    def __init__(self, models=None, stores=None, corpus_tokens=None, cache=None) -> None:
+        from workbench.models.checkpoint import shipped
+
+        if models is None:
+            models = {name: shipped(name) for name in DEMO_MODELS}
+        self.models: dict[str, Path] = {k: Path(v) for k, v in models.items()}
+        self.stores: dict[str, Path] = {k: Path(v) for k, v in (stores or {}).items()}
+        self.corpus_tokens = {**DEMO_TOKENS, **(corpus_tokens or {})}
+        self.cache = Path(cache) if cache is not None else cache_dir()
+        self._bundles: dict = {}
+        self._opened: dict = {}
+
+    def model_names(self) -> list[str]:
+        """Names of the models served, in display order."""
+        return list(self.models)
+
+    def bundle(self, name: str):
+        """The loaded :class:`~workbench.models.checkpoint.Bundle` (eval mode), cached."""
+        if name not in self.models:
+            raise KeyError(f"unknown model {name!r}; served: {', '.join(self.models)}")
+        if name not in self._bundles:
+            from workbench.models.checkpoint import load
+
+            bundle = load(self.models[name])
+            bundle.model.eval()
+            self._bundles[name] = bundle
+        return self._bundles[name]
+
+    def corpus_name(self, name: str) -> str | None:
+        """Shipped corpus the model was trained on (from its config), if any."""
+        config = self.bundle(name).config
+        return (config.get("data") or {}).get("corpus")
+
+    def store_path(self, name: str) -> Path:
+        """Where the store of model ``name`` lives (given, or in the cache)."""
+        if name in self.stores:
+            return self.stores[name]
+        limit = self.corpus_tokens.get(name)
+        return self.cache / "stores" / f"{name}-{limit or 'all'}"
+
+    def store(self, name: str):
+        """The opened :class:`~workbench.StateStore` of model ``name``, or None if unbuilt."""
+        if name in self._opened:
+            return self._opened[name]
+        from workbench.store import StateStore
+        from workbench.store._layout import StoreError
+
+        path = self.store_path(name)
+        if not path.exists():
+            return None
+        try:
+            store = StateStore.open(path)
+        except StoreError:  # unbuilt or interrupted: prepare() resumes it
+            return None
+        self._opened[name] = store
+        return store
+
+    def prepare(self, progress: bool = True) -> None:
+        """Build (or resume) every missing demo store. Later starts take seconds."""
+        from workbench.data import corpus
+        from workbench.store import StateStore
+
+        for name in self.models:
+            if name in self.stores or self.store(name) is not None:
+                continue
+            corpus_name = self.corpus_name(name)
+            if corpus_name is None:
+                continue
+            docs = corpus(corpus_name, "test", max_tokens=self.corpus_tokens.get(name))
+            path = self.store_path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if progress:
+                print(f"building the {name} store ({sum(len(d.tokens) for d in docs)} tokens)")
+            StateStore.build(self.bundle(name), docs, path, progress=progress)
+            self._opened.pop(name, None)
