@@ -25,6 +25,7 @@ _COMMANDS: list[tuple[str, str, str, str]] = [
     ("workbench.recorder._cli", "bench_record", "record", "bench"),
     ("workbench.models._cli", "train", "train", "app"),
     ("workbench.explain._cli", "bench_explain", "explain", "bench"),
+    ("workbench.explain._cli", "explain_command", "explain", "app"),
     ("workbench.store._cli", "record", "record", "app"),
     ("workbench.store._cli", "export", "export", "app"),
     ("workbench.store._cli", "import_", "import", "app"),

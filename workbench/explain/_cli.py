@@ -165,3 +165,56 @@ def _planted_table(console) -> None:
         table.add_row(name, f"{r:.3f}", f">= {need[name]:.2f}" if name in need else "-")
     console.print(table)
     console.print(f"(trained and explained in {time.perf_counter() - start:.1f} s)")
+
+
+def explain_command(
+    model: str = typer.Option(..., "--model", "-m", help="Checkpoint folder or shipped name."),
+    input: str = typer.Option(..., "--input", "-i", help="Text (or comma-separated series)."),
+    methods: str = typer.Option("ig,lrp", help="Comma-separated methods (ig, lrp, shap, lime...)."),
+    target: int = typer.Option(-1, help="Class / output index to explain (-1: the prediction)."),
+    top: int = typer.Option(10, help="Tokens shown per method, most relevant first."),
+    csv: str = typer.Option("", help="Also write every attribution to this CSV file."),
+) -> None:
+    """Explain MODEL's prediction on INPUT with each of METHODS; print the top tokens."""
+    import pandas as pd
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    import workbench
+    from workbench.explain import explain
+    from workbench.report._cli import _inputs, _methods
+
+    names = _methods(methods)
+    bundle = workbench.load(model)
+    args, kwargs, tokens = _inputs(bundle, input)
+    console = Console()
+    with torch.no_grad():
+        out = bundle.model(*args, **kwargs)
+    logits = out[0] if isinstance(out, tuple) else out
+    if bundle.kind == "classifier":
+        probs = torch.softmax(logits.float(), -1)[0]
+        pred = int(probs.argmax())
+        label = bundle.labels[pred] if bundle.labels else str(pred)
+        console.print(f"prediction: [bold]{label}[/] (p = {float(probs[pred]):.3f})")
+    elif bundle.kind == "forecaster":
+        console.print(f"forecast (scaled): {logits.reshape(-1)[-1].item():.4g}")
+    chosen = None if target < 0 else target
+    frames = []
+    for name in names:
+        e = explain(bundle.model, args[0], chosen, name, tokens=tokens, **kwargs)
+        delta = "" if e.delta is None else f", delta {float(e.delta[0]):.2e}"
+        table = Table(title=f"{name}  (explained score {float(e.output[0]):.4g}{delta})")
+        for col in ("rank", "position", "token", "relevance"):
+            table.add_column(col)
+        attr = e.attributions[0].detach().cpu().numpy()
+        n = len(tokens[0])
+        order = sorted(range(n), key=lambda i: -abs(float(attr[i])))[: max(1, top)]
+        for rank, i in enumerate(order, 1):
+            table.add_row(str(rank), str(i), repr(tokens[0][i]), f"{float(attr[i]):+.4f}")
+        console.print(table)
+        frames.append(pd.DataFrame({"method": name, "position": range(n), "token": tokens[0],
+                                    "relevance": attr[:n]}))  # fmt: skip
+    if csv:
+        pd.concat(frames).to_csv(csv, index=False)
+        console.print(f"wrote {csv}")
