@@ -107,12 +107,6 @@ def test_cli_writes_a_report(tmp_path):
     from typer.testing import CliRunner
 
     from workbench.cli import app
-    from workbench.models.checkpoint import shipped
-
-    try:
-        shipped("parens")
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"shipped parens model missing: {err}")
     out = tmp_path / "r.html"
     args = ["report", "-m", "parens", "-i", "(()(()))", "--methods", "ig,lrp", "-o", str(out)]
     result = CliRunner().invoke(app, args)
