@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/workbench demo
+	$(VENV)/bin/workbench serve
 
 test: $(STAMP)
 	$(PY) -m ruff check workbench tests demos

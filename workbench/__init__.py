@@ -24,6 +24,8 @@ _LAZY: dict[str, str] = {
     "Target": "workbench.explain:Target",
     "StateStore": "workbench.store:StateStore",
     "report": "workbench.report:report",
+    "serve": "workbench.app:serve",
+    "show": "workbench.widgets:show",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

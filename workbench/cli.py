@@ -31,14 +31,38 @@ _COMMANDS: list[tuple[str, str, str, str]] = [
     ("workbench.store._cli", "import_", "import", "app"),
     ("workbench.store._cli", "bench_store", "store", "bench"),
     ("workbench.report._cli", "report_command", "report", "app"),
+    ("workbench.models._convert", "convert", "convert", "app"),
+    ("workbench.app._cli", "serve", "serve", "app"),
+    ("workbench.app._bench", "bench_app", "app", "bench"),
 ]
+
+
+def _user_errors(func):
+    """Print a user mistake (a ValueError or missing file) as one line on stderr, exit 1.
+
+    Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
+    """
+    import functools
+    import os
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 def _register() -> None:
     apps = {"app": app, "bench": bench_app}
     for module_name, func_name, command, app_name in _COMMANDS:
         func = getattr(importlib.import_module(module_name), func_name)
-        apps[app_name].command(command)(func)
+        apps[app_name].command(command)(_user_errors(func))
 
 
 _register()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 DEMO_MODELS: tuple[str, ...] = ("python", "sentiment", "sunspots", "co2", "parens")
 # corpus tokens recorded into each demo store (test split, documents kept whole)
+# (first run on 2 busy cores: about a minute in all, the python store most of it)
 DEMO_TOKENS: dict[str, int | None] = {
-    "python": 60_000,
-    "sentiment": 40_000,
+    "python": 300_000,
+    "sentiment": None,
     "sunspots": None,
     "co2": None,
-    "parens": 20_000,
+    "parens": 100_000,
 }
 
 
@@ -47,6 +49,70 @@ class AppContext:
         self.cache = Path(cache) if cache is not None else cache_dir()
         self._bundles: dict = {}
         self._opened: dict = {}
+        self._memo: dict = {}
+        self._lock = threading.RLock()
+        self._key_locks: dict = {}
+
+    @classmethod
+    def from_store(cls, store, model=None, cache=None) -> AppContext:
+        """A context serving one store and its model.
+
+        Parameters
+        ----------
+        store : str or Path
+            A built state store folder.
+        model : str or Path, optional
+            The checkpoint folder (or shipped name) the store was recorded from; default: the
+            checkpoint path the store's manifest remembers.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            With the fix (build the store, pass ``--model``).
+        """
+        from workbench.models.checkpoint import shipped
+        from workbench.store import StateStore
+        from workbench.store._layout import StoreError
+
+        try:
+            opened = StateStore.open(store)
+        except StoreError as exc:
+            raise ValueError(str(exc)) from None
+        info = opened.manifest.get("model", {})
+        if model is None:
+            remembered = info.get("path")
+            if not remembered or not Path(remembered).exists():
+                raise ValueError(
+                    f"the store {store} does not say where its model is; pass the checkpoint "
+                    "folder it was recorded from with --model CHECKPOINT"
+                )
+            model = remembered
+        path = Path(model)
+        if not path.exists() and Path(str(model)).name == str(model):
+            path = shipped(str(model))
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint at {model}; pass a checkpoint folder")
+        name = info.get("task") or path.name
+        ctx = cls(models={name: path}, stores={name: Path(store)}, cache=cache)
+        ctx._opened[name] = opened
+        return ctx
+
+    def cached(self, key, compute):
+        """``compute()`` once per ``key`` for the life of the app (pages' derived data).
+
+        Thread-safe: concurrent requests for one key wait for a single computation; other
+        keys are not held up.
+        """
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in self._memo:
+                value = compute()
+                with self._lock:
+                    self._memo[key] = value
+            return self._memo[key]
 
     def model_names(self) -> list[str]:
         """Names of the models served, in display order."""
@@ -80,6 +146,8 @@ class AppContext:
         """The opened :class:`~workbench.StateStore` of model ``name``, or None if unbuilt."""
         if name in self._opened:
             return self._opened[name]
+        if name not in self.models and name not in self.stores:
+            return None
         from workbench.store import StateStore
         from workbench.store._layout import StoreError
 
@@ -94,7 +162,22 @@ class AppContext:
         return store
 
     def prepare(self, progress: bool = True) -> None:
-        """Build (or resume) every missing demo store. Later starts take seconds."""
+        """Build (or resume) every missing demo store. Later starts take seconds.
+
+        The builds run with one torch thread: the demo models' small per-step kernels gain
+        nothing from more, and when other processes keep the cores busy, OpenMP threads
+        waiting on each other made a 6,000-character build take 96 s instead of 1.2 s.
+        """
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._prepare(progress)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _prepare(self, progress: bool) -> None:
         from workbench.data import corpus
         from workbench.store import StateStore
 

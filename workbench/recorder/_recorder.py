@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -164,6 +165,9 @@ class Recorder:
     def __enter__(self) -> Recorder:
         if self.active:
             raise RecordingError("this Recorder is already active; nest a new Recorder instead")
+        # module hooks are process-wide: calls of the same modules from other threads (a
+        # server answering several requests) must pass through untouched
+        self._thread = threading.get_ident()
         try:
             for site in self._sites_to_hook():
                 self._check_module(site)
@@ -216,11 +220,18 @@ class Recorder:
 
     def _push(self, site: Site):
         def hook(module, args):
+            if self._other_thread():
+                return
             self._stack.append(_Frame(site, args))
 
         return hook
 
+    def _other_thread(self) -> bool:
+        return threading.get_ident() != getattr(self, "_thread", None)
+
     def _pop(self, module, args, output):
+        if self._other_thread():
+            return None
         if self._stack and self._stack[-1].site.module is module:
             frame = self._stack.pop()
             if output is not None and not frame.handled and frame.site.kind in ("lstm", "gru"):
@@ -523,6 +534,8 @@ class Recorder:
 
     # -- attention and hook points -------------------------------------------------------
     def _attention_pre(self, module, args, kwargs):
+        if self._other_thread():
+            return None
         bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
         bound.apply_defaults()
         requested = (bound.arguments["need_weights"], bound.arguments["average_attn_weights"])
@@ -534,6 +547,8 @@ class Recorder:
 
     def _attention_post(self, site: Site):
         def hook(module, args, kwargs, output):
+            if self._other_thread():
+                return None
             requested = self._attention_requests.pop() if self._attention_requests else (True, True)
             attn_out, weights = output
             w = weights if weights.dim() == 4 else weights[None]
@@ -551,6 +566,8 @@ class Recorder:
         name = site.name
 
         def hook(module, args, output):
+            if self._other_thread():
+                return None
             value = output
             calls = self._calls[name]
             if name in self._edits:

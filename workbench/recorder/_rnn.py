@@ -509,7 +509,9 @@ def recover(call: RnnCall, wanted: set[Key], run_layer: Callable):
     D = call.directions
     T, B = call.time, call.batch
     lengths = call.lengths().to(call.x.device)
-    mask = (torch.arange(T, device=call.x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
+    mask = None  # a uniform batch: every step is real, nothing to mask
+    if call.batch_sizes is not None:
+        mask = (torch.arange(T, device=call.x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
     layer_input = call.x
     recorded: dict[Key, torch.Tensor] = {}
     hs, cs = [], []
@@ -560,6 +562,66 @@ def _previous(hid: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor, direct
 
 
 def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask):
+    """Gates from one GEMM over all steps, cells by an in-place scan.
+
+    ``mask`` is None for a uniform batch (every step real): no masking passes are needed.
+    """
+    if torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, hid, call.c0[i], *p.values())
+    ):
+        return _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask)
+    T, B = hid.shape[:2]
+    H = p["w_ih"].shape[0] // 4
+    bias = None
+    if p["b_ih"] is not None:
+        bias = p["b_ih"] + p["b_hh"]
+    z = F.linear(x, p["w_ih"], bias)  # [time, batch, 4 units], contiguous
+    if T * B:
+        z.view(T * B, 4 * H).addmm_(h_prev.reshape(T * B, -1), p["w_hh"].t())
+    z[..., : 2 * H].sigmoid_()
+    z[..., 2 * H : 3 * H].tanh_()
+    z[..., 3 * H :].sigmoid_()
+    ig, fg, gg, og = z[..., :H], z[..., H : 2 * H], z[..., 2 * H : 3 * H], z[..., 3 * H :]
+    C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
+    c = call.c0[i]
+    if direction == 0:
+        for t in range(T):
+            ct = C[t]
+            torch.mul(fg[t], c, out=ct)
+            c = ct.addcmul_(ig[t], gg[t])
+    else:
+        lengths = mask[:, :, 0].sum(0) if mask is not None else None
+        for t in range(T - 1, -1, -1):
+            if lengths is not None:
+                start = (t + 1 >= lengths).unsqueeze(-1)
+                c = torch.where(start, call.c0[i], c)
+            elif t == T - 1:
+                c = call.c0[i]
+            ct = C[t]
+            torch.mul(fg[t], c, out=ct)
+            c = ct.addcmul_(ig[t], gg[t])
+    if mask is not None:
+        ig, fg, gg, og, C = (v * mask for v in (ig, fg, gg, og, C))
+    again = torch.tanh(C).mul_(og)
+    if p["w_hr"] is not None:
+        again = again @ p["w_hr"].t()
+    again.sub_(hid)
+    if mask is not None:
+        again.mul_(mask)
+    err_h = again.abs_().max().item() if hid.numel() else 0.0
+    rec = {
+        "input_gate": ig,
+        "forget_gate": fg,
+        "cell_input": gg,
+        "output_gate": og,
+        "cell": C,
+        "hidden": hid * mask if mask is not None else hid,
+    }
+    return rec, err_h
+
+
+def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask):
+    """Functional ops (autograd), same equations as :func:`_recover_lstm`."""
     T, B = hid.shape[:2]
     H = p["w_ih"].shape[0] // 4
     z = F.linear(x, p["w_ih"], p["b_ih"]) + F.linear(h_prev, p["w_hh"], p["b_hh"])
@@ -567,7 +629,7 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask):
     ig, fg, gg, og = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
     C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
     c = call.c0[i].clone()
-    lengths = mask[:, :, 0].sum(0)
+    lengths = mask[:, :, 0].sum(0) if mask is not None else torch.full((B,), T, device=x.device)
     order = range(T) if direction == 0 else range(T - 1, -1, -1)
     for t in order:
         if direction == 1:
@@ -575,18 +637,20 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask):
             c = torch.where(start, call.c0[i], c)
         c = fg[t] * c + ig[t] * gg[t]
         C[t] = c
-    ig, fg, gg, og, C = (v * mask for v in (ig, fg, gg, og, C))
+    if mask is not None:
+        ig, fg, gg, og, C = (v * mask for v in (ig, fg, gg, og, C))
     again = og * torch.tanh(C)
     if p["w_hr"] is not None:
         again = again @ p["w_hr"].t()
-    err_h = ((again - hid) * mask).abs().max().item() if hid.numel() else 0.0
+    diff = again - hid if mask is None else (again - hid) * mask
+    err_h = diff.abs().max().item() if hid.numel() else 0.0
     rec = {
         "input_gate": ig,
         "forget_gate": fg,
         "cell_input": gg,
         "output_gate": og,
         "cell": C,
-        "hidden": hid * mask,
+        "hidden": hid * mask if mask is not None else hid,
     }
     return rec, err_h
 
@@ -599,6 +663,9 @@ def _recover_gru(x, hid, h_prev, p, mask):
     z = torch.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
     n = torch.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])
     again = (1 - z) * n + z * h_prev
+    if mask is None:  # a uniform batch
+        err_h = (again - hid).abs().max().item() if hid.numel() else 0.0
+        return {"reset_gate": r, "update_gate": z, "new_gate": n, "hidden": hid}, err_h
     err_h = ((again - hid) * mask).abs().max().item() if hid.numel() else 0.0
     rec = {"reset_gate": r * mask, "update_gate": z * mask, "new_gate": n * mask}
     rec["hidden"] = hid * mask

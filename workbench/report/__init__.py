@@ -7,9 +7,10 @@ import sys
 import types
 from typing import Any
 
+from workbench.report._analysis import matches_section, perturbation_section
 from workbench.report._builder import ReportResult, report
 
-__all__ = ["ReportResult", "report"]
+__all__ = ["ReportResult", "matches_section", "perturbation_section", "report"]
 
 
 class _CallableModule(types.ModuleType):

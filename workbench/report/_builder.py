@@ -41,6 +41,7 @@ def _static(name: str) -> str:
 
 
 def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad) -> list:
+    from workbench.report._analysis import matches_section
     from workbench.report._sections import (
         Section,
         _is_explanation,
@@ -51,7 +52,11 @@ def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad
         trace_sections,
     )
 
-    if _is_trace(items) or _is_explanation(items) or _is_figure(items) or isinstance(items, dict):
+    def _is_matches(x: Any) -> bool:
+        return hasattr(x, "spans") and hasattr(x, "intersection")
+
+    single = (_is_trace, _is_explanation, _is_figure, _is_matches)
+    if any(f(items) for f in single) or isinstance(items, dict | Section):
         items = [items]
     sections: list = []
     explanations: list[Any] = []
@@ -68,10 +73,15 @@ def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad
             sections.append(dict_section(item))
         elif _is_figure(item):
             sections.append(Section("Figure", figures=[item]))
+        elif isinstance(item, Section):  # matches_section, perturbation_section, ...
+            sections.append(item)
+        elif _is_matches(item):  # without a store: global positions, no tokens
+            sections.append(matches_section(item))
         else:
             raise TypeError(
                 f"cannot put a {type(item).__name__} in a report: pass Trace, Explanation, "
-                "plotly Figure or dict(title=..., text=..., table=..., figures=...) items"
+                "plotly Figure, Matches, a section (workbench.report.matches_section, "
+                "perturbation_section) or dict(title=..., text=..., table=..., figures=...) items"
             )
     if explanations:
         sections[slot:slot] = explanation_sections(explanations, index=index)
@@ -133,13 +143,16 @@ def report(
 
     Parameters
     ----------
-    items : Trace, Explanation, Figure, dict, or an iterable of them
+    items : Trace, Explanation, Figure, dict, Section, Matches, or an iterable of them
         A :class:`workbench.Trace` gives the recorded quantities, the interactive
         trajectories of ``quantity`` and the gate views; :class:`workbench.Explanation`
         objects (one per method) give the prediction, the token heatmap and, from two
         methods, their agreement; a ``dict(title=..., text=..., table=..., figures=...,
         curves=...)`` gives a plain section (``curves``: method -> deletion curve, see
-        :func:`workbench.viz.deletion_curve`); a plotly Figure a figure section.
+        :func:`workbench.viz.deletion_curve`); a plotly Figure a figure section; a section
+        from :func:`~workbench.report.matches_section` (selected cells and their corpus
+        matches; a bare ``Matches`` gives it without tokens) or
+        :func:`~workbench.report.perturbation_section` (original vs perturbed run).
     path : str or Path
         The HTML file to write (parent folders are created).
     title : str, optional

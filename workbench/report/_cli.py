@@ -23,8 +23,23 @@ def _methods(spec: str) -> list[str]:
     return names
 
 
+#: Longest input of ``workbench explain`` / ``report`` (tokens or series steps).
+MAX_INPUT_TOKENS = 10_000
+
+
+def _check_length(n: int) -> None:
+    if n > MAX_INPUT_TOKENS:
+        raise typer.BadParameter(
+            f"the input has {n:,} tokens; the limit is {MAX_INPUT_TOKENS:,} for explain and "
+            "report (each method runs the model many times). Shorten it, or record a long "
+            "text into a store with `workbench record`"
+        )
+
+
 def _inputs(bundle, text: str):
     """``(args, kwargs, tokens)`` of one forward pass on ``text``."""
+    import math
+
     import torch
 
     if bundle.tokenizer is None:
@@ -34,10 +49,14 @@ def _inputs(bundle, text: str):
             raise typer.BadParameter(
                 f"the {bundle.task} model takes a series: pass --input '1.0, 2.5, ...'"
             ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise typer.BadParameter("the series holds NaN or infinite values; pass numbers")
+        _check_length(len(values))
         x = torch.tensor(values, dtype=torch.float32)[None, :, None]
         return (x,), {}, [[f"{v:g}" for v in values]]
     if not text:
         raise typer.BadParameter("--input is empty: pass some text")
+    _check_length(len(bundle.tokenize(text)))
     ids, lengths = bundle.encode([text])
     tokens = [bundle.tokenize(text)[: int(lengths[0])]]
     kwargs = {"lengths": lengths} if bundle.kind == "classifier" else {}

@@ -115,7 +115,8 @@ def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: f
         gates = _gates(trace, recurrent, tokens, index)
         if gates is not None:
             out.append(gates)
-    attention = [n for n in names if n.endswith(".weights")]
+    # [batch, heads, query, key] maps only (a HookPoint named "weights" may be [batch, time, 1])
+    attention = [n for n in names if n.endswith(".weights") and len(trace[n].shape) == 4]
     if attention:
         sec = Section("Attention")
         for n in attention:

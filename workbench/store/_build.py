@@ -12,6 +12,7 @@ marked complete; readers refuse a store whose manifest is not complete.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -29,7 +30,14 @@ from workbench.store._layout import (
     create_column,
     create_states,
 )
-from workbench.store._runner import Runner, model_fingerprint, resolve
+from workbench.store._runner import (
+    Runner,
+    model_fingerprint,
+    pooling,
+    release_buffers,
+    resolve,
+)
+from workbench.store._writer import BackgroundWriter, write_state_rows
 
 TOKEN_COLUMNS = {
     "doc": ("int32", -1),
@@ -144,7 +152,7 @@ def prepare(runner: Runner, docs, path: Path, settings: dict, info: dict) -> dic
         "meta": _meta_schema(docs),
     }
     existing = _read_manifest(path)
-    if existing is not None:
+    if existing is not None and existing.get("status") != "creating":
         same = {k: existing.get(k) for k in _PLAN_KEYS} == {k: manifest.get(k) for k in _PLAN_KEYS}
         if not same:
             raise StoreError(
@@ -152,9 +160,16 @@ def prepare(runner: Runner, docs, path: Path, settings: dict, info: dict) -> dic
                 "pass a new path, or delete the old store to rebuild it"
             )
         return existing
-    if path.exists() and any(path.iterdir()):
+    if existing is None and path.exists() and any(path.iterdir()):
         raise StoreError(f"{path} exists and is not a workbench store; pick an empty path")
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    # the manifest goes first, marked "creating" (one atomic write): a build killed while the
+    # arrays are created is recognised as ours and created afresh on the next run
+    group = zarr.open_group(
+        str(path),
+        mode="w",
+        zarr_format=3,
+        attributes={MANIFEST_KEY: {**manifest, "status": "creating"}},
+    )
     n = manifest["n_tokens"]
     for name, u in units.items():
         create_states(group, name, n, u, chunk, settings["dtype"])
@@ -218,13 +233,15 @@ def _segment_columns(runner: Runner, seg_docs, manifest: dict, seg: int):
     a, b = int(offsets[d0]), int(offsets[d1])
     if len(seg_docs) != d1 - d0:
         raise StoreError(f"segment {seg} expects {d1 - d0} documents, got {len(seg_docs)}")
-    outs = runner.run(seg_docs)
+    outs, states = runner.run(seg_docs, stacked=True)  # states already in the store dtype
     dtype = manifest["dtype"]
     surface = {t: i for i, t in enumerate(manifest["surface_vocab"])}
     cols: dict[str, np.ndarray] = {}
     for name, u in manifest["units"].items():
-        parts = [o.get(f"states/{name}", np.zeros((0, u), np.float32)) for o in outs]
-        cols[f"states/{name}"] = np.concatenate(parts).astype(dtype)
+        got = states.get(name)
+        cols[f"states/{name}"] = (
+            np.zeros((b - a, u), dtype) if got is None else got.astype(dtype, copy=False)
+        )
     lens = [len(d) for d in seg_docs]
     cols["tokens/doc"] = np.concatenate(
         [np.full(n, d0 + i, np.int32) for i, n in enumerate(lens)] + [np.zeros(0, np.int32)]
@@ -253,15 +270,29 @@ def _segment_columns(runner: Runner, seg_docs, manifest: dict, seg: int):
     return a, b, cols
 
 
-def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int) -> int:
-    """Compute and write one segment, then commit its progress record; returns its tokens."""
-    import zarr
+def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int, writer=None) -> int:
+    """Compute one segment, write it and commit its progress record; returns its tokens.
 
+    With a :class:`~workbench.store._writer.BackgroundWriter` the writing and the commit run
+    in its thread (in segment order) while the caller computes the next segment.
+    """
     path = Path(path)
     manifest = dict(manifest)
     manifest["offsets_"] = _offsets(path, manifest)
-    d0, _ = manifest["segments"][seg]
     a, b, cols = _segment_columns(runner, seg_docs, manifest, seg)
+    job = functools.partial(_write_segment, path, manifest, seg, a, b, cols)
+    if writer is None:
+        job()
+    else:
+        writer.submit(job)
+    return b - a
+
+
+def _write_segment(path: Path, manifest: dict, seg: int, a: int, b: int, cols: dict) -> None:
+    """Chunks wholly inside ``[a, b)`` to the store, shared ones to ``_pending``; commit."""
+    import zarr
+
+    d0, _ = manifest["segments"][seg]
     group = zarr.open_group(str(path), mode="r+")
     c, n = int(manifest["chunk_tokens"]), int(manifest["n_tokens"])
     pieces: dict[str, np.ndarray] = {}
@@ -269,12 +300,14 @@ def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int) -
         if key.startswith("docs/"):
             pieces[f"{key}|{d0}"] = col
             continue
-        arr = group[key]
         first = -(-a // c)  # first chunk starting inside [a, b)
         stop = b // c if b < n else -(-n // c)  # chunks ending inside [a, b)
         lo, hi = first * c, min(stop * c, n)
         if lo < hi:
-            arr[lo:hi] = col[lo - a : hi - a]
+            if key.startswith("states/"):  # raw chunk files, see _writer
+                write_state_rows(path, key[len("states/") :], col[lo - a : hi - a], lo, hi, c)
+            else:
+                group[key][lo:hi] = col[lo - a : hi - a]
             if a < lo:
                 pieces[f"{key}|{a}"] = col[: lo - a]
             if hi < b:
@@ -285,7 +318,7 @@ def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int) -
     atomic_write_text(
         path / "_progress" / f"seg{seg:06d}.json", json.dumps({"segment": seg, "tokens": b - a})
     )
-    return b - a
+    release_buffers([v for k, v in cols.items() if k.startswith("states/")])
 
 
 def _offsets(path: Path, manifest: dict) -> np.ndarray:
@@ -331,8 +364,15 @@ def finalize(path: Path) -> None:
             arr[start : start + len(piece)] = piece
     manifest["status"] = "complete"
     group.attrs[MANIFEST_KEY] = manifest
+    _clean(path)
+
+
+def _clean(path: Path) -> None:
+    """Remove build leftovers: pending pieces, progress records, half-written temp files."""
     shutil.rmtree(path / "_pending", ignore_errors=True)
     shutil.rmtree(path / "_progress", ignore_errors=True)
+    for tmp in path.rglob("*.partial"):  # zarr's atomic writes killed before their rename
+        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- engines
@@ -384,7 +424,7 @@ def build(
         raise StoreError("chunk_tokens, window and batch_size must be >= 1")
     docs = list(corpus)
     model, tokenizer, kind, info = resolve(model_or_bundle, kind)
-    runner = Runner(model, tokenizer, kind, names, int(window), int(batch_size), strategy)
+    runner = Runner(model, tokenizer, kind, names, int(window), int(batch_size), strategy, dtype)
     path = Path(path)
     settings = {
         "chunk_tokens": int(chunk_tokens),
@@ -394,6 +434,8 @@ def build(
     }
     manifest = prepare(runner, docs, path, settings, info)
     if manifest.get("status") == "complete":
+        if (path / "_pending").exists() or (path / "_progress").exists():
+            _clean(path)  # killed after it completed, before cleaning up
         return path
     todo = [s for s in range(len(manifest["segments"])) if s not in done_segments(path)]
     if stop_after is not None:  # testing hook: commit this many segments, then stop
@@ -414,12 +456,25 @@ def build(
         if engine == "dask":
             _run_dask(path, runner, docs, manifest, todo, tick, client)
         else:
-            for s in todo:
-                d0, d1 = manifest["segments"][s]
-                tick(run_segment(str(path), runner, docs[d0:d1], manifest, s))
+            _run_local(path, runner, docs, manifest, todo, tick)
     if stop_after is None and len(done_segments(path)) == len(manifest["segments"]):
         finalize(path)
     return path
+
+
+def _run_local(path, runner, docs, manifest, todo, tick) -> None:
+    """Segments in order; each one's writes overlap the next one's compute."""
+    pooling(True)
+    writer = BackgroundWriter(depth=1)
+    try:
+        for s in todo:
+            d0, d1 = manifest["segments"][s]
+            tick(run_segment(str(path), runner, docs[d0:d1], manifest, s, writer))
+    finally:
+        try:
+            writer.close()
+        finally:
+            pooling(False)
 
 
 def _seg_tokens(manifest, offsets, s) -> int:

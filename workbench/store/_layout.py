@@ -133,6 +133,12 @@ class StateArray:
             units = self.shape[1]
             f = self._dir / "c" / str(c) / "0"
             if f.exists():
+                expected = units * self.chunk * self.dtype.itemsize
+                if f.stat().st_size != expected:
+                    raise StoreError(
+                        f"chunk file {f} is corrupt ({f.stat().st_size} bytes, expected "
+                        f"{expected}); rebuild the store (delete it and run the build again)"
+                    )
                 mm = np.memmap(f, dtype=self.dtype.newbyteorder("<"), mode="r")
                 mm = mm.reshape(units, self.chunk)
             else:  # never written: fill value

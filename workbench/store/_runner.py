@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,11 @@ class Runner:
     batch_size : int
         Documents run together.
     strategy : str
-        Recorder strategy.
+        Recorder strategy; ``auto`` records char LMs with ``recover`` (the fused kernel runs
+        layer by layer, all gates of a window come from one GEMM), anything else as given.
+    dtype : str
+        dtype of the recorded states handed back (the store's), cast once while copying
+        each window out of the recorder's buffers.
     """
 
     model: object
@@ -43,6 +48,7 @@ class Runner:
     window: int = 256
     batch_size: int = 32
     strategy: str = "auto"
+    dtype: str = "float32"
 
     # ------------------------------------------------------------------ helpers
     def encode(self, doc) -> np.ndarray:
@@ -52,15 +58,16 @@ class Runner:
             raise StoreError(f"a {self.kind} model needs a tokenizer; pass (model, tokenizer)")
         return np.asarray(self.tokenizer.encode(list(doc.tokens)), dtype=np.int64)
 
-    def _record(self, *args):
+    def _record(self, *args, strategy: str | None = None):
         import workbench
 
+        strategy = strategy or self.strategy
         try:
             return workbench.record(
-                self.model, *args, names=self.names, check="none", strategy=self.strategy
+                self.model, *args, names=self.names, check="none", strategy=strategy
             )
         except Exception as err:  # noqa: BLE001 - fall back to the always-available path
-            if self.strategy == "auto":
+            if strategy == "auto":
                 raise
             if "strategy" not in str(err) and "recover" not in str(err):
                 raise
@@ -80,24 +87,35 @@ class Runner:
         return {k[len("states/") :]: v.shape[1] for k, v in out.items() if k.startswith("states/")}
 
     # ------------------------------------------------------------------ running
-    def run(self, docs) -> list[dict[str, np.ndarray]]:
+    def run(self, docs, stacked: bool = False):
         """Columns per document.
 
-        ``states/{name}`` ``[time, units]`` float32, ``token_id``, ``prediction``, ``loss``
-        ``[time]``, ``doc_prediction`` / ``doc_loss`` scalars.
+        ``states/{name}`` ``[time, units]`` (in :attr:`dtype`), ``token_id``, ``prediction``,
+        ``loss`` ``[time]``, ``doc_prediction`` / ``doc_loss`` scalars.
+
+        With ``stacked=True`` returns ``(columns, states)`` instead: the per-document columns
+        without states, and ``states[name]`` ``[sum of lengths, units]``, the documents' rows
+        one after the other in the order given (no per-document copies to concatenate).
         """
         import torch
 
+        sink = _Sink([len(d) for d in docs], np.dtype(self.dtype))
         with torch.no_grad():
             if self.kind == "charlm":
-                return self._run_batches(docs, self._charlm)
-            if self.kind == "classifier":
-                return self._run_batches(docs, self._classifier)
-            if self.kind == "forecaster":
-                return [self._forecaster(d) for d in docs]
-        raise StoreError(f"kind must be one of {KINDS}, got {self.kind!r}")
+                out = self._run_batches(docs, self._charlm, sink)
+            elif self.kind == "classifier":
+                out = self._run_batches(docs, self._classifier, sink)
+            elif self.kind == "forecaster":
+                out = [self._forecaster(d, sink, i) for i, d in enumerate(docs)]
+            else:
+                raise StoreError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if stacked:
+            return out, sink.buffers
+        for i, cols in enumerate(out):
+            cols.update({f"states/{k}": v for k, v in sink.rows(i).items()})
+        return out
 
-    def _run_batches(self, docs, fn):
+    def _run_batches(self, docs, fn, sink):
         out: list = [None] * len(docs)
         order = sorted(range(len(docs)), key=lambda i: (-len(docs[i]), i))
         order = [i for i in order if len(docs[i]) > 0]
@@ -106,7 +124,7 @@ class Runner:
                 out[i] = _empty()
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
-            for i, cols in zip(idx, fn([docs[i] for i in idx]), strict=True):
+            for i, cols in zip(idx, fn([docs[i] for i in idx], sink, idx), strict=True):
                 out[i] = cols
         return out
 
@@ -120,49 +138,47 @@ class Runner:
             ids[i, : len(e)] = torch.from_numpy(e)
         return ids, lengths, encoded
 
-    def _charlm(self, docs):
+    def _charlm(self, docs, sink, idx):
         import torch
 
         ids, lengths, encoded = self._padded(docs)
-        per_name: dict[str, list] = {}
-        preds, losses = [], []
+        strategy = "recover" if self.strategy == "auto" else self.strategy
+        preds = np.zeros((len(docs), ids.shape[1]), np.int32)
+        losses = np.zeros((len(docs), ids.shape[1]), np.float32)
         state, n = None, len(docs)
         for w in range(0, ids.shape[1], self.window):
             active = sum(1 for L in lengths if L > w)  # documents sorted longest first
             if active < n and _can_shrink(state, n):
                 state, n = _shrink(state, active), active
             x = ids[:n, w : w + self.window]
-            tr = self._record(x, state)
+            tr = self._record(x, state, strategy=strategy)
             logits, state = tr.output
             for name in tr.names:
                 t = tr[name]
                 if t.dim() == 3 and t.shape[:2] == x.shape:
-                    per_name.setdefault(name, []).append(_pad_rows(t.float().numpy(), len(docs)))
+                    for r in range(active):  # rows past a document's end are dropped
+                        sink.put(name, idx[r], w, t[r, : lengths[r] - w])
+            T = x.shape[1]
             logp = torch.log_softmax(logits.float(), dim=-1)
-            nxt = torch.cat([ids[:n, w + 1 : w + 1 + x.shape[1]], ids.new_zeros(n, 1)], 1)
-            nxt = nxt[:, : x.shape[1]]
-            loss = -logp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
-            preds.append(_pad_rows(logits.argmax(-1).numpy(), len(docs)))
-            losses.append(_pad_rows(loss.numpy(), len(docs)))
-        pred = np.concatenate(preds, axis=1)
-        loss = np.concatenate(losses, axis=1)
-        states = {k: np.concatenate(v, axis=1) for k, v in per_name.items()}
+            nxt = torch.cat([ids[:n, w + 1 : w + 1 + T], ids.new_zeros(n, 1)], 1)[:, :T]
+            losses[:n, w : w + T] = -logp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1).numpy()
+            preds[:n, w : w + T] = logits.argmax(-1).numpy()
         out = []
         for i, L in enumerate(lengths):
-            cols = {f"states/{k}": v[i, :L] for k, v in states.items()}
-            row_loss = loss[i, :L].astype(np.float32)
+            row_loss = losses[i, :L].copy()
             row_loss[L - 1] = np.nan  # no next token inside the document
-            cols.update(
-                token_id=encoded[i].astype(np.int32),
-                prediction=pred[i, :L].astype(np.int32),
-                loss=row_loss,
-                doc_prediction=np.int32(-1),
-                doc_loss=np.float32(np.nanmean(row_loss) if L > 1 else np.nan),
+            out.append(
+                dict(
+                    token_id=encoded[i].astype(np.int32),
+                    prediction=preds[i, :L].copy(),
+                    loss=row_loss,
+                    doc_prediction=np.int32(-1),
+                    doc_loss=np.float32(np.nanmean(row_loss) if L > 1 else np.nan),
+                )
             )
-            out.append(cols)
         return out
 
-    def _classifier(self, docs):
+    def _classifier(self, docs, sink, idx):
         import torch
 
         ids, lengths, encoded = self._padded(docs)
@@ -171,11 +187,10 @@ class Runner:
         logp = torch.log_softmax(logits, -1)
         out = []
         for i, L in enumerate(lengths):
-            cols = {
-                f"states/{k}": tr[k][i, :L].float().numpy()
-                for k in tr.names
-                if tr[k].dim() == 3 and tr[k].shape[:2] == ids.shape
-            }
+            for k in tr.names:
+                if tr[k].dim() == 3 and tr[k].shape[:2] == ids.shape:
+                    sink.put(k, idx[i], 0, tr[k][i, :L])
+            cols = {}
             label = docs[i].label
             cols.update(
                 token_id=encoded[i].astype(np.int32),
@@ -187,7 +202,7 @@ class Runner:
             out.append(cols)
         return out
 
-    def _forecaster(self, doc):
+    def _forecaster(self, doc, sink, i):
         import torch
 
         if len(doc) == 0:
@@ -196,11 +211,10 @@ class Runner:
         if x.dim() == 1:
             x = x[:, None]
         tr = self._record(x[None])
-        cols = {
-            f"states/{k}": tr[k][0].float().numpy()
-            for k in tr.names
-            if tr[k].dim() == 3 and tr[k].shape[1] == x.shape[0]
-        }
+        for k in tr.names:
+            if tr[k].dim() == 3 and tr[k].shape[1] == x.shape[0]:
+                sink.put(k, i, 0, tr[k][0])
+        cols = {}
         cols.update(
             token_id=np.full(len(doc), -1, np.int32),
             prediction=np.full(len(doc), -1, np.int32),
@@ -225,11 +239,88 @@ def _cut(doc, n):
     return type(doc)(doc.doc_id, list(doc.tokens[:n]), {}, doc.label, doc.values[:n])
 
 
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    if a.shape[0] == rows:
-        return a
-    pad = np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)
-    return np.concatenate([a, pad], 0)
+# Buffers of finished segments, reused by the next one while a build runs (``pooling``):
+# touching freshly mapped memory costs about twenty times the copy into it.
+_POOL: list[np.ndarray] = []
+_OWNED: dict[int, np.ndarray] = {}
+_POOLING = False
+_POOL_LOCK = threading.Lock()
+
+
+def pooling(on: bool) -> None:
+    """Turn buffer reuse on (a build starts) or off and drop the pool (it ends)."""
+    global _POOLING
+    with _POOL_LOCK:
+        _POOLING = bool(on)
+        if not on:
+            _POOL.clear()
+            _OWNED.clear()
+
+
+def take_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
+    """An uninitialised ``shape`` array, from the pool when one is big enough."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    with _POOL_LOCK:
+        if _POOLING:
+            fits = [b for b in _POOL if b.nbytes >= nbytes]
+            if fits:
+                raw = min(fits, key=lambda b: b.nbytes)
+                _POOL.remove(raw)
+                return raw[:nbytes].view(dtype).reshape(shape)
+            raw = np.empty(max(nbytes, 1), np.uint8)
+            _OWNED[id(raw)] = raw
+            return raw[:nbytes].view(dtype).reshape(shape)
+    return np.empty(shape, dtype)
+
+
+def release_buffers(arrays) -> None:
+    """Hand the pooled buffers behind ``arrays`` back (their values must not be used again)."""
+    with _POOL_LOCK:
+        if not _POOLING:
+            return
+        for a in arrays:
+            while isinstance(a, np.ndarray):
+                raw = _OWNED.get(id(a))
+                if raw is a:
+                    if all(b is not raw for b in _POOL):
+                        _POOL.append(raw)
+                    break
+                a = a.base
+
+
+class _Sink:
+    """Per-name ``[tokens, units]`` buffers holding documents' rows one after the other.
+
+    Parameters
+    ----------
+    lengths : list of int
+        Tokens of each document, in the order the rows are laid out.
+    dtype : numpy.dtype
+        dtype of the buffers; values are cast while they are copied in (one pass).
+    """
+
+    def __init__(self, lengths: list[int], dtype) -> None:
+        self.starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        self.dtype = np.dtype(dtype)
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def put(self, name: str, doc: int, pos: int, value) -> None:
+        """Copy ``value`` ``[time, units]`` (a torch tensor) into document ``doc`` at ``pos``."""
+        import torch
+
+        buf = self.buffers.get(name)
+        if buf is None:
+            buf = take_buffer((int(self.starts[-1]), value.shape[-1]), self.dtype)
+            self.buffers[name] = buf
+        a = int(self.starts[doc]) + pos
+        dst = torch.from_numpy(buf[a : a + value.shape[0]])
+        dst.copy_(value.detach())
+
+    def rows(self, doc: int) -> dict[str, np.ndarray]:
+        """Document ``doc``'s ``[time, units]`` rows of every name (views)."""
+        a, b = int(self.starts[doc]), int(self.starts[doc + 1])
+        return {k: v[a:b] for k, v in self.buffers.items()}
 
 
 def _can_shrink(state, n: int) -> bool:

@@ -5,6 +5,16 @@ returns a :class:`plotly.graph_objects.Figure`. Tokens are user data: they are e
 before they reach any figure text.
 """
 
+from workbench.viz._app_figures import (
+    aligned_heatmap,
+    length_histogram,
+    projection_scatter,
+    saturation_points,
+    selection_counts,
+    trajectory_selection,
+    trajectory_slots,
+    unit_track,
+)
 from workbench.viz._common import DIVERGING, display_token
 from workbench.viz._explain import (
     agreement_heatmap,
@@ -12,17 +22,28 @@ from workbench.viz._explain import (
     attribution_heatmap,
     deletion_curve,
 )
+from workbench.viz._perturb import difference_heatmap, output_change
 from workbench.viz._select import select_cells
 from workbench.viz._states import gate_heatmap, saturation, saturation_scatter, trajectories
 
 __all__ = [
     "DIVERGING",
+    "aligned_heatmap",
+    "length_histogram",
+    "projection_scatter",
+    "saturation_points",
+    "selection_counts",
+    "trajectory_selection",
+    "trajectory_slots",
+    "unit_track",
     "agreement_heatmap",
     "attention_heatmap",
     "attribution_heatmap",
     "deletion_curve",
+    "difference_heatmap",
     "display_token",
     "gate_heatmap",
+    "output_change",
     "saturation",
     "saturation_scatter",
     "select_cells",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import torch
 from torch import nn
@@ -16,14 +17,20 @@ from workbench.explain.lrp._rules import LRPError
 __all__ = ["LRP", "LRPError", "LRPMode", "relevance"]
 
 
+# torch's default dtype is process-wide: two LRP runs in threads must not interleave their
+# set / restore (which could leave float64 as the default for good)
+_DTYPE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
+    with _DTYPE_LOCK:
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(old)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,140 @@
+"""The Explain and Perturb pages in real headless Chromium against a live local app.
+
+Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser download:
+``executable_path`` points at the system one). Skipped with the reason when either is missing.
+"""
+
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from workbench.app import AppContext, create_app
+from workbench.explain import METHODS
+from workbench.explain._base import Method
+
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
+    None,
+)
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="system chromium not installed (apt-get install -y chromium)"
+)
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SENTENCE = "the food was great but the service was slow"
+
+
+class Broken(Method):
+    """A registered method that raises inside ``explain``, as a real failure would."""
+
+    name = "broken"
+
+    def _attribute(self, problem, scorer):
+        raise RuntimeError("broken on purpose")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    METHODS["broken"] = Broken
+    ctx = AppContext(
+        models={k: v for k, v in AppContext().models.items() if k in ("sentiment", "parens")},
+        corpus_tokens={"sentiment": 1000, "parens": 1000},
+        cache=tmp_path_factory.mktemp("cache"),
+    )
+    app = create_app(ctx)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    METHODS.pop("broken", None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, errors
+
+
+def test_explain_runs_methods_and_isolates_a_failure(server, browser):
+    query = urlencode({"model": "sentiment", "text": SENTENCE, "methods": "saliency,lrp,broken"})
+    page, errors = _open(browser, f"{server}/explain?{query}")
+    page.wait_for_selector("#explain-heatmap .main-svg", timeout=60_000)
+    heat = page.locator("#explain-heatmap")
+    assert heat.locator(".hm, .heatmaplayer image, .heatmaplayer").count() >= 1
+    assert "prediction:" in page.locator("#explain-prediction").inner_text()
+    assert "broken on purpose" in page.locator("#explain-panel-broken").inner_text()
+    assert "conservation" in page.locator("#explain-panel-lrp").inner_text()
+    page.wait_for_selector("#explain-curves .main-svg", timeout=30_000)
+    # the session stays usable: run again with other methods and an empty text
+    page.fill("#explain-text", "   ")
+    page.click("#explain-run")
+    page.wait_for_selector("#explain-error", timeout=30_000)
+    assert "empty" in page.locator("#explain-error").inner_text()
+    page.fill("#explain-text", "what a lovely day")
+    page.click("#explain-run")
+    page.wait_for_selector("#explain-heatmap .main-svg", timeout=60_000)
+    assert not errors, errors
+
+
+def test_perturb_edit_a_token_and_see_the_diff(server, browser):
+    query = urlencode({"model": "sentiment", "text": "i love this movie so much"})
+    page, errors = _open(browser, f"{server}/perturb?{query}")
+    page.wait_for_selector("#perturb-replace")
+    page.fill("#perturb-position", "1")
+    page.fill("#perturb-replacement", "hate")
+    page.click("#perturb-replace")
+    page.wait_for_function(
+        "document.querySelector('#perturb-edited').value === 'i hate this movie so much'",
+        timeout=30_000,
+    )
+    page.click("#perturb-compare")
+    page.wait_for_selector("#perturb-diff .main-svg", timeout=60_000)
+    assert "perturbed" in page.locator("#perturb-prediction").inner_text()
+    assert page.locator("#perturb-moved tr").count() == 11
+    page.fill("#perturb-cells", "1, 2, 3")
+    page.click("#perturb-ablate")
+    page.wait_for_selector("#perturb-ablate-diff .main-svg", timeout=60_000)
+    assert "edited" in page.locator("#perturb-ablate-prediction").inner_text()
+    assert not errors, errors
+
+
+def test_explain_these_cells_from_the_states_selection(server, browser):
+    page, errors = _open(browser, f"{server}/explain?model=sentiment")
+    page.wait_for_selector("#explain-use-selection")
+    selection = {"model": "parens", "name": "rnn.0.fwd.cell", "cells": [2, 5],
+                 "threshold": 0.3, "start": 10, "end": 20}  # fmt: skip
+    page.evaluate("s => sessionStorage.setItem('wb-selection', JSON.stringify(s))", selection)
+    page.goto(f"{server}/explain?model=sentiment")  # the States page would have written it
+    page.wait_for_selector("#explain-use-selection")
+    page.click("#explain-use-selection")
+    page.wait_for_function(
+        "document.querySelector('#explain-selection-info').innerText.includes('[2, 5]')",
+        timeout=30_000,
+    )
+    page.fill("#explain-text", "((1(2))0)(")
+    page.click("#explain-run")
+    page.wait_for_selector("#explain-heatmap .main-svg", timeout=60_000)
+    assert "rnn.0.fwd.cell[unit=(2, 5)" in page.locator("#wb-page").inner_text()
+    assert "use integrated_gradients" in page.locator("#explain-panel-lrp").inner_text()
+    assert not errors, errors

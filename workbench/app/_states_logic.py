@@ -1,0 +1,351 @@
+"""Computation behind the States page: view state, window, selection, match, navigation.
+
+Pure functions of a :class:`~workbench.StateStore` and plain values; the page and the
+latency benchmark (``workbench bench app``) call the same functions. User mistakes raise
+:class:`ViewError` with a message the page shows as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+import numpy as np
+
+#: Largest window of tokens and of units a trajectory view shows.
+MAX_WINDOW = 400
+MAX_UNITS = 650
+#: Layers shown at once.
+MAX_LAYERS = 4
+#: Window sizes offered.
+SIZES = (25, 50, 100, 200, 400)
+DEFAULT_SIZE = 100
+#: Matches listed and steps of context shown around each.
+TOP_MATCHES = 20
+MATCH_WIDTH = 28
+MATCH_BEFORE = 4
+
+_NAME = re.compile(r"^(?P<layer>.+\.\d+)\.(?P<direction>fwd|bwd)\.(?P<quantity>\w+)$")
+
+
+class ViewError(ValueError):
+    """A request the States page cannot answer; the message says the fix."""
+
+
+def split_name(name: str) -> tuple[str, str, str] | None:
+    """``"rnn.1.fwd.cell"`` -> ``("rnn.1", "fwd", "cell")``; None for other names."""
+    m = _NAME.match(name)
+    return (m["layer"], m["direction"], m["quantity"]) if m else None
+
+
+def layer_names(names: list[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """Store names grouped ``layer -> direction -> quantity -> name`` (attention left out)."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for n in names:
+        parts = split_name(n)
+        if parts:
+            layer, direction, quantity = parts
+            out.setdefault(layer, {}).setdefault(direction, {})[quantity] = n
+    return out
+
+
+def default_names(names: list[str]) -> list[str]:
+    """The last layer's forward hidden state (or the first per-unit quantity)."""
+    groups = layer_names(names)
+    if not groups:
+        return []
+    layer = list(groups)[-1]
+    direction = "fwd" if "fwd" in groups[layer] else next(iter(groups[layer]))
+    quantities = groups[layer][direction]
+    return [quantities.get("hidden") or next(iter(quantities.values()))]
+
+
+@dataclass
+class ViewState:
+    """Everything a States view shows; round-trips through the URL query.
+
+    Attributes
+    ----------
+    model : str
+    names : list of str
+        Shown quantities (``names[0]`` is the one cells are selected on for match).
+    start, size : int
+        Window ``[start, start + size)`` of global token positions.
+    threshold : float
+    pad : (int, int)
+    brush : (int, int) or None
+        Brushed global steps ``[a, b)``.
+    cells : list of int or None
+        Cells given in the URL (used when there is no brush).
+    """
+
+    model: str
+    names: list[str]
+    start: int = 0
+    size: int = DEFAULT_SIZE
+    threshold: float = 0.3
+    pad: tuple[int, int] = (1, 0)
+    brush: tuple[int, int] | None = None
+    cells: list[int] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    def query(self) -> str:
+        """The URL query (``?model=...``) of this view."""
+        q = {
+            "model": self.model,
+            "name": ",".join(self.names),
+            "start": self.start,
+            "end": self.end,
+            "threshold": f"{self.threshold:g}",
+            "pad": f"{self.pad[0]},{self.pad[1]}",
+        }
+        if self.brush is not None:
+            q["brush"] = f"{self.brush[0]},{self.brush[1]}"
+        if self.cells:
+            q["cells"] = ",".join(str(c) for c in self.cells)
+        return "?" + urlencode(q, safe=",")
+
+
+def _int(text, what: str, problems: list[str]) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        return int(float(str(text)))
+    except ValueError:
+        problems.append(f"ignored {what}={text!r}: not a number")
+        return None
+
+
+def _pair(text, what: str, problems: list[str]) -> tuple[int, int] | None:
+    if text is None or text == "":
+        return None
+    try:
+        a, b = (int(x) for x in str(text).split(","))
+    except ValueError:
+        problems.append(f"ignored {what}={text!r}: expected two integers like 10,20")
+        return None
+    return a, b
+
+
+def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None, pad=None,
+                brush=None, cells=None, **_ignored) -> ViewState:  # fmt: skip
+    """A valid :class:`ViewState` from URL query strings; bad values become defaults.
+
+    Each ignored value adds a line to ``problems`` (shown on the page).
+    """
+    problems: list[str] = []
+    models = [m for m in ctx.model_names() if ctx.store(m) is not None] or ctx.model_names()
+    if model not in ctx.model_names():
+        if model is not None:
+            problems.append(f"unknown model {model!r}; showing {models[0]!r}")
+        model = models[0]
+    store = ctx.store(model)
+    available = store.names if store is not None else []
+    wanted = [n for n in str(name or "").split(",") if n]
+    names = [n for n in wanted if n in available and split_name(n)][:MAX_LAYERS]
+    if wanted and len(names) < len(wanted):
+        problems.append(
+            f"ignored names not in the {model} store: {sorted(set(wanted) - set(names))}"
+        )
+    names = names or default_names(available)
+    view = ViewState(model=model, names=names, problems=problems)
+    n_tokens = store.n_tokens if store is not None else 0
+    s, e = _int(start, "start", problems), _int(end, "end", problems)
+    if s is not None:
+        view.start = s
+    if e is not None and s is not None and e > s:
+        view.size = min(e - s, MAX_WINDOW)
+    th = threshold
+    if th is not None:
+        try:
+            value = float(th)
+            if not np.isfinite(value):
+                raise ValueError
+            view.threshold = value
+        except ValueError:
+            problems.append(f"ignored threshold={th!r}: not a finite number")
+    p = _pair(pad, "pad", problems)
+    if p is not None:
+        if min(p) < 0 or max(p) > 50:
+            problems.append(f"ignored pad={pad!r}: use two step counts in [0, 50]")
+        else:
+            view.pad = p
+    view.brush = _pair(brush, "brush", problems)
+    if cells:
+        try:
+            view.cells = sorted({int(c) for c in str(cells).split(",") if c.strip()})
+        except ValueError:
+            problems.append(f"ignored cells={cells!r}: expected integers like 3,17")
+    return clamp(view, n_tokens)
+
+
+def clamp(view: ViewState, n_tokens: int) -> ViewState:
+    """The window inside ``[0, n_tokens)`` and at most :data:`MAX_WINDOW` long."""
+    size = int(min(max(view.size, 1), MAX_WINDOW, max(n_tokens, 1)))
+    start = int(min(max(view.start, 0), max(n_tokens - size, 0)))
+    if start != view.start and n_tokens:
+        view.problems.append(
+            f"start {view.start} is outside the store's {n_tokens} tokens; moved to {start}"
+        )
+    return replace(view, start=start, size=size)
+
+
+# --------------------------------------------------------------------------------- window
+def window(store, view: ViewState) -> dict:
+    """Tokens and ``[time, units]`` values of every shown name over the window.
+
+    Returns
+    -------
+    dict
+        ``tokens`` ``[time]``, ``values`` name -> ``[time, units <= MAX_UNITS]`` float32,
+        ``units`` name -> total units, ``doc`` the document of the window start.
+    """
+    a, b = view.start, min(view.end, store.n_tokens)
+    values, units = {}, {}
+    for n in view.names:
+        arr = store.states(n)
+        units[n] = int(arr.shape[1])
+        cols = None if arr.shape[1] <= MAX_UNITS else np.arange(MAX_UNITS)
+        values[n] = np.asarray(arr.rows(a, b, cols), dtype=np.float32)
+    return {"tokens": store.tokens(a, b), "values": values, "units": units,
+            "doc": document_of(store, a)}  # fmt: skip
+
+
+def document_of(store, position: int) -> int:
+    """Index of the document holding global step ``position``."""
+    b = store.boundaries
+    return int(np.searchsorted(b, int(position), side="right") - 1)
+
+
+# ------------------------------------------------------------------------------ selection
+def check_brush(store, brush: tuple[int, int]) -> tuple[int, int, int]:
+    """``(doc, start, end)`` document-relative for a global brush, or :class:`ViewError`."""
+    a, b = int(brush[0]), int(brush[1])
+    if not 0 <= a < b <= store.n_tokens:
+        raise ViewError(
+            f"brush [{a}, {b}) is outside the store's {store.n_tokens} tokens or empty; "
+            "brush a range of tokens in the view (start < end)"
+        )
+    doc = document_of(store, a)
+    lo, hi = int(store.boundaries[doc]), int(store.boundaries[doc + 1])
+    if b > hi:
+        raise ViewError(
+            f"brush [{a}, {b}) crosses the end of document {store.doc_ids[doc]!r} at step {hi}; "
+            "brush inside one document"
+        )
+    return doc, a - lo, b - lo
+
+
+def select(store, name: str, brush, threshold: float, pad) -> np.ndarray:
+    """LSTMVis selection (:meth:`StateStore.select_cells`) for a global brush."""
+    from workbench.store.search import SearchError
+
+    doc, a, b = check_brush(store, brush)
+    try:
+        return store.select_cells(name, doc, a, b, threshold=threshold, pad=pad)
+    except SearchError as exc:
+        raise ViewError(str(exc)) from None
+
+
+def selections(store, view: ViewState) -> dict[str, np.ndarray]:
+    """Selected cells per shown name (brush rule, or the URL's cells when no brush)."""
+    if view.brush is not None:
+        return {n: select(store, n, view.brush, view.threshold, view.pad) for n in view.names}
+    if view.cells:
+        units = int(store.states(view.names[0]).shape[1])
+        bad = [c for c in view.cells if not 0 <= c < units]
+        if bad:
+            raise ViewError(f"cells {bad} out of range for {units} units of {view.names[0]}")
+        return {view.names[0]: np.asarray(view.cells, dtype=np.int64)}
+    return {}
+
+
+def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshold: float):
+    """``[layer, time]`` number of each layer's selected cells on (``>= threshold``)."""
+    rows = []
+    for n, v in values.items():
+        c = cells.get(n, np.zeros(0, np.int64))
+        c = c[c < v.shape[1]]
+        rows.append((v[:, c] >= threshold).sum(axis=1) if c.size else np.zeros(v.shape[0]))
+    return np.stack(rows) if rows else np.zeros((0, 0))
+
+
+# ---------------------------------------------------------------------------------- match
+def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MATCHES,
+              width: int = MATCH_WIDTH, track: str | None = None,
+              before: int = MATCH_BEFORE) -> dict:  # fmt: skip
+    """Ranked matches of ``cells`` with grids aligned at the match starts, as in LSTMVis.
+
+    Returns
+    -------
+    dict
+        ``matches`` (:class:`~workbench.store.search.Matches`); ``offsets`` ``[width]`` steps
+        relative to each match start (``-before .. width - before - 1``); ``strength``
+        ``[match, width]`` selected cells on per step (NaN outside the document); ``meta``
+        the same for ``track`` (or None); ``tokens`` ``[match][width]`` ("" outside);
+        ``rows`` labels; ``summary`` (:meth:`StateStore.match_meta`).
+    """
+    from workbench.store.search import SearchError
+
+    try:
+        m = store.match(name, cells, threshold=threshold, pad=pad, top_k=top)
+    except SearchError as exc:
+        raise ViewError(str(exc)) from None
+    cells = np.asarray(m.cells)
+    bounds = store.boundaries
+    n = len(m)
+    strength = np.full((n, width), np.nan)
+    meta = np.full((n, width), np.nan) if track else None
+    track_values = store.meta(track) if track else None
+    tokens, rows = [], []
+    arr = store.states(name)
+    for i, (s, d) in enumerate(zip(m.start.tolist(), m.document.tolist(), strict=True)):
+        first = s - before
+        lo, hi = max(first, int(bounds[d])), min(first + width, int(bounds[d + 1]))
+        a, b = lo - first, hi - first
+        vals = np.asarray(arr.rows(lo, hi, cells))
+        strength[i, a:b] = (vals >= threshold).sum(axis=1)
+        if track_values is not None:
+            meta[i, a:b] = track_values[lo:hi]
+        tokens.append([""] * a + store.tokens(lo, hi) + [""] * (width - b))
+        rows.append(f"#{i + 1} {store.doc_ids[d]} @{s} ({int(m.length[i])})")
+    summary = store.match_meta(m) if n and store.meta_tracks else {}
+    return {"matches": m, "offsets": list(range(-before, width - before)), "rows": rows,
+            "strength": strength, "meta": meta, "tokens": tokens, "summary": summary}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- navigation
+def corpus_text(store) -> tuple[str, np.ndarray]:
+    """The corpus as one string and ``[tokens + 1]`` character offsets of every token.
+
+    Character tokens are joined as they are, word tokens with one space.
+    """
+    toks = store.tokens()
+    sep = "" if all(len(t) <= 1 for t in toks[:2000]) else " "
+    lengths = np.fromiter((len(t) + len(sep) for t in toks), dtype=np.int64, count=len(toks))
+    offsets = np.zeros(len(toks) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return sep.join(toks), offsets
+
+
+def find(text_index: tuple[str, np.ndarray], query: str, after: int) -> int | None:
+    """Global step of the first occurrence of ``query`` starting after step ``after``.
+
+    Wraps around to the corpus start; None when the text does not occur.
+    """
+    if not query:
+        return None
+    text, offsets = text_index
+    n = len(offsets) - 1
+    begin = int(offsets[min(max(after + 1, 0), n)])
+    hit = text.find(query, begin)
+    if hit < 0:
+        hit = text.find(query)
+    if hit < 0:
+        return None
+    return int(np.searchsorted(offsets, hit, side="right") - 1)

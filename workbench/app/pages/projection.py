@@ -1,0 +1,276 @@
+"""Projection page: UMAP (or PCA) map of a store's states.
+
+Points are coloured by a meta track, the token, the prediction, the loss or any unit; lasso
+points to list their contexts and open them on the States page.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Input, Output, State, dcc, html
+
+from workbench.app import _states_logic as slogic
+
+PATH = "/projection"
+TITLE = "Projection"
+SAMPLES = (2000, 5000, 20000)
+DEFAULT_SAMPLE = 5000
+MAX_LISTED = 30
+GRAPH = {"displaylogo": False}
+
+
+def _error(text: str) -> html.Div:
+    return html.Div(text, className="wb-error")
+
+
+def colour_options(store) -> list[dict]:
+    """What points can be coloured by."""
+    opts = [{"label": f"meta: {t}", "value": f"meta:{t}"} for t in store.meta_tracks]
+    opts += [
+        {"label": "token", "value": "token"},
+        {"label": "prediction", "value": "prediction"},
+        {"label": "loss", "value": "loss"},
+        {"label": "a unit (below)", "value": "unit"},
+    ]
+    return opts  # fmt: skip
+
+
+def layout(ctx, model=None, name=None, method=None, colour=None, sample=None, unit=None,
+           **_ignored):  # fmt: skip
+    """The Projection page for the URL query (bad values fall back to defaults)."""
+    with_store = [m for m in ctx.model_names() if ctx.store(m) is not None]
+    if not with_store:
+        return _error("No state store is served; start the app with `workbench serve`.")
+    problems = []
+    if model not in with_store:
+        if model is not None:
+            problems.append(f"no store for model {model!r}; showing {with_store[0]!r}")
+        model = with_store[0]
+    store = ctx.store(model)
+    names = [n for n in store.names if slogic.split_name(n)]
+    name = name if name in names else slogic.default_names(names)[0]
+    method = method if method in ("umap", "pca") else "umap"
+    colours = colour_options(store)
+    colour = colour if colour in {o["value"] for o in colours} else colours[0]["value"]
+    try:
+        sample = int(sample) if int(sample) in SAMPLES else DEFAULT_SAMPLE
+    except (TypeError, ValueError):
+        sample = DEFAULT_SAMPLE
+    try:
+        unit = int(unit or 0)
+    except ValueError:
+        unit = 0
+    return html.Div(
+        [
+            html.H2("Projection"),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Model",
+                            dcc.Dropdown(
+                                id="projection-model",
+                                options=with_store,
+                                value=model,
+                                clearable=False,
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Label(
+                        [
+                            "Quantity",
+                            dcc.Dropdown(
+                                id="projection-name", options=names, value=name, clearable=False
+                            ),
+                        ],
+                        className="wb-wide",
+                    ),
+                    html.Label(
+                        [
+                            "Method",
+                            dcc.RadioItems(
+                                id="projection-method",
+                                inline=True,
+                                options=["umap", "pca"],
+                                value=method,
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Label(
+                        [
+                            "Points",
+                            dcc.Dropdown(
+                                id="projection-sample",
+                                options=list(SAMPLES),
+                                value=sample,
+                                clearable=False,
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            "Colour by",
+                            dcc.Dropdown(
+                                id="projection-colour",
+                                options=colours,
+                                value=colour,
+                                clearable=False,
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            "Unit",
+                            dcc.Input(
+                                id="projection-unit",
+                                type="number",
+                                min=0,
+                                value=unit,
+                                debounce=True,
+                            ),
+                        ]
+                    ),  # fmt: skip
+                ],
+                className="wb-controls",
+            ),
+            html.Div("; ".join(problems), className="wb-error"),
+            html.P(
+                "UMAP compiles its kernels the first time it runs in a process (tens of "
+                "seconds); maps are then cached in the store. Lasso points to list them.",
+                className="wb-hint",
+            ),  # fmt: skip
+            html.Div(id="projection-message"),
+            dcc.Loading(dcc.Graph(id="projection-map", config=GRAPH), type="default"),
+            html.H3("Selected contexts"),
+            html.Div(id="projection-selected"),
+        ],
+        className="wb-projection",
+    )
+
+
+# ------------------------------------------------------------------- callback functions
+def fitted(ctx, model: str, name: str, method: str, sample: int):
+    """The projection of ``name`` (fitted once, cached in the store and in memory)."""
+    store = ctx.store(model)
+    n = min(int(sample), store.n_tokens)
+    key = ("projection", model, name, method, n)
+    return ctx.cached(key, lambda: store.projection(
+        name, method=method, sample=n if n < store.n_tokens else None, progress=False,
+        seed=0))  # fmt: skip
+
+
+def colour_values(store, name: str, steps: np.ndarray, colour: str, unit: int):
+    """``(values [point], categorical, label)`` for the colour choice."""
+    if colour.startswith("meta:"):
+        track = colour.split(":", 1)[1]
+        v = store.meta(track)[steps]
+        return v, v.dtype == bool, track
+    if colour == "token":
+        toks = store.tokens()
+        return [toks[s] for s in steps], True, "token"
+    if colour == "prediction":
+        pred = store._column("tokens/prediction")[steps]
+        vocab = store.manifest.get("vocab") or []
+        if store.manifest.get("kind") == "charlm" and vocab:
+            return [vocab[int(p)] if 0 <= int(p) < len(vocab) else str(p) for p in pred], \
+                True, "prediction"  # fmt: skip
+        return pred, store.manifest.get("kind") == "classifier", "prediction"
+    if colour == "loss":
+        return store._column("tokens/loss")[steps].astype(np.float64), False, "loss"
+    units = int(store.states(name).shape[1])
+    if not 0 <= unit < units:
+        raise slogic.ViewError(f"unit {unit} out of range: {name} has units 0..{units - 1}")
+    col = store.states(name).rows(0, store.n_tokens, [unit])[:, 0]
+    return col[steps].astype(np.float64), False, f"{name} unit {unit}"
+
+
+def context(store, step: int, width: int = 12) -> str:
+    """Tokens around ``step`` inside its document, the step itself in brackets."""
+    d = slogic.document_of(store, step)
+    lo, hi = int(store.boundaries[d]), int(store.boundaries[d + 1])
+    a, b = max(step - width, lo), min(step + width + 1, hi)
+    toks = store.tokens(a, b)
+    sep = "" if all(len(t) <= 1 for t in toks) else " "
+    i = step - a
+    return sep.join(toks[:i]) + sep + "[" + toks[i] + "]" + sep + sep.join(toks[i + 1 :])
+
+
+def map_figure(ctx, model, name, method, sample, colour, unit):
+    """The map figure (Scattergl) for the controls."""
+    from workbench.viz._app_figures import projection_scatter
+
+    store = ctx.store(model)
+    if name not in store.names:
+        raise slogic.ViewError(f"{name!r} is not in the {model} store")
+    proj = fitted(ctx, model, name, method, sample)
+    steps = proj.sample
+    values, categorical, label = colour_values(store, name, steps, colour, int(unit or 0))
+    hover = ctx.cached(("hover", model, name, method, len(steps)),
+                       lambda: [context(store, int(s), 6) for s in steps])  # fmt: skip
+    return projection_scatter(
+        proj.embedding,
+        values,
+        hover,
+        steps,
+        colour_name=label,
+        categorical=categorical,
+        title=f"{method.upper()} of {name} ({len(steps):,} states)",
+    )
+
+
+def selected_list(ctx, model: str, name: str, steps: list[int]) -> list:
+    """Links to the States page for lassoed steps (first :data:`MAX_LISTED`)."""
+    store = ctx.store(model)
+    items = []
+    for s in sorted(set(int(x) for x in steps))[:MAX_LISTED]:
+        view = slogic.ViewState(model, [name], start=max(s - 40, 0), size=100, brush=(s, s + 1))
+        href = "/states" + view.query()
+        items.append(html.Li([dcc.Link(f"step {s}", href=href, className="wb-chip"),
+                              html.Code(context(store, s))]))  # fmt: skip
+    more = len(set(steps)) - len(items)
+    tail = [html.P(f"and {more} more", className="wb-hint")] if more > 0 else []
+    return [html.Ol(items, className="wb-match-list"), *tail]
+
+
+def register(app, ctx) -> None:
+    """Projection callbacks: model options, the map, the lasso list."""
+
+    @app.callback(
+        Output("projection-name", "options"), Output("projection-name", "value"),
+        Output("projection-colour", "options"), Output("projection-colour", "value"),
+        Input("projection-model", "value"), State("projection-name", "value"),
+        State("projection-colour", "value"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_model(model, name, colour):
+        store = ctx.store(model)
+        names = [n for n in store.names if slogic.split_name(n)]
+        opts = colour_options(store)
+        name = name if name in names else slogic.default_names(names)[0]
+        colour = colour if colour in {o["value"] for o in opts} else opts[0]["value"]
+        return names, name, opts, colour
+
+    @app.callback(
+        Output("projection-map", "figure"), Output("projection-message", "children"),
+        Input("projection-model", "value"), Input("projection-name", "value"),
+        Input("projection-method", "value"), Input("projection-sample", "value"),
+        Input("projection-colour", "value"), Input("projection-unit", "value"),
+    )  # fmt: skip
+    def on_map(model, name, method, sample, colour, unit):
+        try:
+            return map_figure(ctx, model, name, method, sample, colour, unit), ""
+        except (slogic.ViewError, ValueError, TypeError) as exc:
+            return {}, _error(str(exc))
+
+    @app.callback(
+        Output("projection-selected", "children"),
+        Input("projection-map", "selectedData"),
+        State("projection-model", "value"), State("projection-name", "value"),
+    )  # fmt: skip
+    def on_lasso(selected, model, name):
+        points = (selected or {}).get("points") or []
+        steps = [p["customdata"] for p in points if "customdata" in p]
+        if not steps:
+            return html.P("Lasso points on the map to list their contexts here.",
+                          className="wb-hint")  # fmt: skip
+        return selected_list(ctx, model, name, steps)

@@ -1,0 +1,689 @@
+"""States page: the LSTMVis select and match views over a corpus state store.
+
+Pick the model, layers, direction and quantity; the trajectories of every unit over a window
+of the corpus are drawn with the tokens along the x-axis. Brush a token range (drag on a
+plot, or type the range) to form a hypothesis: the cells on over the range and off around it
+(``StateStore.select_cells``) are highlighted, listed and counted under each token, and the
+match view ranks the corpus spans where they fire together (``StateStore.match``). The whole
+view lives in the URL query (``model name start end threshold pad brush cells``).
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, Patch, State, dcc, html, no_update
+from dash import ctx as dash_ctx
+
+from workbench.app import _states_logic as logic
+
+PATH = "/states"
+ALIASES = ("/",)
+TITLE = "States"
+GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
+
+
+def _error(text: str) -> html.Div:
+    return html.Div(text, className="wb-error")
+
+
+def _no_store(ctx, model: str) -> html.Div:
+    others = [m for m in ctx.model_names() if m != model and ctx.store(m) is not None]
+    return html.Div(
+        [
+            html.H2("States"),
+            _error(
+                f"No state store for the {model} model. Start the app with `workbench serve` "
+                "(it builds the demo stores) or pass one: `workbench serve STORE --model CKPT`."
+            ),
+            html.P(
+                ["Models with a store: "]
+                + [dcc.Link(m, href=f"/states?model={m}", className="wb-chip") for m in others]
+            ),  # fmt: skip
+        ]
+    )
+
+
+def _controls(ctx, view: logic.ViewState, store) -> list:
+    groups = logic.layer_names(store.names)
+    first = logic.split_name(view.names[0]) if view.names else None
+    layer, direction, quantity = first or (None, None, None)
+    layers = [logic.split_name(n)[0] for n in view.names]
+    directions = sorted(groups.get(layer, {}))
+    quantities = list(groups.get(layer, {}).get(direction, {}))
+    return [
+        html.Div(
+            [
+                html.Label(
+                    [
+                        "Model",
+                        dcc.Dropdown(
+                            id="states-model",
+                            options=ctx.model_names(),
+                            value=view.model,
+                            clearable=False,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Layers",
+                        dcc.Dropdown(
+                            id="states-layers", options=list(groups), value=layers, multi=True
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Direction",
+                        dcc.RadioItems(
+                            id="states-direction", options=directions, value=direction, inline=True
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Quantity",
+                        dcc.Dropdown(
+                            id="states-quantity",
+                            options=quantities,
+                            value=quantity,
+                            clearable=False,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Threshold",
+                        dcc.Input(
+                            id="states-threshold",
+                            type="number",
+                            value=view.threshold,
+                            step=0.05,
+                            debounce=True,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Pad before",
+                        dcc.Input(
+                            id="states-pad-left",
+                            type="number",
+                            min=0,
+                            max=50,
+                            step=1,
+                            value=view.pad[0],
+                            debounce=True,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Pad after",
+                        dcc.Input(
+                            id="states-pad-right",
+                            type="number",
+                            min=0,
+                            max=50,
+                            step=1,
+                            value=view.pad[1],
+                            debounce=True,
+                        ),
+                    ]
+                ),  # fmt: skip
+            ],
+            className="wb-controls",
+        ),
+        html.Div(
+            [
+                html.Button("\u25c0", id="states-prev", title="previous window"),
+                html.Label(
+                    [
+                        "Position",
+                        dcc.Input(
+                            id="states-start",
+                            type="number",
+                            min=0,
+                            value=view.start,
+                            debounce=True,
+                            step=1,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Label(
+                    [
+                        "Window",
+                        dcc.Dropdown(
+                            id="states-size",
+                            clearable=False,
+                            options=list(logic.SIZES),
+                            value=view.size,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Button("\u25b6", id="states-next", title="next window"),
+                html.Label(
+                    [
+                        "Document",
+                        dcc.Dropdown(
+                            id="states-doc",
+                            options=_doc_options(store),
+                            placeholder="jump to a document",
+                        ),
+                    ],
+                    className="wb-wide",
+                ),
+                html.Label(
+                    [
+                        "Find text",
+                        dcc.Input(
+                            id="states-find-text",
+                            type="text",
+                            placeholder="e.g. def ",
+                            debounce=False,
+                        ),
+                    ]
+                ),  # fmt: skip
+                html.Button("Find next", id="states-find"),
+            ],
+            className="wb-controls",
+        ),
+        html.Div(
+            [
+                html.Label(
+                    [
+                        "Brush from",
+                        dcc.Input(
+                            id="states-brush-start",
+                            type="number",
+                            value=view.brush[0] if view.brush else None,
+                            debounce=True,
+                        ),
+                    ]
+                ),
+                html.Label(
+                    [
+                        "to (exclusive)",
+                        dcc.Input(
+                            id="states-brush-end",
+                            type="number",
+                            value=view.brush[1] if view.brush else None,
+                            debounce=True,
+                        ),
+                    ]
+                ),
+                html.Button("Clear selection", id="states-clear"),
+                html.Span(
+                    "Drag across a plot to brush a token range; positions are global corpus steps.",
+                    className="wb-hint",
+                ),  # fmt: skip
+            ],
+            className="wb-controls",
+        ),
+    ]
+
+
+def _doc_options(store) -> list[dict]:
+    ids = store.doc_ids[:2000]
+    bounds = store.boundaries
+    return [{"label": f"{i}: {d} ({int(bounds[i + 1] - bounds[i])} tokens)", "value": i}
+            for i, d in enumerate(ids)]  # fmt: skip
+
+
+def layout(ctx, **query):
+    """The States page for the URL query (bad values are reported, never raised)."""
+    if not ctx.model_names():
+        return _error("No model is served.")
+    view = logic.parse_query(ctx, **query)
+    store = ctx.store(view.model)
+    if store is None:
+        return _no_store(ctx, view.model)
+    graphs = [
+        html.Div(dcc.Graph(id=f"states-graph-{i}", config=GRAPH), id=f"states-graph-box-{i}",
+                 style={"display": "block" if i < len(view.names) else "none"})
+        for i in range(logic.MAX_LAYERS)
+    ]  # fmt: skip
+    tracks = store.meta_tracks
+    return html.Div(
+        [
+            html.H2("States"),
+            dcc.Store(id="states-view"),
+            dcc.Store(id="states-sel"),
+            dcc.Store(id="states-url-cells", data=view.cells),
+            dcc.Store(id="states-match-data"),
+            *_controls(ctx, view, store),
+            html.Div("; ".join(view.problems), id="states-query-message", className="wb-error"),
+            html.Div(id="states-message", className="wb-error"),
+            html.Div(id="states-nav-message", className="wb-hint"),
+            html.Div(id="states-window-info", className="wb-hint"),
+            dcc.Loading(html.Div(graphs), type="default", delay_show=300),
+            html.H3("Selected cells on under each token"),
+            dcc.Graph(id="states-counts", config={"displaylogo": False}),
+            html.Div(id="states-cells", className="wb-cells"),
+            html.H3("Match: where else do these cells fire together?"),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Meta track",
+                            dcc.Dropdown(
+                                id="states-match-track",
+                                options=tracks,
+                                value=tracks[0] if tracks else None,
+                                placeholder="no meta track",
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Span(
+                        "Click a row of the heatmap, or a match below, to jump there.",
+                        className="wb-hint",
+                    ),
+                ],
+                className="wb-controls",
+            ),
+            dcc.Loading(
+                html.Div(
+                    [
+                        html.Div(id="states-match-summary", className="wb-hint"),
+                        html.Div(
+                            [
+                                dcc.Graph(id="states-match-strength", config=GRAPH),
+                                dcc.Graph(id="states-match-meta", config=GRAPH),
+                            ],
+                            className="wb-two",
+                        ),  # fmt: skip
+                        dcc.Graph(id="states-match-hist", config=GRAPH),
+                        html.Div(id="states-match-list", className="wb-match-list"),
+                    ]
+                ),
+                type="default",
+                delay_show=300,
+            ),
+        ],
+        className="wb-states",
+    )
+
+
+# ------------------------------------------------------------------- callback functions
+def _names(ctx, model, layers, direction, quantity) -> list[str]:
+    store = ctx.store(model)
+    groups = logic.layer_names(store.names)
+    names = [groups.get(ly, {}).get(direction, {}).get(quantity) for ly in (layers or [])]
+    names = [n for n in names if n][: logic.MAX_LAYERS]
+    return names or logic.default_names(store.names)
+
+
+def update_options(ctx, model, layers, direction, quantity):
+    """Layer / direction / quantity choices of a model, keeping the valid current values."""
+    store = ctx.store(model) if model in ctx.model_names() else None
+    if store is None:
+        return [], [], [], None, [], None, []
+    groups = logic.layer_names(store.names)
+    layers = [ly for ly in (layers or []) if ly in groups] or [
+        logic.split_name(n)[0] for n in logic.default_names(store.names)
+    ]
+    dirs = sorted(groups[layers[0]]) if layers else []
+    direction = direction if direction in dirs else (dirs[0] if dirs else None)
+    quants = list(groups[layers[0]].get(direction, {})) if layers else []
+    quantity = quantity if quantity in quants else ("hidden" if "hidden" in quants else
+                                                    (quants[0] if quants else None))  # fmt: skip
+    return list(groups), layers, dirs, direction, quants, quantity, _doc_options(store)
+
+
+def render_view(ctx, model, layers, direction, quantity, start, size, threshold):
+    """Base trajectory figures of the window (one per layer) and the view record.
+
+    Returns
+    -------
+    tuple
+        ``(figures [MAX_LAYERS], styles [MAX_LAYERS], view dict or None, info, message)``.
+    """
+    from workbench.viz._app_figures import trajectory_slots
+
+    empty = [{}] * logic.MAX_LAYERS
+    hidden = [{"display": "none"}] * logic.MAX_LAYERS
+    if not isinstance(model, str) or ctx.store(model) is None:
+        return empty, hidden, None, "", f"no store for model {model!r}"
+    store = ctx.store(model)
+    names = _names(ctx, model, layers, direction, quantity)
+    try:
+        size = int(size or logic.DEFAULT_SIZE)
+        start = int(start or 0)
+        th = float(threshold if threshold is not None else 0.3)
+    except (TypeError, ValueError):
+        return empty, hidden, None, "", "position, window and threshold must be numbers"
+    view = logic.clamp(logic.ViewState(model, names, start=start, size=size), store.n_tokens)
+    data = logic.window(store, view)
+    figs, styles = [], []
+    for i in range(logic.MAX_LAYERS):
+        if i < len(names):
+            n = names[i]
+            cut = "" if data["units"][n] <= logic.MAX_UNITS else f" (first {logic.MAX_UNITS})"
+            figs.append(trajectory_slots(data["values"][n], data["tokens"], threshold=th,
+                                         title=f"{n}{cut}"))  # fmt: skip
+            styles.append({"display": "block"})
+        else:
+            figs.append({})
+            styles.append({"display": "none"})
+    d = data["doc"]
+    b = store.boundaries
+    info = (f"tokens [{view.start}, {view.end}) of {store.n_tokens:,}; document {d} "
+            f"{store.doc_ids[d]!r} spans [{int(b[d])}, {int(b[d + 1])})")  # fmt: skip
+    record = {"model": model, "names": names, "start": view.start, "size": view.size}
+    return figs, styles, record, info, "; ".join(view.problems)
+
+
+def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, brush_end,
+                     url_cells=None):  # fmt: skip
+    """Selection for a brush: figure updates, counts, cell lists, URL and shared selection.
+
+    Parameters
+    ----------
+    view : dict
+        The record :func:`render_view` returned.
+    threshold, pad_left, pad_right, brush_start, brush_end
+        Control values (brush in global steps; either end None means no brush).
+    url_cells : list of int, optional
+        Cells given in the URL, used when there is no brush.
+
+    Returns
+    -------
+    dict
+        ``updates`` (per shown layer, :func:`~workbench.viz._app_figures.trajectory_selection`
+        dicts), ``counts`` figure, ``cells`` name -> list, ``selection`` (wb-selection data or
+        None), ``query`` (URL search), ``message``.
+    """
+    from workbench.viz._app_figures import selection_counts, trajectory_selection
+
+    store = ctx.store(view["model"])
+    state = logic.ViewState(view["model"], list(view["names"]), start=int(view["start"]),
+                            size=int(view["size"]), cells=url_cells or None)  # fmt: skip
+    message = ""
+    try:
+        state.threshold = float(threshold)
+        state.pad = (int(pad_left or 0), int(pad_right or 0))
+    except (TypeError, ValueError):
+        message = "threshold and padding must be numbers; using 0.3 and (1, 0)"
+    if min(state.pad) < 0:
+        message, state.pad = "padding must be >= 0; using (1, 0)", (1, 0)
+    if brush_start is not None and brush_end is not None:
+        try:
+            state.brush = (int(brush_start), int(brush_end))
+        except (TypeError, ValueError):
+            message = "the brush must be two step numbers"
+    data = logic.window(store, state)
+    try:
+        cells = logic.selections(store, state)
+    except logic.ViewError as exc:
+        cells, message, state.brush = {}, str(exc), None
+    rel = None
+    if state.brush is not None:
+        rel = (state.brush[0] - state.start, state.brush[1] - state.start)
+    updates = []
+    for n in state.names:
+        c = cells.get(n, [])
+        c = [int(u) for u in c if u < data["values"][n].shape[1]]
+        updates.append(trajectory_selection(data["values"][n], data["tokens"], c, brush=rel,
+                                            threshold=state.threshold))  # fmt: skip
+    counts = selection_counts(logic.counts(data["values"], cells, state.threshold),
+                              state.names, data["tokens"])  # fmt: skip
+    primary = cells.get(state.names[0]) if state.names else None
+    if state.brush is None:
+        state.cells = [int(c) for c in primary] if primary is not None else None
+    else:
+        state.cells = [int(c) for c in primary] if primary is not None and primary.size else None
+    selection = None
+    if state.cells:
+        a, b = state.brush if state.brush is not None else (state.start, state.end)
+        selection = {"model": state.model, "name": state.names[0], "cells": state.cells,
+                     "threshold": state.threshold, "pad": list(state.pad), "start": a,
+                     "end": b}  # fmt: skip
+    return {
+        "updates": updates,
+        "counts": counts,
+        "cells": {n: [int(u) for u in c] for n, c in cells.items()},
+        "selection": selection,
+        "query": state.query(),
+        "message": message,
+    }
+
+
+def match_view(ctx, selection, track):
+    """Match results for a selection: strength / meta heatmaps, histogram, list, summary."""
+    from workbench.viz._app_figures import aligned_heatmap, length_histogram
+
+    store = ctx.store(selection["model"])
+    res = logic.run_match(store, selection["name"], selection["cells"], selection["threshold"],
+                          tuple(selection.get("pad", (1, 0))), track=track or None)  # fmt: skip
+    m = res["matches"]
+    k = len(selection["cells"])
+    strength = aligned_heatmap(res["strength"], res["tokens"], res["rows"],
+                               name="cells on", zmin=0, zmax=k, offsets=res["offsets"],
+                               title=f"match strength (of {k} cells)")  # fmt: skip
+    meta = {}
+    if res["meta"] is not None:
+        meta = aligned_heatmap(res["meta"], res["tokens"], res["rows"], name=track,
+                               colorscale="Oranges", offsets=res["offsets"],
+                               title=f"meta track: {track}")  # fmt: skip
+    hist = length_histogram(m.fuzzy_histogram, m.strict_histogram,
+                            title=f"span lengths of {m.n_candidates} candidates")  # fmt: skip
+    summary = [f"{len(m)} best of {m.n_candidates} candidate spans "
+               f"(co-activation level {m.level} of {k} cells)."]  # fmt: skip
+    for t, entry in list(res["summary"].items())[:6]:
+        summary.append(f"{t}: mean {entry['mean']:.3g} over matched steps.")
+    return {"strength": strength, "meta": meta, "hist": hist, "summary": " ".join(summary),
+            "starts": [int(s) for s in m.start], "lengths": [int(n) for n in m.length],
+            "rows": res["rows"], "tokens": res["tokens"], "before": -res["offsets"][0]}  # fmt: skip
+
+
+def _match_list(selection, result) -> html.Ol:
+    items = []
+    base = logic.ViewState(selection["model"], [selection["name"]],
+                           threshold=selection["threshold"],
+                           pad=tuple(selection.get("pad", (1, 0))))  # fmt: skip
+    for row, s, n, toks in zip(result["rows"], result["starts"], result["lengths"],
+                               result["tokens"], strict=True):  # fmt: skip
+        view = logic.ViewState(**{**base.__dict__, "start": max(s - 20, 0), "size": 100,
+                                  "brush": (s, s + n), "problems": []})  # fmt: skip
+        span = toks[result["before"] : result["before"] + n]
+        text = "".join(span) if all(len(t) <= 1 for t in span) else " ".join(span)
+        items.append(html.Li([dcc.Link(row, href=PATH + view.query(), className="wb-chip"),
+                              html.Code(text[:120])]))  # fmt: skip
+    return html.Ol(items)
+
+
+def navigate(ctx, trigger, view, start, size, find_text, doc, match_data, relayout, text_index):
+    """New ``(start, brush_start, brush_end, message)`` for a navigation event.
+
+    ``trigger`` is ``prev next doc find clear match:<row> brush`` ; ``relayout`` the plot's
+    relayout data (with ``selections``) for ``brush``.
+    """
+    store = ctx.store(view["model"])
+    size = int(size or logic.DEFAULT_SIZE)
+    start = int(view["start"] if start is None else start)
+    keep = (no_update, no_update)
+    if trigger == "prev":
+        return max(start - size // 2, 0), *keep, ""
+    if trigger == "next":
+        return min(start + size // 2, max(store.n_tokens - size, 0)), *keep, ""
+    if trigger == "doc" and doc is not None:
+        return int(store.boundaries[int(doc)]), *keep, ""
+    if trigger == "clear":
+        return no_update, None, None, ""
+    if trigger == "find":
+        hit = logic.find(text_index(), find_text or "", start)
+        if hit is None:
+            return no_update, *keep, f"{find_text!r} does not occur in the corpus"
+        return max(hit - 10, 0), *keep, f"found {find_text!r} at step {hit}"
+    if trigger.startswith("match:") and match_data:
+        i = int(trigger.split(":", 1)[1])
+        s, n = match_data["starts"][i], match_data["lengths"][i]
+        return max(s - size // 4, 0), s, s + n, f"match #{i + 1} at step {s}"
+    if trigger == "brush":
+        span = _brush_from_relayout(relayout or {})
+        if span is None:
+            return no_update, *keep, ""
+        lo, hi = span
+        a = view["start"] + max(int(-(-lo // 1)), 0)  # ceil
+        b = view["start"] + min(int(hi // 1) + 1, view["size"])
+        if b <= a:
+            return no_update, *keep, "brush at least one whole token"
+        return no_update, a, b, ""
+    return no_update, *keep, ""
+
+
+def _brush_from_relayout(relayout: dict) -> tuple[float, float] | None:
+    sel = relayout.get("selections")
+    if isinstance(sel, list) and sel:
+        s = sel[-1]
+        if "x0" in s and "x1" in s:
+            return min(s["x0"], s["x1"]), max(s["x0"], s["x1"])
+    x0, x1 = relayout.get("selections[0].x0"), relayout.get("selections[0].x1")
+    if x0 is not None and x1 is not None:
+        return min(x0, x1), max(x0, x1)
+    return None
+
+
+def _patch(update: dict) -> Patch:
+    p = Patch()
+    for i, t in enumerate(update["traces"]):
+        for key, value in t.items():
+            p["data"][1 + i][key] = value
+    p["layout"]["shapes"][0]["y0"] = update["threshold"]
+    p["layout"]["shapes"][0]["y1"] = update["threshold"]
+    if update["brush"] is None:
+        p["layout"]["shapes"][1]["visible"] = False
+    else:
+        p["layout"]["shapes"][1]["x0"], p["layout"]["shapes"][1]["x1"] = update["brush"]
+        p["layout"]["shapes"][1]["visible"] = True
+    return p
+
+
+def _cells_list(cells: dict) -> list:
+    if not cells:
+        return [html.P("No brush yet: drag across a plot or type a range.", className="wb-hint")]
+    out = []
+    for n, c in cells.items():
+        chips = [html.Span(str(u), className="wb-chip") for u in c[:200]]
+        more = f" and {len(c) - 200} more" if len(c) > 200 else ""
+        out.append(html.P([html.B(f"{n}: {len(c)} cells "), *chips, more]))
+    return out
+
+
+# -------------------------------------------------------------------------------- register
+def register(app, ctx) -> None:
+    """States callbacks: options, view, navigation, selection, match."""
+    n = logic.MAX_LAYERS
+
+    @app.callback(
+        Output("states-layers", "options"), Output("states-layers", "value"),
+        Output("states-direction", "options"), Output("states-direction", "value"),
+        Output("states-quantity", "options"), Output("states-quantity", "value"),
+        Output("states-doc", "options"),
+        Input("states-model", "value"), Input("states-layers", "value"),
+        Input("states-direction", "value"), State("states-quantity", "value"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_model(model, layers, direction, quantity):
+        return update_options(ctx, model, layers, direction, quantity)
+
+    @app.callback(
+        *[Output(f"states-graph-{i}", "figure") for i in range(n)],
+        *[Output(f"states-graph-box-{i}", "style") for i in range(n)],
+        Output("states-view", "data"), Output("states-window-info", "children"),
+        Output("states-message", "children"),
+        Input("states-model", "value"), Input("states-layers", "value"),
+        Input("states-direction", "value"), Input("states-quantity", "value"),
+        Input("states-start", "value"), Input("states-size", "value"),
+        State("states-threshold", "value"),
+    )  # fmt: skip
+    def on_view(model, layers, direction, quantity, start, size, threshold):
+        figs, styles, record, info, message = render_view(
+            ctx, model, layers, direction, quantity, start, size, threshold
+        )
+        return *figs, *styles, record, info, message
+
+    @app.callback(
+        Output("states-start", "value"), Output("states-brush-start", "value"),
+        Output("states-brush-end", "value"), Output("states-nav-message", "children"),
+        Input("states-prev", "n_clicks"), Input("states-next", "n_clicks"),
+        Input("states-doc", "value"), Input("states-find", "n_clicks"),
+        Input("states-find-text", "n_submit"), Input("states-clear", "n_clicks"),
+        Input("states-match-strength", "clickData"), Input("states-match-meta", "clickData"),
+        *[Input(f"states-graph-{i}", "relayoutData") for i in range(n)],
+        State("states-view", "data"), State("states-start", "value"),
+        State("states-size", "value"), State("states-find-text", "value"),
+        State("states-match-data", "data"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_navigate(*args):
+        view, start, size, find_text, match_data = args[-5:]
+        if not view:
+            return no_update, no_update, no_update, ""
+        tid = dash_ctx.triggered_id or ""
+        trigger = str(tid).removeprefix("states-")
+        relayout = None
+        if trigger in ("find-text",):
+            trigger = "find"
+        elif trigger in ("match-strength", "match-meta"):
+            click = dash_ctx.triggered[0]["value"] or {}
+            pts = click.get("points") or [{}]
+            row = pts[0].get("y")
+            trigger = f"match:{int(row)}" if row is not None else ""
+        elif trigger.startswith("graph-"):
+            relayout = dash_ctx.triggered[0]["value"]
+            trigger = "brush"
+        return navigate(ctx, trigger, view, start, size, find_text, args[2], match_data,
+                        relayout, lambda: ctx.cached(("text", view["model"]),
+                        lambda: logic.corpus_text(ctx.store(view["model"]))))  # fmt: skip
+
+    @app.callback(
+        Output("states-url-cells", "data"),
+        Input("states-clear", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def on_clear(_clicks):
+        return None
+
+    @app.callback(
+        *[Output(f"states-graph-{i}", "figure", allow_duplicate=True) for i in range(n)],
+        Output("states-counts", "figure"), Output("states-cells", "children"),
+        Output("wb-selection", "data"), Output("states-sel", "data"),
+        Output("wb-url", "search"), Output("wb-url-written", "data"),
+        Output("states-nav-message", "children", allow_duplicate=True),
+        Input("states-view", "data"), Input("states-threshold", "value"),
+        Input("states-pad-left", "value"), Input("states-pad-right", "value"),
+        Input("states-brush-start", "value"), Input("states-brush-end", "value"),
+        State("states-url-cells", "data"), State("wb-url", "pathname"),
+        prevent_initial_call="initial_duplicate",
+    )  # fmt: skip
+    def on_select(view, threshold, pad_left, pad_right, b0, b1, url_cells, pathname):
+        if not view:
+            return (no_update,) * (n + 7)
+        out = update_selection(ctx, view, threshold, pad_left, pad_right, b0, b1, url_cells)
+        patches = [_patch(u) for u in out["updates"]] + [no_update] * (n - len(out["updates"]))
+        sel = out["selection"]
+        # a late answer after the user left the page must not rewrite the other page's URL
+        query = out["query"] if pathname in (PATH, *ALIASES) else no_update
+        return (*patches, out["counts"], _cells_list(out["cells"]), sel, sel,
+                query, query, out["message"])  # fmt: skip
+
+    @app.callback(
+        Output("states-match-strength", "figure"), Output("states-match-meta", "figure"),
+        Output("states-match-hist", "figure"), Output("states-match-list", "children"),
+        Output("states-match-summary", "children"), Output("states-match-data", "data"),
+        Output("states-match-meta", "style"),
+        Input("states-sel", "data"), Input("states-match-track", "value"),
+    )  # fmt: skip
+    def on_match(selection, track):
+        if not selection or not selection.get("cells"):
+            return {}, {}, {}, [], "Select cells (brush a range) to see where they match.", \
+                None, {"display": "none"}  # fmt: skip
+        try:
+            res = match_view(ctx, selection, track)
+        except logic.ViewError as exc:
+            return {}, {}, {}, [], html.Span(str(exc), className="wb-error"), None, \
+                {"display": "none"}  # fmt: skip
+        data = {"starts": res["starts"], "lengths": res["lengths"]}
+        style = {"display": "block"} if res["meta"] else {"display": "none"}
+        return (res["strength"], res["meta"], res["hist"], _match_list(selection, res),
+                res["summary"], data, style)  # fmt: skip
