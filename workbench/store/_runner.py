@@ -266,7 +266,7 @@ def take_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
             fits = [b for b in _POOL if b.nbytes >= nbytes]
             if fits:
                 raw = min(fits, key=lambda b: b.nbytes)
-                _POOL.remove(raw)
+                del _POOL[next(i for i, b in enumerate(_POOL) if b is raw)]  # by identity
                 return raw[:nbytes].view(dtype).reshape(shape)
             raw = np.empty(max(nbytes, 1), np.uint8)
             _OWNED[id(raw)] = raw
