@@ -29,7 +29,39 @@ from workbench.trace import Trace
 
 _KERNELS = {"lstm": "lstm", "gru": "gru", "lstm_cell": "lstm_cell", "gru_cell": "gru_cell"}
 _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+# cuDNN's RNN kernels round float32 products to TF32 unless torch.backends.cudnn.allow_tf32
+# is False (PyTorch's default is True): 3e-4 to 6e-4 from the float32 equations on an H100.
+_TF32_TOLERANCE = 1e-3
 _MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
+
+
+def _own_weights(params: list) -> list:
+    """A layer's weights as tensors of their own, for a fused kernel on CUDA.
+
+    cuDNN given a subset of an ``nn.LSTM``/``nn.GRU``'s flat weights (views into the module's
+    one weight buffer) reads the wrong memory when the module has ``bias=False``: layer-by-layer
+    outputs then differ from the module's by 0.1-0.5 (seen on an H100, torch 2.11, cuDNN 9.19).
+    Copies are exact. On the CPU nothing is copied.
+    """
+    if not params or not params[0].is_cuda:
+        return params
+    return [p.clone() for p in params]
+
+
+def _quiet_compaction(fn):
+    """Run ``fn`` without cuDNN's warning that the copied weights get compacted each call."""
+
+    def run(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of")
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _tf32(x: torch.Tensor) -> bool:
+    """Whether a fused RNN kernel on ``x`` may round float32 products to TF32."""
+    return x.is_cuda and x.dtype == torch.float32 and torch.backends.cudnn.allow_tf32
 
 
 class _Frame:
@@ -281,7 +313,7 @@ class Recorder:
                 max_abs_error_cell=errors["cell"],
                 cell_scale=c_n.abs().max().item() if c_n is not None and c_n.numel() else 1.0,
             )
-        self._note_exactness(site.name, meta, call.x.dtype)
+        self._note_exactness(site.name, meta, call.x.dtype, _tf32(call.x))
         lengths = call.lengths()
         if unsorted_idx is not None:
             lengths = lengths[unsorted_idx.cpu()]
@@ -363,7 +395,7 @@ class Recorder:
 
         def run(layer_input, layer):
             sl = slice(layer * D, (layer + 1) * D)
-            params = call.params[layer * D * stride : (layer + 1) * D * stride]
+            params = _own_weights(call.params[layer * D * stride : (layer + 1) * D * stride])
             c0 = call.c0[sl] if call.c0 is not None else None
             if call.batch_sizes is None:
                 res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, 1))
@@ -386,7 +418,7 @@ class Recorder:
             out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
             return out, res[1], res[2] if call.mode == "lstm" else None
 
-        return run
+        return _quiet_compaction(run)
 
     def _real_rest(self, func, call, batch_first):
         """Run layers ``first..`` with the fused kernel (nothing recorded there)."""
@@ -395,7 +427,7 @@ class Recorder:
 
         def run(layer_input, first):
             sl = slice(first * D, None)
-            params = call.params[first * D * stride :]
+            params = _own_weights(call.params[first * D * stride :]) if first else call.params
             c0 = call.c0[sl] if call.c0 is not None else None
             layers = call.num_layers - first
             if call.batch_sizes is None:
@@ -420,7 +452,7 @@ class Recorder:
             out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
             return out, res[1], res[2] if call.mode == "lstm" else None
 
-        return run
+        return _quiet_compaction(run)
 
     def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
         """Compare the unrolled numbers with the module's own fused kernel."""
@@ -444,11 +476,11 @@ class Recorder:
                     "cell_scale": scale,
                 }
             length = int(call.lengths()[0])
-            x = call.x[:length, :1]
-            c0 = call.c0[:, :1] if call.c0 is not None else None
-            real = func(
-                *self._kernel_args(call, x, call.h0[:, :1], c0, call.params, call.num_layers)
-            )
+            # cuDNN wants contiguous states (a column of [layers, batch, units] is not)
+            x = call.x[:length, :1].contiguous()
+            c0 = call.c0[:, :1].contiguous() if call.c0 is not None else None
+            h0 = call.h0[:, :1].contiguous()
+            real = func(*self._kernel_args(call, x, h0, c0, call.params, call.num_layers))
             err_h = (real[0] - out[:length, :1]).abs().max().item() if length else 0.0
             err_h = max(err_h, (real[1] - h_n[:, :1]).abs().max().item())
             err_c = (real[2] - c_n[:, :1]).abs().max().item() if call.mode == "lstm" else 0.0
@@ -460,14 +492,16 @@ class Recorder:
             "cell_scale": scale,
         }
 
-    def _note_exactness(self, site_name: str, meta: dict, dtype) -> None:
+    def _note_exactness(self, site_name: str, meta: dict, dtype, tf32: bool = False) -> None:
         old = self._meta.get(site_name)
         if old is not None:
             for key in ("max_abs_error_hidden", "max_abs_error_cell"):
                 if key in old and key in meta:
                     meta[key] = max(meta[key], old[key])
-        tol = _TOLERANCE.get(dtype, 1e-5)
+        tol = _TF32_TOLERANCE if tf32 else _TOLERANCE.get(dtype, 1e-5)
         meta["tolerance"] = tol
+        if tf32:
+            meta["tf32"] = True
         # cells are unbounded (|c| in the hundreds in trained LMs): their float error scales
         # with their size, so the cell error is also reported relative to max(1, |c_n|)
         scale = max(1.0, meta.get("cell_scale", 1.0), old.get("cell_scale", 1.0) if old else 1.0)
