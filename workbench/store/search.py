@@ -36,6 +36,8 @@ Match for the selected cells ``S`` (``k = |S|``):
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ __all__ = [
     "aggregate_meta",
     "match",
     "select_cells",
+    "warm_up",
 ]
 
 _BLOCK = 1 << 20  # rows read per block when thresholding the selected columns
@@ -231,6 +234,262 @@ def select_cells(
     return np.flatnonzero(inside & outside).astype(np.int64)
 
 
+# ----------------------------------------------------------------------------- kernels
+#
+# The match runs in compiled passes (numba, cached on disk next to UMAP's kernels): count the
+# selected units on per step, list the runs of every co-activation level in one sweep, and
+# test the off-on-off pattern unit by unit with early exit (most units fail at the first or
+# second step looked at). Values are read in place: a raw store's unit-major chunk files
+# through their memory maps, a numpy array through a transposed view. float16 values are
+# tested on their bit patterns: the patterns numpy's own ``>=`` calls on form at most two
+# intervals (positive values and infinity; negative values down to the threshold), so the
+# on/off decision is numpy's, bit for bit, and the counting loop vectorises.
+
+
+def _is_on(v, iv, t):  # pragma: no cover - replaced by the numba overload in _kernels
+    """On test of one value: ``v >= t`` for floats, bit-pattern intervals ``iv`` otherwise."""
+    raise NotImplementedError
+
+
+def _count_on_py(a, rows, width, iv, t, count):
+    """``count[p] += on(a[u, p])`` for ``u`` in ``rows``, ``p < width``."""
+    for j in range(rows.size):
+        u = rows[j]
+        for p in range(width):
+            count[p] += _is_on(a[u, p], iv, t)
+
+
+def _shows_py(a, b, width, base, units, iv, t, lo, s, e, hi, i0, i1, out):
+    """``out[i] +=`` units of ``units`` on over ``[s, e)`` and off over ``[lo, s)``, ``[e, hi)``.
+
+    For candidates ``i0 <= i < i1``; step ``p`` is column ``p - base`` of ``a`` when that is
+    below ``width``, else column ``p - base - width`` of ``b`` (the next block). Per unit, a
+    first loop without data-dependent branches keeps many memory reads in flight (on at
+    ``s``, off at ``s - 1``: most units fail there); the survivors are then checked whole.
+    """
+    first = np.empty(i1 - i0, np.bool_)
+    for j in range(units.size):
+        u = units[j]
+        for i in range(i0, i1):
+            p = s[i] - base
+            q = p - 1 if s[i] > lo[i] else p
+            v = a[u, p] if p < width else b[u, p - width]
+            w = a[u, q] if q < width else b[u, q - width]
+            first[i - i0] = _is_on(v, iv, t) & ((q == p) | (_is_on(w, iv, t) ^ True))
+        for i in range(i0, i1):
+            if not first[i - i0]:
+                continue
+            ok = True
+            for p in range(s[i] + 1 - base, e[i] - base):
+                v = a[u, p] if p < width else b[u, p - width]
+                if not _is_on(v, iv, t):
+                    ok = False
+                    break
+            if ok:
+                for p in range(lo[i] - base, s[i] - 1 - base):
+                    v = a[u, p] if p < width else b[u, p - width]
+                    if _is_on(v, iv, t):
+                        ok = False
+                        break
+            if ok:
+                for p in range(e[i] - base, hi[i] - base):
+                    v = a[u, p] if p < width else b[u, p - width]
+                    if _is_on(v, iv, t):
+                        ok = False
+                        break
+            if ok:
+                out[i] += 1
+
+
+def _level_runs_py(count, bounds, k, min_length, stop, per_level, starts, lengths):
+    """Runs of ``count >= level`` inside each document, each listed at its own level only.
+
+    A maximal run at ``level`` is a new candidate iff its smallest count is ``level``
+    (otherwise the same span is a run, already listed, of ``level + 1``). With ``stop = 0``
+    the runs of length ``>= min_length`` are counted per level into ``per_level``; else the
+    runs of the levels ``>= stop`` are written to ``starts`` / ``lengths``. Returns how many.
+    """
+    opened = np.zeros(k + 1, np.int64)
+    hit = np.zeros(k + 1, np.bool_)
+    m = 0
+    for d in range(bounds.size - 1):
+        d0, d1 = bounds[d], bounds[d + 1]
+        prev = 0
+        p = d0
+        while True:
+            while p < d1 and count[p] == prev:  # nothing opens or closes
+                p += 1
+            c = np.int64(count[p]) if p < d1 else 0
+            if c < prev:
+                for level in range(c + 1, prev + 1):
+                    if hit[level] and p - opened[level] >= min_length:
+                        if stop == 0:
+                            per_level[level] += 1
+                        elif level >= stop:
+                            starts[m] = opened[level]
+                            lengths[m] = p - opened[level]
+                            m += 1
+            elif c > prev:
+                for level in range(prev + 1, c + 1):
+                    opened[level] = p
+                    hit[level] = False
+            if c > 0:
+                hit[c] = True
+            prev = c
+            if p >= d1:
+                break
+            p += 1
+    return m
+
+
+_KERNELS: dict[str, Any] = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def _kernels() -> dict[str, Any]:
+    """The compiled kernels (compiled on first use, then loaded from numba's disk cache)."""
+    if _KERNELS:
+        return _KERNELS
+    with _KERNELS_LOCK:
+        if not _KERNELS:
+            _KERNELS.update(_compile())
+    return _KERNELS
+
+
+def _compile() -> dict[str, Any]:
+    from workbench.store.projection import _numba_cache
+
+    _numba_cache()
+    import numba
+    from numba import types
+    from numba.extending import overload
+
+    @overload(_is_on, jit_options={"cache": True})
+    def _is_on_impl(v, iv, t):
+        if isinstance(v, types.Float):
+            return lambda v, iv, t: v >= t
+        return lambda v, iv, t: (
+            (((v - iv[0]) & 0xFFFF) <= iv[1]) | (((v - iv[2]) & 0xFFFF) <= iv[3])
+        )
+
+    jit = numba.njit(cache=True, nogil=True)
+    return {
+        "count_on": jit(_count_on_py),
+        "shows": jit(_shows_py),
+        "level_runs": jit(_level_runs_py),
+    }
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's disk cache) the match kernels; returns the seconds taken.
+
+    The first match in a process does this itself; an app can call it at start-up instead.
+    """
+    t0 = time.perf_counter()
+    x = (np.random.default_rng(0).random((64, 6)) > 0.5).astype(np.float16)
+    for dtype in (np.float16, np.float32):
+        match(x.astype(dtype), [0, 1], top_k=3, min_length=1)
+    return time.perf_counter() - t0
+
+
+def _intervals(on: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(lo1, width1, lo2, width2)``: the on bit patterns as two intervals, if they are."""
+    edges = np.flatnonzero(np.diff(np.r_[False, on, False].astype(np.int8)))
+    if edges.size == 0 or edges.size > 4:
+        return None
+    runs = [(int(a), int(b) - 1 - int(a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    lo1, w1 = runs[0]
+    lo2, w2 = runs[-1]
+    return lo1, w1, lo2, w2
+
+
+_BINARY = (1, 0, 1, 0)  # 0/1 on matrices: on iff the value is 1
+
+
+class _Source:
+    """The values searched and how the kernels read them: threshold test and column blocks."""
+
+    def __init__(self, states, threshold: float) -> None:
+        self.states = states
+        self.threshold = threshold
+        self.time, self.units = _shape(states)
+        self.chunked = bool(getattr(states, "_raw", False)) and hasattr(states, "_chunk")
+        dtype = np.dtype(getattr(states, "dtype", np.float64))
+        self.dtype = dtype
+        self.iv, self.t = _BINARY, 0.0
+        if dtype == np.float16:
+            every = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+            self.iv = _intervals(_on(every, threshold))
+        elif dtype in (np.float32, np.float64):
+            self.t = float(_dtype_threshold(dtype, threshold))
+        self.direct = (
+            dtype in (np.float16, np.float32, np.float64)
+            and self.iv is not None
+            and (self.chunked or isinstance(states, np.ndarray))
+        )
+        self.chunk = int(states.chunk) if self.chunked else max(self.time, 1)
+
+    def block(self, c: int) -> np.ndarray:
+        """``[units, chunk]`` values of column block ``c`` as the kernels read them."""
+        if self.chunked:
+            a = self.states._chunk(c).view(np.ndarray)
+        else:
+            a = np.asarray(self.states).view(np.ndarray).T
+        return a.view(np.uint16) if self.dtype == np.float16 else a
+
+
+def _count_and_on(src: _Source, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``count[time]`` of selected cells on; the ``[time, k]`` on matrix when not read in place."""
+    time = src.time
+    if src.direct:
+        count_on = _kernels()["count_on"]
+        count = np.zeros(time, np.int16)
+        c = src.chunk
+        for j in range(-(-time // c)):
+            a, b = j * c, min(time, (j + 1) * c)
+            count_on(src.block(j), cells, b - a, src.iv, src.t, count[a:b])
+        return count, None
+    on = _read_on(src.states, cells, src.threshold).view(np.uint8)
+    return on.sum(axis=1, dtype=np.int16), on
+
+
+def _shows(src: _Source, on_k, units, lo, s, e, hi) -> np.ndarray:
+    """``[candidate]`` units of ``units`` showing the off-on-off pattern (sorted candidates)."""
+    shows = _kernels()["shows"]
+    n = s.size
+    out = np.zeros(n, np.int64)
+    if n == 0 or units.size == 0:
+        return out
+    window = (lo, s, e, hi)
+    if on_k is not None:  # the selected cells, thresholded already
+        a = on_k.T
+        shows(a, a, src.time, 0, units, _BINARY, 0.0, *window, 0, n, out)
+        return out
+    if not src.direct:  # any array-like: read each window
+        for i in range(n):
+            w = _on(_read_rows(src.states, lo[i], hi[i]), src.threshold).view(np.uint8).T
+            shows(w, w, w.shape[1], lo[i], units, _BINARY, 0.0, *window, i, i + 1, out)
+        return out
+    c = src.chunk
+    n_blocks = -(-src.time // c)
+    block = lo // c  # lo is non-decreasing with s
+    cut = np.flatnonzero(np.diff(block)) + 1
+    for i0, i1 in zip(np.r_[0, cut].tolist(), np.r_[cut, n].tolist(), strict=True):
+        j = int(block[i0])
+        a = src.block(j)
+        b = src.block(j + 1) if j + 1 < n_blocks else a
+        base = j * c
+        x = i0
+        for y in [*(i0 + np.flatnonzero(hi[i0:i1] - base > 2 * c)).tolist(), i1]:
+            if x < y:
+                shows(a, b, c, base, units, src.iv, src.t, *window, x, y, out)
+            if y < i1:  # a window reaching beyond the next block: read it whole
+                w = _on(_read_rows(src.states, lo[y], hi[y]), src.threshold).view(np.uint8).T
+                shows(w, w, w.shape[1], lo[y], units, _BINARY, 0.0, *window, y, y + 1, out)
+            x = y + 1
+    return out
+
+
 # ----------------------------------------------------------------------------- match
 
 
@@ -249,75 +508,15 @@ def _read_on(states, cells: np.ndarray, threshold: float) -> np.ndarray:
     return out
 
 
-def _runs(mask: np.ndarray, cuts: np.ndarray, min_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Maximal runs of True in ``mask`` split at the document starts ``cuts``."""
-    m = mask.astype(np.int8)
-    edges = np.zeros(m.size + 1, dtype=np.int8)
-    edges[1:-1] = np.diff(m)
-    edges[0] = m[0] if m.size else 0
-    edges[-1] = -m[-1] if m.size else 0
-    # a document start inside a run ends the run there and starts a new one
-    inner = cuts[(cuts > 0) & (cuts < m.size)]
-    inner = inner[m[inner - 1].astype(bool) & m[inner].astype(bool)]
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    if inner.size:
-        starts = np.sort(np.concatenate([starts, inner]))
-        ends = np.sort(np.concatenate([ends, inner]))
-    keep = (ends - starts) >= min_length
-    return starts[keep], ends[keep] - starts[keep]
-
-
 def _doc_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.searchsorted(bounds, positions, side="right") - 1
-
-
-def _pattern(
-    on: np.ndarray, start: int, length: int, lo: int, hi: int, left: int, right: int
-) -> np.ndarray:
-    """Pattern test; rows ``on[lo:hi]`` cover the padded span clipped to the document."""
-    s, e = start - lo, start + length - lo
-    pre = on[max(s - left, 0) : s]
-    post = on[e : min(e + right, hi - lo)]
-    return on[s:e].all(axis=0) & ~pre.any(axis=0) & ~post.any(axis=0)
-
-
-def _intersections(
-    on_k: np.ndarray,
-    cum: np.ndarray | None,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    bounds: np.ndarray,
-    left: int,
-    right: int,
-) -> np.ndarray:
-    """Selected cells showing the pattern, per candidate ``[candidate]``."""
-    k = on_k.shape[1]
-    docs = _doc_of(starts, bounds)
-    d0, d1 = bounds[docs], bounds[docs + 1]
-    ends = starts + lengths
-    if cum is None:
-        covered = np.ones((starts.size, k), dtype=bool)
-    else:
-        covered = ((cum[:, ends] - cum[:, starts]) == lengths[None, :]).T
-    # off on the padding (only inside the document)
-    ok = covered
-    for j in range(1, left + 1):
-        p = starts - j
-        inside = p >= d0
-        ok &= ~(on_k[np.where(inside, p, 0)] & inside[:, None])
-    for j in range(right):
-        p = ends + j
-        inside = p < d1
-        ok &= ~(on_k[np.where(inside, p, 0)] & inside[:, None])
-    return ok.sum(axis=1)
 
 
 def _read_rows(states, lo: int, hi: int) -> np.ndarray:
     reader = getattr(states, "rows", None)
     if reader is not None:
-        return reader(lo, hi)
-    return np.asarray(states[lo:hi])
+        return reader(int(lo), int(hi))
+    return np.asarray(states[int(lo) : int(hi)])
 
 
 def match(
@@ -337,7 +536,7 @@ def match(
     states : array-like
         ``[time, units]`` states of the whole corpus (documents laid end to end). Anything
         with ``shape`` and ``[rows, cols]`` indexing; a :class:`workbench.StateStore` view
-        reads only the selected columns for the candidate search.
+        is read in place, only the selected columns for the candidate search.
     cells : sequence of int
         The selected units (from :func:`select_cells`).
     threshold : float
@@ -356,6 +555,12 @@ def match(
     Returns
     -------
     Matches
+
+    Notes
+    -----
+    The first call in a process compiles three small numba kernels (about 2 s, once per
+    machine: they are cached on disk) or loads them from the cache; :func:`warm_up` does it
+    ahead of time.
     """
     time, units = _shape(states)
     threshold = _check_threshold(threshold)
@@ -365,53 +570,45 @@ def match(
         raise SearchError("top_k, min_length and max_candidates must be >= 1")
     bounds = _boundaries(boundaries, time)
     k = cells.size
+    ker = _kernels()
 
-    on_k = _read_on(states, cells, threshold)
-    count = on_k.sum(axis=1, dtype=np.int32) if k > 1 else on_k[:, 0].astype(np.int32)
+    src = _Source(states, threshold)
+    count, on_k = _count_and_on(src, cells)
 
-    found_s, found_n, found_lv, keys = [], [], [], []
-    n_found, level = 0, k
+    # candidates: count the new runs per level, stop at the first level reaching enough
+    per_level = np.zeros(k + 1, np.int64)
+    none = np.zeros(0, np.int64)
+    ker["level_runs"](count, bounds, k, int(min_length), 0, per_level, none, none)
+    total, level = 0, k
     for level in range(k, 0, -1):
-        s, n = _runs(count >= level, bounds, int(min_length))
-        key = s * (time + 1) + n
-        if keys and s.size:
-            fresh = ~np.isin(key, np.concatenate(keys))
-            s, n, key = s[fresh], n[fresh], key[fresh]
-        keys.append(key)
-        found_s.append(s)
-        found_n.append(n)
-        found_lv.append(np.full(s.size, level, dtype=np.int32))
-        n_found += s.size
-        if n_found >= max_candidates:
+        total += int(per_level[level])
+        if total >= max_candidates:
             break
-    starts = np.concatenate(found_s) if found_s else np.zeros(0, np.int64)
-    lengths = np.concatenate(found_n) if found_n else np.zeros(0, np.int64)
-    levels = np.concatenate(found_lv) if found_lv else np.zeros(0, np.int32)
+    starts = np.empty(total, np.int64)
+    lengths = np.empty(total, np.int64)
+    ker["level_runs"](count, bounds, k, int(min_length), level, per_level, starts, lengths)
     order = np.lexsort((lengths, starts))
-    starts, lengths, levels = starts[order], lengths[order], levels[order]
+    starts, lengths = starts[order], lengths[order]
 
-    cum = None
-    if np.any(levels < k):
-        cum = np.zeros((k, time + 1), dtype=np.int32)  # per cell, contiguous in time
-        np.cumsum(np.ascontiguousarray(on_k.T), axis=1, out=cum[:, 1:])
-    inter = _intersections(on_k, cum, starts, lengths, bounds, left, right)
-    del cum
+    docs = _doc_of(starts, bounds)
+    ends = starts + lengths
+    lo = np.maximum(starts - left, bounds[docs])
+    hi = np.minimum(ends + right, bounds[docs + 1])
+    window = (lo, starts, ends, hi)
+    inter = _shows(src, on_k, cells if on_k is None else np.arange(k), *window)
 
-    top = _score_unions(
-        states, cells, starts, lengths, inter, bounds, threshold, left, right, top_k
-    )
+    idx, union = _score_unions(src, cells, window, lengths, inter, top_k)
     fuzzy = np.bincount(lengths, minlength=int(min_length)) if lengths.size else np.zeros(0, int)
     strict_len = lengths[inter == k]
     strict = (
         np.bincount(strict_len, minlength=int(min_length)) if strict_len.size else np.zeros(0, int)
     )
-    idx, union = top
     return Matches(
         start=starts[idx],
         length=lengths[idx],
         intersection=inter[idx],
         union=union,
-        document=_doc_of(starts[idx], bounds),
+        document=docs[idx],
         cells=cells,
         fuzzy_histogram=fuzzy,
         strict_histogram=strict,
@@ -420,30 +617,40 @@ def match(
     )
 
 
-def _score_unions(states, cells, starts, lengths, inter, bounds, threshold, left, right, top_k):
-    """Unions for the candidates that can reach the top ``top_k``; returns (ranked idx, union)."""
+def _score_unions(src: _Source, cells, window, lengths, inter, top_k):
+    """The ``top_k`` best candidates and their unions; returns (ranked idx, union).
+
+    Unions cost a look at every unit, so they are computed in batches, best candidates first
+    by the ranking without the union (largest intersection, longest, earliest), and the
+    search stops once no candidate left can enter the top ``top_k``: every union is at least
+    ``k``, so a later candidate can only beat a ranked one by a larger intersection or by a
+    smaller union. The result is the same as ranking every candidate.
+    """
+    starts = window[1]
     if starts.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     k = cells.size
-    by_inter = np.argsort(-inter, kind="stable")
-    # whole tie groups of intersection until top_k candidates are covered
-    inter_sorted = inter[by_inter]
-    cut = min(top_k, by_inter.size) - 1
-    last = inter_sorted[cut]
-    need = by_inter[inter_sorted >= last]
-    need = np.sort(need)  # by position: neighbouring windows share reads
-    docs = _doc_of(starts[need], bounds)
-    union = np.empty(need.size, dtype=np.int64)
-    selected = np.zeros(int(states.shape[1]), dtype=bool)
-    selected[cells] = True
-    for i, (c, d) in enumerate(zip(need, docs, strict=True)):
-        s, n = int(starts[c]), int(lengths[c])
-        lo, hi = max(s - left, int(bounds[d])), min(s + n + right, int(bounds[d + 1]))
-        rows = _on(_read_rows(states, lo, hi), threshold)
-        shows = _pattern(rows, s, n, lo, hi, left, right)
-        union[i] = k + int(np.count_nonzero(shows & ~selected))
-    rank = np.lexsort((starts[need], -lengths[need], union, -inter[need]))[:top_k]
-    return need[rank], union[rank]
+    top_k = min(int(top_k), starts.size)
+    others = np.setdiff1d(np.arange(src.units), cells)
+    order = np.lexsort((starts, -lengths, -inter))  # the ranking, union left out
+    # only whole tie groups of intersection reaching the top_k can be ranked
+    order = order[: np.count_nonzero(inter >= inter[order[top_k - 1]])]
+    union = np.full(starts.size, -1, np.int64)
+    done, batch = 0, max(2 * top_k, 128)
+    best = np.zeros(0, np.int64)
+    while done < order.size:
+        todo = np.sort(order[done : done + batch])  # by position: neighbouring reads
+        union[todo] = k + _shows(src, None, others, *(x[todo] for x in window))
+        done += todo.size
+        batch *= 2
+        scored = order[:done]
+        best = scored[np.lexsort((starts[scored], -lengths[scored], union[scored], -inter[scored]))]
+        best = best[:top_k]
+        if done < order.size and best.size == top_k:
+            worst, nxt = best[-1], order[done]
+            if inter[worst] > inter[nxt] or union[worst] == k:
+                break
+    return best, union[best]
 
 
 # ----------------------------------------------------------------------------- meta tracks
