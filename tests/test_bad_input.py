@@ -148,10 +148,10 @@ CASES: list[Case] = [
          "empty"),
     Case("only unknown tokens: accepted, every token is <unk>", "python",
          lambda env: _only_unknown(), "", error=None),
-    Case("100k-token input", "cli",
+    Case("500k-character input (char model)", "cli",
          lambda env: ["explain", "-m", "parens", "-i", _long_text(), "--methods", "saliency"],
          "limit is"),
-    Case("100k-token report (nothing written)", "cli",
+    Case("100k-word report (nothing written)", "cli",
          lambda env: ["report", "-m", "sentiment", "-i", _long_text(), "-o", env / "r.html"],
          "limit is", must_not_exist=["r.html"]),
     Case("non-UTF-8 text file", "python", lambda env: workbench.data.from_text_folder(

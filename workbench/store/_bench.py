@@ -60,8 +60,14 @@ def synthetic_store(
     seed: int = 0,
     doc_tokens: int = 4096,
     link_from: Path | None = None,
+    values: np.ndarray | None = None,
+    offsets=None,
 ):
-    """A store of telegraph-process states (runs of on/off, mean length ~8, plus noise)."""
+    """A store of telegraph-process states (runs of on/off, mean length ~8, plus noise).
+
+    ``values`` (``[tokens, units]``, float16 or float32) and ``offsets`` (document offsets
+    ``[0, ..., tokens]``) replace the generated states and the ``doc_tokens`` documents.
+    """
     import zarr
 
     from workbench.store._layout import (
@@ -73,10 +79,15 @@ def synthetic_store(
     from workbench.store._store import StateStore
 
     name = "lstm.0.fwd.cell"
+    dtype = "float16" if values is None else str(values.dtype)
+    if values is not None:
+        tokens, units = values.shape
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    arr = create_states(group, name, tokens, units, chunk, "float16")
+    arr = create_states(group, name, tokens, units, chunk, dtype)
     n_chunks = -(-tokens // chunk)
-    if link_from is not None:
+    if values is not None:
+        arr[:] = values
+    elif link_from is not None:
         src_chunks = sorted(int(p.name) for p in (link_from / "states" / name / "c").iterdir())
         for k in range(n_chunks):
             dst = path / "states" / name / "c" / str(k)
@@ -98,9 +109,11 @@ def synthetic_store(
             block = base[shift : shift + chunk][:, perm]
             lo, hi = k * chunk, min((k + 1) * chunk, tokens)
             arr[lo:hi] = block[: hi - lo]
-    offsets = np.arange(0, tokens + doc_tokens, doc_tokens)
-    offsets[-1] = tokens
-    offsets = np.unique(offsets)
+    if offsets is None:
+        offsets = np.arange(0, tokens + doc_tokens, doc_tokens)
+        offsets[-1] = tokens
+        offsets = np.unique(offsets)
+    offsets = np.asarray(offsets, dtype=np.int64)
     nd = len(offsets) - 1
     create_column(group, "docs/offsets", nd + 1, nd + 1, "int64", 0)[:] = offsets
     create_column(group, "tokens/surface", tokens, chunk, "int32", 0)
@@ -112,7 +125,7 @@ def synthetic_store(
         "corpus": {},
         "names": [name],
         "units": {name: units},
-        "dtype": "float16",
+        "dtype": dtype,
         "chunk_tokens": chunk,
         "n_tokens": tokens,
         "n_docs": nd,

@@ -587,8 +587,10 @@ def match(
     starts = np.empty(total, np.int64)
     lengths = np.empty(total, np.int64)
     ker["level_runs"](count, bounds, k, int(min_length), level, per_level, starts, lengths)
-    order = np.lexsort((lengths, starts))
-    starts, lengths = starts[order], lengths[order]
+    key = starts * (time + 1) + lengths  # by start, then length (listed in order of end)
+    if np.any(key[1:] < key[:-1]):
+        order = np.argsort(key)
+        starts, lengths = starts[order], lengths[order]
 
     docs = _doc_of(starts, bounds)
     ends = starts + lengths
