@@ -2,7 +2,7 @@
 
 Starts ``waitress`` on 127.0.0.1 in a child process (the app of the shipped demo models),
 then drives N concurrent clients for S seconds, each looping over the Explain, Perturb
-(compare and ablate) callbacks with the payloads
+(compare and ablate) and States match callbacks with the payloads
 the pages send (``POST /_dash-update-component``, built from ``/_dash-dependencies`` and the
 page layouts the app returns). Reports errors, p50/p95/p99 latencies per callback and the
 server's memory (RSS) after warm-up, at its peak and at the end.
@@ -31,13 +31,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = """
-import logging, sys
+import json, logging, sys
 from waitress import serve
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queueing is expected here
-from workbench.app import create_app
-serve(create_app(), host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
+from workbench.app import AppContext, create_app
+opts = json.loads(sys.argv[3])
+ctx = AppContext(corpus_tokens=opts["tokens"], cache=opts["cache"])
+ctx.prepare(progress=False)  # the demo stores (built once, cached), as `workbench serve` does
+serve(create_app(ctx), host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
       connection_limit=1000, channel_timeout=300, _quiet=True)
 """
+#: Corpus tokens of the demo stores with --small (the test suite's smoke run).
+SMALL = {"python": 3000, "sentiment": 1500, "parens": 1500}
 TEXTS = {
     "sentiment": [
         "the food was great but the service was slow",
@@ -61,12 +66,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, threads: int) -> subprocess.Popen:
+def start_server(port: int, threads: int, small: bool, cache: str | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(threads)], env=env)
+    opts = json.dumps({"tokens": SMALL if small else None, "cache": cache})
+    cmd = [sys.executable, "-c", SERVER, str(port), str(threads), opts]
+    proc = subprocess.Popen(cmd, env=env)
     import requests
 
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # a first run builds the demo stores (about 40 s)
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with status {proc.returncode}")
@@ -76,7 +83,7 @@ def start_server(port: int, threads: int) -> subprocess.Popen:
         except requests.ConnectionError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("the server did not answer within 120 s")
+    raise RuntimeError("the server did not answer within 600 s")
 
 
 # ----------------------------------------------------------------------------- payloads
@@ -104,9 +111,15 @@ class Callbacks:
             ]  # fmt: skip
 
         inputs = items(dep["inputs"])
+        outputs = {"id": out_id, "property": out_prop}
+        if output.startswith(".."):  # a multi-output callback: "..a.x...b.y.."
+            outputs = [
+                {"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]}
+                for o in output.strip(".").split("...")
+            ]
         return {
             "output": output,
-            "outputs": {"id": out_id, "property": out_prop},
+            "outputs": outputs,
             "inputs": inputs,
             "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
             "state": items(dep.get("state", [])),
@@ -198,8 +211,25 @@ def scenarios(cb: Callbacks, models: list[str]) -> list[tuple[str, str, callable
                 }
 
             out.append(("perturb ablate", "perturb-ablate-output.children", ablate_values))
-    # TODO(lead): the States page's match callback (multi-output, needs the demo stores built
-    # by AppContext.prepare) is not driven yet; add its payload here as a fourth scenario.
+    match_output = next((o for o in cb.by_output if "states-match-strength.figure" in o), None)
+    if match_output is not None and "python" in models:
+
+        def match_values(rng):
+            # a brushed selection as the States page hands it over: 1-8 cells of a layer of
+            # the Python LM, searched over its whole demo store (300k characters)
+            k = rng.randint(1, 8)
+            return {
+                "states-sel.data": {
+                    "model": "python",
+                    "name": rng.choice(["rnn.0.fwd.hidden", "rnn.1.fwd.hidden", "rnn.1.fwd.cell"]),
+                    "cells": sorted(rng.sample(range(256), k)),
+                    "threshold": 0.3,
+                    "pad": [1, 0],
+                },
+                "states-match-track.value": rng.choice([None, "in_string", "in_comment"]),
+            }
+
+        out.append(("match", match_output, match_values))
     return out
 
 
@@ -255,12 +285,14 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="sentiment,python")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--small", action="store_true", help="small demo stores (smoke runs)")
+    parser.add_argument("--cache", default=None, help="demo store folder (default: the app's)")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    server = start_server(port, args.threads)
+    server = start_server(port, args.threads, args.small, args.cache)
     try:
         CALLBACKS = Callbacks(base, requests.Session())
         cases = scenarios(CALLBACKS, models)

@@ -208,3 +208,120 @@ def test_aggregate_meta():
     assert agg["in_string"]["mean"] == pytest.approx(4 / 6)
     assert sorted(agg["in_string"]["per_match"].tolist()) == [0.0, 1.0]
     assert agg["depth"]["counts"][10] == 1
+
+
+# ------------------------------------------------------------------ fast paths, every reader
+FIELDS = ("start", "length", "intersection", "union", "document")
+
+
+class Wrapped:
+    """An array-like that is not a numpy array: the read-through path."""
+
+    def __init__(self, x):
+        self.x, self.shape, self.dtype = x, x.shape, x.dtype
+
+    def __getitem__(self, key):
+        return self.x[key]
+
+
+def rows_of(m):
+    return list(zip(*(getattr(m, f).tolist() for f in FIELDS), strict=True))
+
+
+def same(a, b):
+    assert rows_of(a) == rows_of(b)
+    assert (a.n_candidates, a.level) == (b.n_candidates, b.level)
+    np.testing.assert_array_equal(a.fuzzy_histogram, b.fuzzy_histogram)
+    np.testing.assert_array_equal(a.strict_histogram, b.strict_histogram)
+
+
+def hard_states(seed, time=150, units=12):
+    """float16 telegraph states with runs longer than several chunks, NaN, inf and -inf."""
+    rng = np.random.default_rng(seed)
+    x = telegraph(rng, time, units, p_flip=0.2)
+    x[20:70, :3] = 0.9  # on across many 8-step chunks
+    x[19, :3] = 0.0
+    x[rng.integers(0, time, 6), rng.integers(0, units, 6)] = np.nan
+    x[rng.integers(0, time, 3), rng.integers(0, units, 3)] = np.inf
+    x[rng.integers(0, time, 3), rng.integers(0, units, 3)] = -np.inf
+    return x.astype(np.float16)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    from workbench.store._bench import synthetic_store
+
+    out = {}
+    for seed in range(3):
+        x = hard_states(seed)
+        bounds = [0, 37, 90, 91, 150]
+        path = tmp_path_factory.mktemp("search") / f"s{seed}"
+        out[seed] = (x, bounds, synthetic_store(path, 0, chunk=8, values=x, offsets=bounds))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("threshold", [0.3, -0.2, 0.0, 1e-5])
+def test_every_reader_matches_reference(stores, seed, threshold):
+    x, bounds, store = stores[seed]
+    rng = np.random.default_rng(seed + 100)
+    arr = store.states(store.names[0])
+    assert arr._raw  # the in-place chunk reader
+    for cells in ([0], [0, 1, 2], rng.choice(12, 4, replace=False)):
+        for pad in [(1, 0), (0, 0), (2, 1), (3, 2)]:
+            ref, cands = match_ref(x, cells, threshold, pad, 2, 10**9, bounds)
+            kw = dict(threshold=threshold, pad=pad, top_k=10**6, boundaries=bounds)
+            got = match(x, cells, **kw)
+            assert [tuple(r) for r in rows_of(got)] == ref
+            assert got.n_candidates == len(cands)
+            same(got, match(x.astype(np.float32), cells, **kw))
+            same(got, match(Wrapped(x), cells, **kw))
+            same(got, match(arr, cells, **kw))
+            same(got, store.match(store.names[0], cells, threshold, pad, top_k=10**6))
+            top = dict(kw, top_k=3, max_candidates=7)
+            same(match(x, cells, **top), match(arr, cells, **top))
+
+
+def test_top_k_stops_early_with_the_same_ranking():
+    # one cell, hundreds of candidates in one intersection tie group: the unions are computed
+    # longest first and the search stops once the top is full of unions equal to k
+    rng = np.random.default_rng(7)
+    x = telegraph(rng, 6000, 10, p_flip=0.1)
+    for top_k in (1, 5, 50):
+        full = match(x, [3], top_k=10**6)
+        top = match(x, [3], top_k=top_k)
+        assert rows_of(top) == rows_of(full)[:top_k]
+        assert top.n_candidates == full.n_candidates > 128
+
+
+def test_match_threshold_exact_in_float16(tmp_path):
+    from workbench.store._bench import synthetic_store
+
+    below = np.float16(0.2998046875)  # < 0.3 once rounded to float16
+    above = np.nextafter(below, np.float16(1))
+    x = np.zeros((12, 2), np.float16)
+    x[2:6, 0] = below
+    x[2:6, 1] = above
+    store = synthetic_store(tmp_path / "s", 0, chunk=4, values=x, offsets=[0, 12])
+    for states in (x, store.states(store.names[0])):
+        assert match(states, [0, 1]).spans() == [(2, 6)]
+        assert match(states, [0, 1]).intersection.tolist() == [1]
+        assert match(states, [0]).n_candidates == 0
+        assert match(states, [0], threshold=float(below)).spans() == [(2, 6)]
+
+
+def test_empty_documents_and_integer_states():
+    x = np.zeros((10, 2), np.int32)
+    x[2:5, 0] = 1
+    bounds = [0, 0, 4, 4, 10]
+    got = match(x, [0], threshold=1, boundaries=bounds)
+    assert got.spans() == [(2, 4)]  # (4, 5) is shorter than min_length
+    assert got.document.tolist() == [1]
+    ref, _ = match_ref(x, [0], 1, (1, 0), 2, 10**9, bounds)
+    assert [tuple(r) for r in rows_of(got)] == ref
+
+
+def test_warm_up():
+    from workbench.store.search import warm_up
+
+    assert warm_up() >= 0.0

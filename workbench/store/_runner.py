@@ -87,7 +87,7 @@ class Runner:
         return {k[len("states/") :]: v.shape[1] for k, v in out.items() if k.startswith("states/")}
 
     # ------------------------------------------------------------------ running
-    def run(self, docs, stacked: bool = False):
+    def run(self, docs, stacked: bool = False, listener=None):
         """Columns per document.
 
         ``states/{name}`` ``[time, units]`` (in :attr:`dtype`), ``token_id``, ``prediction``,
@@ -96,10 +96,15 @@ class Runner:
         With ``stacked=True`` returns ``(columns, states)`` instead: the per-document columns
         without states, and ``states[name]`` ``[sum of lengths, units]``, the documents' rows
         one after the other in the order given (no per-document copies to concatenate).
+
+        ``listener(sink)``, when given, is called each time more rows are final (after
+        every char-LM window and every batch): ``sink.filled[row]`` says which rows of
+        ``sink.buffers`` hold their final values, so they can be written while the rest
+        is computed.
         """
         import torch
 
-        sink = _Sink([len(d) for d in docs], np.dtype(self.dtype))
+        sink = _Sink([len(d) for d in docs], np.dtype(self.dtype), listener)
         with torch.no_grad():
             if self.kind == "charlm":
                 out = self._run_batches(docs, self._charlm, sink)
@@ -126,6 +131,7 @@ class Runner:
             idx = order[b : b + self.batch_size]
             for i, cols in zip(idx, fn([docs[i] for i in idx], sink, idx), strict=True):
                 out[i] = cols
+            sink.tick()
         return out
 
     def _padded(self, docs):
@@ -158,6 +164,7 @@ class Runner:
                 if t.dim() == 3 and t.shape[:2] == x.shape:
                     for r in range(active):  # rows past a document's end are dropped
                         sink.put(name, idx[r], w, t[r, : lengths[r] - w])
+            sink.tick()
             T = x.shape[1]
             logp = torch.log_softmax(logits.float(), dim=-1)
             nxt = torch.cat([ids[:n, w + 1 : w + 1 + T], ids.new_zeros(n, 1)], 1)[:, :T]
@@ -298,12 +305,26 @@ class _Sink:
         Tokens of each document, in the order the rows are laid out.
     dtype : numpy.dtype
         dtype of the buffers; values are cast while they are copied in (one pass).
+    listener : callable, optional
+        ``listener(sink)``, called by :meth:`tick`.
+
+    Attributes
+    ----------
+    filled : numpy.ndarray
+        ``[tokens]`` bool, rows copied in so far.
     """
 
-    def __init__(self, lengths: list[int], dtype) -> None:
+    def __init__(self, lengths: list[int], dtype, listener=None) -> None:
         self.starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         self.dtype = np.dtype(dtype)
         self.buffers: dict[str, np.ndarray] = {}
+        self.filled = np.zeros(int(self.starts[-1]), bool)
+        self.listener = listener
+
+    def tick(self) -> None:
+        """Tell the listener that the rows put so far are final."""
+        if self.listener is not None:
+            self.listener(self)
 
     def put(self, name: str, doc: int, pos: int, value) -> None:
         """Copy ``value`` ``[time, units]`` (a torch tensor) into document ``doc`` at ``pos``."""
@@ -316,6 +337,7 @@ class _Sink:
         a = int(self.starts[doc]) + pos
         dst = torch.from_numpy(buf[a : a + value.shape[0]])
         dst.copy_(value.detach())
+        self.filled[a : a + value.shape[0]] = True
 
     def rows(self, doc: int) -> dict[str, np.ndarray]:
         """Document ``doc``'s ``[time, units]`` rows of every name (views)."""

@@ -44,11 +44,12 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
 
 
 class BackgroundWriter:
-    """Runs write jobs in order in one thread while the caller computes the next segment.
+    """Runs write jobs in order in one thread while the caller computes.
 
-    At most ``depth`` jobs wait at a time (each holds a segment's columns in memory);
-    ``submit`` blocks when the queue is full. The first error a job raises is raised again
-    by the next ``submit`` or by ``close``.
+    At most ``depth`` jobs wait at a time (``0``: no limit; a job may hold a segment's
+    columns in memory); ``submit`` blocks when the queue is full. The first error a job
+    raises is raised again by the next ``submit``, :meth:`check` or ``close``; the jobs
+    after it are skipped.
     """
 
     def __init__(self, depth: int = 1) -> None:
@@ -64,25 +65,34 @@ class BackgroundWriter:
             try:
                 if job is None:
                     return
-                if self._error is None:
+                if isinstance(job, threading.Event):  # a mark: everything before it is done
+                    job.set()
+                elif self._error is None:
                     job()
             except BaseException as err:  # noqa: BLE001 - handed to the caller
                 self._error = err
             finally:
                 self._q.task_done()
 
-    def _raise(self) -> None:
+    def check(self) -> None:
+        """Raise the first error a job raised (once)."""
         if self._error is not None:
             err, self._error = self._error, None
             raise err
 
     def submit(self, job) -> None:
         """Queue ``job()`` (a callable) behind the earlier ones."""
-        self._raise()
+        self.check()
         self._q.put(job)
+
+    def mark(self) -> threading.Event:
+        """An event set once every job submitted so far has run (or been skipped)."""
+        event = threading.Event()
+        self._q.put(event)
+        return event
 
     def close(self) -> None:
         """Wait for every queued job, stop the thread, raise the first error."""
         self._q.put(None)
         self._thread.join()
-        self._raise()
+        self.check()

@@ -452,6 +452,11 @@ def match_view(ctx, selection, track):
     from workbench.viz._app_figures import aligned_heatmap, length_histogram
 
     store = ctx.store(selection["model"])
+    if store is None:
+        raise logic.ViewError(
+            f"no state store for {selection['model']!r} yet: start the app with "
+            "`workbench serve` (it builds the demo stores) or pass a store folder"
+        )
     res = logic.run_match(store, selection["name"], selection["cells"], selection["threshold"],
                           tuple(selection.get("pad", (1, 0))), track=track or None)  # fmt: skip
     m = res["matches"]
