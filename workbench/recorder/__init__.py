@@ -1,15 +1,34 @@
-"""Recording every gate, cell, hidden state and attention map of an unmodified model."""
+"""Recording every gate, cell, hidden state and attention map of an unmodified model.
 
-from workbench.recorder._hookpoint import HookPoint
-from workbench.recorder._names import GRU_QUANTITIES, LSTM_QUANTITIES, RecordingError
-from workbench.recorder._recorder import Recorder, intervene, record
+The names load on first use, so ``workbench --help`` and the CLI's other commands do not
+import torch.
+"""
 
-__all__ = [
-    "GRU_QUANTITIES",
-    "LSTM_QUANTITIES",
-    "HookPoint",
-    "Recorder",
-    "RecordingError",
-    "intervene",
-    "record",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "HookPoint": "_hookpoint",
+    "GRU_QUANTITIES": "_names",
+    "LSTM_QUANTITIES": "_names",
+    "RecordingError": "_names",
+    "Recorder": "_recorder",
+    "intervene": "_recorder",
+    "record": "_recorder",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'workbench.recorder' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"workbench.recorder.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
