@@ -728,6 +728,17 @@ def _recover_gru(x, hid, h_prev, p, mask):
     H = p["w_ih"].shape[0] // 3
     xp = F.linear(x, p["w_ih"], p["b_ih"])
     hp = F.linear(h_prev, p["w_hh"], p["b_hh"])
+    if _scan.available(xp, hid, h_prev):
+        T, B = hid.shape[:2]
+        if mask is None:
+            lengths = torch.full((B,), T, dtype=torch.int32, device=xp.device)
+        else:
+            lengths = mask[:, :, 0].sum(0)
+        err_h = _scan.gru_gates(xp, hp, h_prev, hid, lengths)
+        rec = {"reset_gate": xp[..., :H], "update_gate": xp[..., H : 2 * H]}
+        rec["new_gate"] = xp[..., 2 * H :]
+        rec["hidden"] = hid * mask if mask is not None else hid
+        return rec, err_h
     r = torch.sigmoid(xp[..., :H] + hp[..., :H])
     z = torch.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
     n = torch.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])

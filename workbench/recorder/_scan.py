@@ -1,4 +1,4 @@
-"""Fused LSTM gate activation + cell-state scan on the GPU (Triton), for ``strategy="recover"``.
+"""Fused gate recovery on the GPU (Triton), for ``strategy="recover"``.
 
 After the fused kernel has run a layer, every gate pre-activation is known from one GEMM; what
 remains is the cell recurrence ``c_t = f_t * c_{t-1} + i_t * g_t``. Stepping it from Python costs
@@ -6,6 +6,9 @@ two kernel launches per step (launch-bound on a GPU: about 2 ms for 2 x 100 step
 kernel walks the time axis for every ``(batch, unit)`` lane at once, activates the gates in
 place, writes the cells, zeroes padded steps and measures ``|o * tanh(c) - h|`` against the
 kernel's hidden states, all in one pass over memory.
+
+:func:`gru_gates` does the same for a GRU layer (no scan: every gate follows from the
+projections and ``h_{t-1}``): one pass instead of a dozen element-wise kernels.
 
 Triton is optional: :func:`available` is False on CPU builds of PyTorch (no Triton), for CPU
 tensors, and under autograd; callers then use the step loop.
@@ -79,7 +82,50 @@ def _kernel():
         if CHECK:
             tl.store(err_ptr + lane, err, mask=live)
 
-    return lstm_scan
+    @triton.jit
+    def gru_gates(
+        xp_ptr,  # [T, B, 3H] W_ih x + b_ih in, activated gates r, z, n out (in place)
+        hp_ptr,  # [T, B, 3H] W_hh h_{t-1} + b_hh
+        hprev_ptr,  # [T, B, H] h_{t-1}
+        hid_ptr,  # [T, B, H] the kernel's hidden states
+        len_ptr,  # [B] int32 real lengths
+        err_ptr,  # [programs] float32 max |(1 - z) n + z h_{t-1} - h| per program
+        T,
+        B,
+        H,
+        BLOCK: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        k = pid * BLOCK + tl.arange(0, BLOCK)
+        live = k < T * B * H
+        h = k % H
+        tb = k // H
+        b = tb % B
+        t = tb // B
+        length = tl.load(len_ptr + b, mask=live, other=0)
+        real = live & (t < length)
+        g = tb * (3 * H) + h
+        xr = tl.load(xp_ptr + g, mask=live, other=0.0).to(tl.float32)
+        xz = tl.load(xp_ptr + g + H, mask=live, other=0.0).to(tl.float32)
+        xn = tl.load(xp_ptr + g + 2 * H, mask=live, other=0.0).to(tl.float32)
+        hr = tl.load(hp_ptr + g, mask=live, other=0.0).to(tl.float32)
+        hz = tl.load(hp_ptr + g + H, mask=live, other=0.0).to(tl.float32)
+        hn = tl.load(hp_ptr + g + 2 * H, mask=live, other=0.0).to(tl.float32)
+        hprev = tl.load(hprev_ptr + k, mask=live, other=0.0).to(tl.float32)
+        hk = tl.load(hid_ptr + k, mask=live, other=0.0).to(tl.float32)
+        r = tl.sigmoid(xr + hr)
+        z = tl.sigmoid(xz + hz)
+        n = 2.0 * tl.sigmoid(2.0 * (xn + r * hn)) - 1.0  # tanh
+        again = (1.0 - z) * n + z * hprev
+        zero = tl.zeros([BLOCK], dtype=tl.float32)
+        d = tl.where(real, tl.abs(again - hk), zero)
+        dt = xp_ptr.dtype.element_ty
+        tl.store(xp_ptr + g, tl.where(real, r, zero).to(dt), mask=live)
+        tl.store(xp_ptr + g + H, tl.where(real, z, zero).to(dt), mask=live)
+        tl.store(xp_ptr + g + 2 * H, tl.where(real, n, zero).to(dt), mask=live)
+        tl.store(err_ptr + pid, tl.max(d, axis=0))
+
+    return lstm_scan, gru_gates
 
 
 def available(*tensors: torch.Tensor) -> bool:
@@ -135,7 +181,7 @@ def lstm_scan(
     check = hid is not None
     err = torch.empty(B * H, dtype=torch.float32, device=z.device) if check else cells
     grid = ((B * H + block - 1) // block,)
-    _kernel()[grid](
+    _kernel()[0][grid](
         z,
         cells,
         c0.contiguous(),
@@ -150,3 +196,50 @@ def lstm_scan(
         BLOCK=block,
     )
     return cells, err.max() if check else None
+
+
+def gru_gates(
+    xp: torch.Tensor,
+    hp: torch.Tensor,
+    h_prev: torch.Tensor,
+    hid: torch.Tensor,
+    lengths: torch.Tensor,
+    block: int = 1024,
+) -> torch.Tensor:
+    """Activate a GRU layer's gates in place in ``xp`` and measure the hidden-state error.
+
+    Parameters
+    ----------
+    xp, hp : torch.Tensor
+        ``[time, batch, 3 * units]`` input and hidden projections with their biases (r, z, n
+        blocks), contiguous; on return ``xp`` holds the gates r, z, n, zero past each row's
+        length.
+    h_prev, hid : torch.Tensor
+        ``[time, batch, units]``: the previous and the kernel's own hidden states.
+    lengths : torch.Tensor
+        ``[batch]`` real lengths.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d, the largest ``|(1 - z) * n + z * h_prev - h|`` over real steps (no device sync).
+    """
+    T, B, H3 = xp.shape
+    n = T * B * (H3 // 3)
+    if n == 0:
+        return xp.new_zeros((), dtype=torch.float32)
+    programs = (n + block - 1) // block
+    err = torch.empty(programs, dtype=torch.float32, device=xp.device)
+    _kernel()[1][(programs,)](
+        xp,
+        hp.contiguous(),
+        h_prev.contiguous(),
+        hid.contiguous(),
+        lengths.to(device=xp.device, dtype=torch.int32),
+        err,
+        T,
+        B,
+        H3 // 3,
+        BLOCK=block,
+    )
+    return err.max()
