@@ -305,7 +305,8 @@ class Recorder:
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
         else:
             run_layer = self._real_layer(func, call)
-            out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer)
+            run_rest = self._real_rest(func, call, batch_first=False)
+            out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest)
             result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
             meta.update(
                 checked="full",

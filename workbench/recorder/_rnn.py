@@ -493,7 +493,7 @@ def unroll(
 # ---------------------------------------------------------------------------------------
 
 
-def recover(call: RnnCall, wanted: set[Key], run_layer: Callable):
+def recover(call: RnnCall, wanted: set[Key], run_layer: Callable, run_rest=None):
     """Let the fused kernel run layer by layer and recover the gates and cells.
 
     Parameters
@@ -501,6 +501,11 @@ def recover(call: RnnCall, wanted: set[Key], run_layer: Callable):
     run_layer : callable
         ``run_layer(layer_input, layer) -> (output, h_n, c_n)`` runs one layer (both
         directions) with the fused kernel; shapes time-major and padded.
+    run_rest : callable, optional
+        ``run_rest(layer_input, first) -> (output, h_n, c_n)`` runs layers ``first..`` in one
+        fused call: used above the deepest layer anything is kept of (``names`` filters).
+        Only the layers something is kept of are recovered, and a layer whose ``hidden`` alone
+        is kept is the kernel's own output.
 
     Returns
     -------
@@ -515,7 +520,7 @@ def recover(call: RnnCall, wanted: set[Key], run_layer: Callable):
     if call.batch_sizes is not None:
         mask = (torch.arange(T, device=call.x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
     with _kernel_precision(call.x):
-        return _recover(call, wanted, run_layer, lengths, mask)
+        return _recover(call, wanted, run_layer, lengths, mask, run_rest)
 
 
 @contextlib.contextmanager
@@ -538,23 +543,37 @@ def _kernel_precision(x: torch.Tensor):
         torch.set_float32_matmul_precision(old)
 
 
-def _recover(call, wanted, run_layer, lengths, mask):
+def _recover(call, wanted, run_layer, lengths, mask, run_rest=None):
     D = call.directions
     B = call.batch
     layer_input = call.x
     recorded: dict[Key, torch.Tensor] = {}
     hs, cs = [], []
     errs_h, errs_c = [], []  # floats, or 0-d tensors read once at the end (no sync per layer)
+    last = max((k[0] for k in wanted), default=-1)  # the deepest layer anything is kept of
     for layer in range(call.num_layers):
+        if layer > last and run_rest is not None:  # nothing kept above: one fused call
+            out, h_n, c_n = run_rest(layer_input, layer)
+            hs.extend(h_n.unbind(0))
+            if c_n is not None:
+                cs.extend(c_n.unbind(0))
+            layer_input = out
+            break
         out, h_n, c_n = run_layer(layer_input, layer)
         hs.extend(h_n.unbind(0))
         if c_n is not None:
             cs.extend(c_n.unbind(0))
         units = call.h0.shape[-1]
         for d in range(D):
-            p = call.layer_params(layer, d)
+            keep = {k[2] for k in wanted if k[0] == layer and k[1] == d}
+            if not keep:
+                continue
             i = layer * D + d
             hid = out[:, :, d * units : (d + 1) * units]
+            if keep == {"hidden"}:  # the kernel's own states: nothing to recover
+                recorded[(layer, d, "hidden")] = hid * mask if mask is not None else hid
+                continue
+            p = call.layer_params(layer, d)
             h_prev = _previous(hid, call.h0[i], lengths, d)
             if call.mode == "lstm":
                 rec, e_h = _recover_lstm(layer_input, hid, h_prev, p, call, d, i, mask)
@@ -566,7 +585,7 @@ def _recover(call, wanted, run_layer, lengths, mask):
             errs_h.append(e_h)
             errs_c.append(e_c)
             for q, v in rec.items():
-                if (layer, d, q) in wanted:
+                if q in keep:
                     recorded[(layer, d, q)] = v
         layer_input = out
     h_n = torch.stack(hs)
