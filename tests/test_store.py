@@ -239,3 +239,52 @@ def test_bad_stores(tmp_path, built):
         StateStore.open(old)
     with pytest.raises(StoreError, match="empty"):
         StateStore.build(make_model(), [], tmp_path / "e", **SETTINGS)
+
+
+def test_build_threads_are_checked_and_restored(tmp_path, built):
+    store, *_ = built
+    before = torch.get_num_threads()
+    got = StateStore.build(make_model(), make_corpus(), tmp_path / "t", threads=1, **SETTINGS)
+    assert torch.get_num_threads() == before
+    assert_same_store(got.path, store.path)
+    with pytest.raises(StoreError, match="threads"):
+        StateStore.build(make_model(), make_corpus(), tmp_path / "u", threads=0, **SETTINGS)
+
+
+def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path):
+    from workbench.store._writer import ChunkSink
+
+    class Writer:  # runs each job at once
+        def submit(self, job):
+            job()
+
+    rng = np.random.default_rng(0)
+    lengths, a, c = [30, 50], 10, 16  # the segment holds rows [10, 90) of a 90-row store
+    n = a + sum(lengths)
+    values = [rng.standard_normal((k, 3)).astype(np.float32) for k in lengths]
+    writer = Writer()
+    sink = ChunkSink(tmp_path, lengths, a, {"x": 3, "never": 2}, "float16", c, n, writer)
+
+    def written():
+        return sorted(int(p.parent.name) for p in (tmp_path / "states" / "x").rglob("0"))
+
+    for pos in range(0, 30, 8):  # document 0 runs to its end, window by window
+        sink.put("x", 0, pos, torch.from_numpy(values[0][pos : pos + 8]))
+        sink.tick()
+    assert written() == [1]  # chunk 1 (rows 16-32) is final; chunk 2 waits for doc 1
+    for pos in range(0, 50, 8):
+        sink.put("x", 1, pos, torch.from_numpy(values[1][pos : pos + 8]).t().contiguous().t())
+        sink.tick()
+    assert written() == [1, 2, 3, 4, 5]  # chunk 5: the short last one
+    pieces = sink.finish()()  # in the writer's order
+    expected = np.concatenate(values).astype(np.float16)
+    assert sorted(pieces) == ["states/never|10", "states/x|10"]  # chunk 0 is shared
+    assert np.array_equal(pieces["states/x|10"], expected[:6])
+    assert np.array_equal(pieces["states/never|10"], np.zeros((6, 2), np.float16))
+    for k in range(1, 6):
+        block = np.fromfile(tmp_path / "states" / "x" / "c" / str(k) / "0", "<f2").reshape(3, c)
+        rows = expected[k * c - a : (k + 1) * c - a]
+        assert np.array_equal(block.T[: len(rows)], rows)
+        assert not block.T[len(rows) :].any()  # the last chunk is padded with the fill value
+        never = np.fromfile(tmp_path / "states" / "never" / "c" / str(k) / "0", "<f2")
+        assert never.shape == (2 * c,) and not never.any()

@@ -37,7 +37,7 @@ from workbench.store._runner import (
     release_buffers,
     resolve,
 )
-from workbench.store._writer import BackgroundWriter, write_state_rows
+from workbench.store._writer import BackgroundWriter, ChunkSink, write_state_rows
 
 TOKEN_COLUMNS = {
     "doc": ("int32", -1),
@@ -226,22 +226,41 @@ def done_segments(path: Path) -> set[int]:
 # ----------------------------------------------------------------------------- segments
 
 
-def _segment_columns(runner: Runner, seg_docs, manifest: dict, seg: int):
-    """All columns of segment ``seg`` (its documents ``seg_docs``) over its tokens ``[a, b)``."""
+def _segment_range(manifest: dict, seg: int) -> tuple[int, int]:
     d0, d1 = manifest["segments"][seg]
     offsets = manifest["offsets_"]
-    a, b = int(offsets[d0]), int(offsets[d1])
+    return int(offsets[d0]), int(offsets[d1])
+
+
+def _inner_chunks(a: int, b: int, c: int, n: int) -> range:
+    """Chunks lying wholly inside rows ``[a, b)`` of an ``n``-row array (the last may be short)."""
+    first = -(-a // c)  # first chunk starting inside [a, b)
+    stop = b // c if b < n else -(-n // c)  # chunks ending inside [a, b)
+    return range(first, max(first, stop))
+
+
+def _segment_columns(runner: Runner, seg_docs, manifest: dict, seg: int, sink=None):
+    """All columns of segment ``seg`` (its documents ``seg_docs``) over its tokens ``[a, b)``.
+
+    With a ``sink`` (:class:`~workbench.store._writer.ChunkSink`) the states go there and
+    the columns hold none.
+    """
+    d0, d1 = manifest["segments"][seg]
+    a, b = _segment_range(manifest, seg)
     if len(seg_docs) != d1 - d0:
         raise StoreError(f"segment {seg} expects {d1 - d0} documents, got {len(seg_docs)}")
-    outs, states = runner.run(seg_docs, stacked=True)  # states already in the store dtype
     dtype = manifest["dtype"]
-    surface = {t: i for i, t in enumerate(manifest["surface_vocab"])}
     cols: dict[str, np.ndarray] = {}
-    for name, u in manifest["units"].items():
-        got = states.get(name)
-        cols[f"states/{name}"] = (
-            np.zeros((b - a, u), dtype) if got is None else got.astype(dtype, copy=False)
-        )
+    if sink is None:
+        outs, states = runner.run(seg_docs, stacked=True)  # already in the store dtype
+        for name, u in manifest["units"].items():
+            got = states.get(name)
+            cols[f"states/{name}"] = (
+                np.zeros((b - a, u), dtype) if got is None else got.astype(dtype, copy=False)
+            )
+    else:
+        outs = runner.run(seg_docs, sink=sink)
+    surface = {t: i for i, t in enumerate(manifest["surface_vocab"])}
     lens = [len(d) for d in seg_docs]
     cols["tokens/doc"] = np.concatenate(
         [np.full(n, d0 + i, np.int32) for i, n in enumerate(lens)] + [np.zeros(0, np.int32)]
@@ -279,8 +298,22 @@ def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int, w
     path = Path(path)
     manifest = dict(manifest)
     manifest["offsets_"] = _offsets(path, manifest)
-    a, b, cols = _segment_columns(runner, seg_docs, manifest, seg)
-    job = functools.partial(_write_segment, path, manifest, seg, a, b, cols)
+    sink = None
+    if writer is not None:  # state chunks are written as soon as their rows are final
+        a, b = _segment_range(manifest, seg)
+        sink = ChunkSink(
+            path,
+            [len(d) for d in seg_docs],
+            a,
+            manifest["units"],
+            manifest["dtype"],
+            int(manifest["chunk_tokens"]),
+            int(manifest["n_tokens"]),
+            writer,
+        )
+    a, b, cols = _segment_columns(runner, seg_docs, manifest, seg, sink)
+    pieces = sink.finish() if sink is not None else None
+    job = functools.partial(_write_segment, path, manifest, seg, a, b, cols, pieces)
     if writer is None:
         job()
     else:
@@ -288,21 +321,26 @@ def run_segment(path: str, runner: Runner, seg_docs, manifest: dict, seg: int, w
     return b - a
 
 
-def _write_segment(path: Path, manifest: dict, seg: int, a: int, b: int, cols: dict) -> None:
-    """Chunks wholly inside ``[a, b)`` to the store, shared ones to ``_pending``; commit."""
+def _write_segment(
+    path: Path, manifest: dict, seg: int, a: int, b: int, cols: dict, pieces=None
+) -> None:
+    """Chunks wholly inside ``[a, b)`` to the store, shared ones to ``_pending``; commit.
+
+    ``pieces``: a function returning more ``_pending`` pieces (a :class:`ChunkSink`'s
+    states, whose inner chunks it wrote itself).
+    """
     import zarr
 
     d0, _ = manifest["segments"][seg]
     group = zarr.open_group(str(path), mode="r+")
     c, n = int(manifest["chunk_tokens"]), int(manifest["n_tokens"])
-    pieces: dict[str, np.ndarray] = {}
+    pieces = pieces() if pieces is not None else {}
     for key, col in cols.items():
         if key.startswith("docs/"):
             pieces[f"{key}|{d0}"] = col
             continue
-        first = -(-a // c)  # first chunk starting inside [a, b)
-        stop = b // c if b < n else -(-n // c)  # chunks ending inside [a, b)
-        lo, hi = first * c, min(stop * c, n)
+        inner = _inner_chunks(a, b, c, n)
+        lo, hi = inner.start * c, min(inner.stop * c, n)
         if lo < hi:
             if key.startswith("states/"):  # raw chunk files, see _writer
                 write_state_rows(path, key[len("states/") :], col[lo - a : hi - a], lo, hi, c)
@@ -318,7 +356,7 @@ def _write_segment(path: Path, manifest: dict, seg: int, a: int, b: int, cols: d
     atomic_write_text(
         path / "_progress" / f"seg{seg:06d}.json", json.dumps({"segment": seg, "tokens": b - a})
     )
-    release_buffers([v for k, v in cols.items() if k.startswith("states/")])
+    release_buffers([v for k, v in cols.items() if k.startswith("states/")])  # no sink
 
 
 def _offsets(path: Path, manifest: dict) -> np.ndarray:
@@ -494,11 +532,16 @@ def _run_local(path, runner, docs, manifest, todo, tick, threads: int) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     pooling(True)
-    writer = BackgroundWriter(depth=1)
+    writer = BackgroundWriter(depth=0)  # chunk jobs hold no memory of their own
+    written = []  # one event per segment, set once its writes and commit are done
     try:
         for s in todo:
+            if len(written) >= 2:  # at most the previous segment's buffers wait for the writer
+                written.pop(0).wait()
+                writer.check()
             d0, d1 = manifest["segments"][s]
             tick(run_segment(str(path), runner, docs[d0:d1], manifest, s, writer))
+            written.append(writer.mark())
     finally:
         try:
             writer.close()

@@ -87,7 +87,7 @@ class Runner:
         return {k[len("states/") :]: v.shape[1] for k, v in out.items() if k.startswith("states/")}
 
     # ------------------------------------------------------------------ running
-    def run(self, docs, stacked: bool = False, listener=None):
+    def run(self, docs, stacked: bool = False, sink=None):
         """Columns per document.
 
         ``states/{name}`` ``[time, units]`` (in :attr:`dtype`), ``token_id``, ``prediction``,
@@ -97,14 +97,16 @@ class Runner:
         without states, and ``states[name]`` ``[sum of lengths, units]``, the documents' rows
         one after the other in the order given (no per-document copies to concatenate).
 
-        ``listener(sink)``, when given, is called each time more rows are final (after
-        every char-LM window and every batch): ``sink.filled[row]`` says which rows of
-        ``sink.buffers`` hold their final values, so they can be written while the rest
-        is computed.
+        With a ``sink`` (``put(name, doc, pos, value)`` and ``tick()``, such as
+        :class:`~workbench.store._writer.ChunkSink`) the states go there instead and only the
+        columns come back; ``tick()`` is called whenever more rows are final (after every
+        char-LM window and every batch), so they can be written while the rest is computed.
         """
         import torch
 
-        sink = _Sink([len(d) for d in docs], np.dtype(self.dtype), listener)
+        own = sink is None
+        if own:
+            sink = _Sink([len(d) for d in docs], np.dtype(self.dtype))
         with torch.no_grad():
             if self.kind == "charlm":
                 out = self._run_batches(docs, self._charlm, sink)
@@ -114,6 +116,8 @@ class Runner:
                 out = [self._forecaster(d, sink, i) for i, d in enumerate(docs)]
             else:
                 raise StoreError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if not own:
+            return out
         if stacked:
             return out, sink.buffers
         for i, cols in enumerate(out):
@@ -305,26 +309,15 @@ class _Sink:
         Tokens of each document, in the order the rows are laid out.
     dtype : numpy.dtype
         dtype of the buffers; values are cast while they are copied in (one pass).
-    listener : callable, optional
-        ``listener(sink)``, called by :meth:`tick`.
-
-    Attributes
-    ----------
-    filled : numpy.ndarray
-        ``[tokens]`` bool, rows copied in so far.
     """
 
-    def __init__(self, lengths: list[int], dtype, listener=None) -> None:
+    def __init__(self, lengths: list[int], dtype) -> None:
         self.starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         self.dtype = np.dtype(dtype)
         self.buffers: dict[str, np.ndarray] = {}
-        self.filled = np.zeros(int(self.starts[-1]), bool)
-        self.listener = listener
 
     def tick(self) -> None:
-        """Tell the listener that the rows put so far are final."""
-        if self.listener is not None:
-            self.listener(self)
+        """The rows put so far are final (nothing to do: they are read at the end)."""
 
     def put(self, name: str, doc: int, pos: int, value) -> None:
         """Copy ``value`` ``[time, units]`` (a torch tensor) into document ``doc`` at ``pos``."""
@@ -337,7 +330,6 @@ class _Sink:
         a = int(self.starts[doc]) + pos
         dst = torch.from_numpy(buf[a : a + value.shape[0]])
         dst.copy_(value.detach())
-        self.filled[a : a + value.shape[0]] = True
 
     def rows(self, doc: int) -> dict[str, np.ndarray]:
         """Document ``doc``'s ``[time, units]`` rows of every name (views)."""

@@ -103,6 +103,9 @@ class StateStore:
             large models).
         progress : bool
             Show a progress bar with tokens/s.
+        threads : int, optional
+            torch threads of the local engine (default: all cores but one, so the chunk
+            writer thread has a core of its own); the previous count is restored afterwards.
 
         Returns
         -------

@@ -10,6 +10,7 @@ killed build never leaves a half-written chunk under the real name.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -41,6 +42,171 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
         with open(tmp, "wb") as f:
             f.write(memoryview(block).cast("B"))
         os.replace(tmp, d / "0")
+
+
+def write_state_block(path: Path, name: str, k: int, block: np.ndarray) -> None:
+    """Write chunk ``k`` of state array ``name``: ``block`` is its ``[units, chunk]`` bytes."""
+    d = Path(path) / "states" / name / "c" / str(k)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f"0.{os.getpid()}.{threading.get_ident()}.partial"
+    with open(tmp, "wb") as f:
+        f.write(memoryview(np.ascontiguousarray(block, block.dtype.newbyteorder("<"))).cast("B"))
+    os.replace(tmp, d / "0")
+
+
+class ChunkSink:
+    """A segment's states, copied straight into the unit-major blocks its chunk files hold.
+
+    The rows the runner puts are copied into ``[units, chunk]`` blocks by the writer thread
+    (one transposing copy that also casts to the store dtype, one job per window, off the
+    compute thread); a chunk lying wholly inside the segment is written as soon as all its
+    rows are final, and its blocks return to the buffer pool, so a segment holds only the
+    chunks still being filled. Rows of the chunks shared with the neighbouring segments
+    come from the function :meth:`finish` returns, called in the writer's order.
+
+    Parameters
+    ----------
+    path : Path
+        The store.
+    lengths : list of int
+        Tokens of each document of the segment, in store order.
+    a : int
+        Store row of the segment's first token.
+    units : dict
+        ``{name: units}`` of every state array (names never recorded are written as zeros).
+    dtype : str
+        The store dtype.
+    chunk, n_tokens : int
+        Rows per chunk and of the whole store.
+    writer : BackgroundWriter
+    """
+
+    def __init__(
+        self, path, lengths, a: int, units: dict, dtype, chunk: int, n_tokens: int, writer
+    ):
+        from workbench.store._runner import take_buffer
+
+        self._take = take_buffer
+        self.path, self.writer = Path(path), writer
+        self.starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        self.a, self.b = int(a), int(a) + int(self.starts[-1])
+        self.units, self.dtype = dict(units), np.dtype(dtype)
+        self.c, self.n = int(chunk), int(n_tokens)
+        self.blocks: dict[int, dict[str, np.ndarray]] = {}
+        self.missing: dict[int, int] = {}  # chunk -> its segment rows not put yet
+        first = -(-self.a // self.c)  # chunks lying wholly inside [a, b)
+        stop = self.b // self.c if self.b < self.n else -(-self.n // self.c)
+        self.inner = range(first, max(first, stop))
+        self._ready: list[int] = []
+        self._copies: list = []  # this window's (block, offset, value rows), not queued yet
+        self._submitted: set[int] = set()
+        self._counted: str | None = None  # rows are counted on the first name put
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """Store rows of chunk ``k`` inside the segment."""
+        return max(k * self.c, self.a), min((k + 1) * self.c, self.b, self.n)
+
+    def put(self, name: str, doc: int, pos: int, value) -> None:
+        """Queue ``value`` ``[time, units]`` as document ``doc``'s rows from ``pos``.
+
+        ``value`` (a torch tensor) is read later, in the writer thread: the caller must not
+        write to it again (the recorder hands out new tensors on every call).
+        """
+        value = value.detach()
+        g, rows, c = self.a + int(self.starts[doc]) + int(pos), int(value.shape[0]), self.c
+        if self._counted is None:
+            self._counted = name
+        count = name == self._counted
+        i = 0
+        while i < rows:
+            k = (g + i) // c
+            j = min(rows, (k + 1) * c - g)
+            blocks = self.blocks.setdefault(k, {})
+            blk = blocks.get(name)
+            if blk is None:
+                blk = blocks[name] = self._take((value.shape[-1], c), self.dtype)
+            off = g + i - k * c
+            self._copies.append((blk[:, off : off + j - i], value[i:j]))
+            if count:
+                lo, hi = self._span(k)
+                left = self.missing.get(k, hi - lo) - (j - i)
+                self.missing[k] = left
+                if left == 0 and k in self.inner:
+                    self._ready.append(k)
+            i = j
+
+    def _queue_copies(self) -> None:
+        if self._copies:
+            copies, self._copies = self._copies, []
+            self.writer.submit(functools.partial(_copy_rows, copies))
+
+    def tick(self) -> None:
+        """Queue the copies put so far, then the inner chunks whose rows are all final."""
+        self._queue_copies()
+        ready, self._ready = self._ready, []
+        for k in ready:
+            self._submit(k)
+
+    def _submit(self, k: int) -> None:
+        blocks = self.blocks.pop(k, {})
+        self.missing.pop(k, None)
+        self._submitted.add(k)
+        self.writer.submit(functools.partial(self._write, k, blocks))
+
+    def _write(self, k: int, blocks: dict) -> None:
+        from workbench.store._runner import release_buffers
+
+        filled = min((k + 1) * self.c, self.n) - k * self.c
+        for name, u in self.units.items():
+            blk = blocks.get(name)
+            if blk is None:
+                blk = np.zeros((u, self.c), self.dtype)
+            elif filled < self.c:
+                blk[:, filled:] = 0  # the fill value, as zarr stores an edge chunk
+            write_state_block(self.path, name, k, blk)
+        release_buffers(blocks.values())
+
+    def finish(self):
+        """Queue what is left; return a function giving the shared chunks' rows.
+
+        The function, to be called in the writer thread after the jobs queued so far (it
+        reads their copies), returns ``{"states/{name}|{row}": [rows, units]}``, the
+        ``_pending`` pieces.
+        """
+        self._queue_copies()
+        self._ready = []
+        for k in [k for k in self.blocks if k in self.inner]:
+            self._submit(k)
+        for k in self.inner:  # chunks no row was put into (nothing recorded): zeros
+            if k not in self._submitted:
+                self._submit(k)
+        shared, self.blocks = self.blocks, {}
+        return functools.partial(self._pieces, shared)
+
+    def _pieces(self, shared: dict) -> dict[str, np.ndarray]:
+        from workbench.store._runner import release_buffers
+
+        pieces = {}
+        for k, blocks in sorted(shared.items()):
+            lo, hi = self._span(k)
+            for name, u in self.units.items():
+                blk = blocks.get(name)
+                rows = (
+                    np.zeros((hi - lo, u), self.dtype)
+                    if blk is None
+                    else np.ascontiguousarray(blk[:, lo - k * self.c : hi - k * self.c].T)
+                )
+                pieces[f"states/{name}|{lo}"] = rows
+            release_buffers(blocks.values())
+        return pieces
+
+
+def _copy_rows(copies) -> None:
+    """``dst[:] = rows.T`` (cast to ``dst``'s dtype) for each ``(dst, rows)``."""
+    import torch
+
+    for dst, rows in copies:
+        torch.from_numpy(dst).copy_(rows.t())
 
 
 class BackgroundWriter:
