@@ -52,3 +52,35 @@ def test_umap_map_and_transform(store):
     spread = np.ptp(p.embedding, axis=0).max()
     assert np.median(np.linalg.norm(placed - fitted, axis=1)) < 0.2 * spread
     assert np.median(np.linalg.norm(live - fitted, axis=1)) < 0.2 * spread
+
+
+def test_fast_settings():
+    big, small = projection._LARGE + 1, projection._LARGE
+    assert projection._umap_settings(big, 15, None, True, {})["n_epochs"] == 100
+    assert "n_epochs" not in projection._umap_settings(small, 15, None, True, {})
+    assert "n_epochs" not in projection._umap_settings(big, 15, None, False, {})
+    given = projection._umap_settings(big, 15, 3, True, {"n_epochs": 7, "init": "spectral"})
+    assert (given["n_epochs"], given["init"], given["random_state"]) == (7, "spectral", 3)
+    assert projection._umap_settings(small, 15, None, False, {})["init"] == "pca"
+
+
+@pytest.mark.slow
+def test_fast_settings_keep_clusters_apart(monkeypatch):
+    # the settings used above 10,000 points (100 epochs, PCA start, cheaper NN-descent),
+    # exercised on a small set: two clusters stay apart, new states land in their cluster
+    from sklearn.neighbors import NearestNeighbors
+
+    monkeypatch.setattr(projection, "_LARGE", 300)
+    rng = np.random.default_rng(0)
+    label = np.repeat([0, 1], 400)
+    x = (rng.normal(0, 1, (800, 20)) + 4 * label[:, None]).astype(np.float32)
+    p = projection.fit(x, pca_dims=10, progress=False)
+    assert p.model.n_epochs == 100 and p.model.init == "pca"
+    assert p.embedding.shape == (800, 2) and np.isfinite(p.embedding).all()
+    idx = NearestNeighbors(n_neighbors=11).fit(p.embedding).kneighbors(p.embedding)[1][:, 1:]
+    assert (label[idx] == label[:, None]).mean() > 0.95
+    new = (rng.normal(0, 1, (50, 20)) + 4).astype(np.float32)  # cluster 1
+    placed = p.transform(new)
+    centre = [p.embedding[label == c].mean(axis=0) for c in (0, 1)]
+    near = np.linalg.norm(placed - centre[1], axis=1) < np.linalg.norm(placed - centre[0], axis=1)
+    assert near.mean() > 0.95

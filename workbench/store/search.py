@@ -441,16 +441,17 @@ class _Source:
 def _count_and_on(src: _Source, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """``count[time]`` of selected cells on; the ``[time, k]`` on matrix when not read in place."""
     time = src.time
+    dtype = np.int16 if cells.size < 1 << 15 else np.int32
     if src.direct:
         count_on = _kernels()["count_on"]
-        count = np.zeros(time, np.int16)
+        count = np.zeros(time, dtype)
         c = src.chunk
         for j in range(-(-time // c)):
             a, b = j * c, min(time, (j + 1) * c)
             count_on(src.block(j), cells, b - a, src.iv, src.t, count[a:b])
         return count, None
     on = _read_on(src.states, cells, src.threshold).view(np.uint8)
-    return on.sum(axis=1, dtype=np.int16), on
+    return on.sum(axis=1, dtype=dtype), on
 
 
 def _shows(src: _Source, on_k, units, lo, s, e, hi) -> np.ndarray:
