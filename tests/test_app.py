@@ -334,3 +334,14 @@ def test_serve_context_from_a_store_and_errors(ctx, tmp_path):
     assert empty.store("python") is None  # unbuilt: pages say so instead of failing
     assert "No state store" in _text(states.layout(empty, model="python"))
     assert "No state store" in _text(model.layout(empty, model="python"))
+
+
+def test_match_with_no_span_is_a_message_not_a_crash(ctx):
+    """Cells that are never on together (found by the load test as a 500)."""
+    store = ctx.store("parens")
+    layer = logic.default_names(store.names)[0]
+    sel = {"model": "parens", "name": layer, "cells": list(range(store.states(layer).shape[1])),
+           "threshold": 1.5, "pad": [1, 0]}  # fmt: skip
+    assert len(store.match(layer, sel["cells"], threshold=1.5)) == 0  # tanh < 1.5
+    with pytest.raises(logic.ViewError, match="never on together"):
+        states.match_view(ctx, sel, "depth")

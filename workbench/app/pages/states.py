@@ -461,6 +461,11 @@ def match_view(ctx, selection, track):
                           tuple(selection.get("pad", (1, 0))), track=track or None)  # fmt: skip
     m = res["matches"]
     k = len(selection["cells"])
+    if len(m) == 0:
+        raise logic.ViewError(
+            f"these {k} cells are never on together anywhere in the store "
+            f"(threshold {selection['threshold']}); lower the threshold or select fewer cells"
+        )
     strength = aligned_heatmap(res["strength"], res["tokens"], res["rows"],
                                name="cells on", zmin=0, zmax=k, offsets=res["offsets"],
                                title=f"match strength (of {k} cells)")  # fmt: skip
