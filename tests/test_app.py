@@ -343,5 +343,5 @@ def test_match_with_no_span_is_a_message_not_a_crash(ctx):
     sel = {"model": "parens", "name": layer, "cells": list(range(store.states(layer).shape[1])),
            "threshold": 1.5, "pad": [1, 0]}  # fmt: skip
     assert len(store.match(layer, sel["cells"], threshold=1.5)) == 0  # tanh < 1.5
-    with pytest.raises(logic.ViewError, match="never on together"):
+    with pytest.raises(logic.ViewError, match="cells are never on together anywhere"):
         states.match_view(ctx, sel, "depth")

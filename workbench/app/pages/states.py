@@ -462,9 +462,10 @@ def match_view(ctx, selection, track):
     m = res["matches"]
     k = len(selection["cells"])
     if len(m) == 0:
+        what = "this cell is never on" if k == 1 else f"these {k} cells are never on together"
         raise logic.ViewError(
-            f"these {k} cells are never on together anywhere in the store "
-            f"(threshold {selection['threshold']}); lower the threshold or select fewer cells"
+            f"{what} anywhere in the store (threshold {selection['threshold']}); "
+            "lower the threshold or select other cells"
         )
     strength = aligned_heatmap(res["strength"], res["tokens"], res["rows"],
                                name="cells on", zmin=0, zmax=k, offsets=res["offsets"],
