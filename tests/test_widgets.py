@@ -279,6 +279,22 @@ def test_serve_passes_jupyter_mode_to_dash(monkeypatch):
     assert calls == [{"host": "127.0.0.1", "port": 8123, "debug": False, "jupyter_mode": "inline"}]
 
 
+def test_serve_uses_waitress_unless_debugging(monkeypatch):
+    import dash
+    import waitress
+
+    calls = []
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kw: calls.append(("dash", kw)))
+    app = dash.Dash(__name__)
+    app.layout = dash.html.Div("x")
+    workbench.serve(app=app, port=8124)
+    assert calls[0][0] is app.server
+    assert calls[0][1]["host"] == "127.0.0.1" and calls[0][1]["port"] == 8124
+    workbench.serve(app=app, port=8124, debug=True)
+    assert calls[1] == ("dash", {"host": "127.0.0.1", "port": 8124, "debug": True})
+
+
 def test_show_is_public():
     assert workbench.show is show
     assert "show" in workbench.__all__ and "serve" in workbench.__all__

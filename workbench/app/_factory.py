@@ -163,6 +163,12 @@ def serve(
         An app already made by :func:`create_app` (default: made here from ``ctx``).
     **kwargs
         Passed to :meth:`dash.Dash.run` (e.g. ``jupyter_mode="inline"``).
+
+    Notes
+    -----
+    Without ``debug`` or Dash keywords the app is served by waitress (a production WSGI
+    server, 8 threads) rather than Flask's development server; ``debug=True`` keeps Dash's
+    server for its reloader and error overlay.
     """
     if host not in LOOPBACK:
         warnings.warn(
@@ -171,5 +177,10 @@ def serve(
             stacklevel=2,
         )
     app = app if app is not None else create_app(ctx)
-    app.run(host=host, port=port, debug=debug, **kwargs)
+    if debug or kwargs:
+        app.run(host=host, port=port, debug=debug, **kwargs)
+        return app
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app.server, host=host, port=port, threads=8, _quiet=True)
     return app
