@@ -209,6 +209,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda")
     p.add_argument("--configs", type=int, default=60)
+    p.add_argument("--profile", action="store_true", help="profile one recorded call")
     a = p.parse_args()
     if a.device == "cuda":
         print("GPU:", torch.cuda.get_device_name(), "| torch", torch.__version__,
@@ -230,6 +231,20 @@ def main() -> None:
     print("\n2. explanations, shipped sentiment model, GPU vs CPU (max rel diff, GPU time):")
     for k, (rel, dt) in explanations(a.device).items():
         print(f"   {k:22s} {rel:.1e}  {dt * 1e3:.0f} ms")
+    if a.profile and a.device == "cuda":
+        print("\n2b. where recording time goes (LSTM 2x650, 64x100, torch.profiler):")
+        lstm = nn.LSTM(650, 650, 2).cuda().eval()
+        x = torch.randn(100, 64, 650, device="cuda")
+        for _ in range(3):
+            workbench.record(lstm, x)
+        torch.cuda.synchronize()
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        ) as prof:
+            for _ in range(5):
+                workbench.record(lstm, x)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
     print("\n3. recording cost on the device (median ratio to the plain forward):")
     from workbench.recorder._bench import run_benchmarks
 
