@@ -5,31 +5,20 @@ system ``chromium`` is driven by playwright (never downloaded). Skipped with the
 when either is missing.
 """
 
-import shutil
 import threading
-from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from app_fixtures import small_context
+from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 
 from workbench.app import _states_logic as logic
 from workbench.app import create_app
 from workbench.app.pages import states
 from workbench.viz import select_cells
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
-    None,
-)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="system chromium not installed (apt-get install -y chromium)"
-)
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+playwright = playwright_api()
+pytestmark = needs_chromium
 TIMEOUT = 30_000
 
 

@@ -4,29 +4,18 @@ Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser do
 ``executable_path`` points at the system one). Skipped with the reason when either is missing.
 """
 
-import shutil
 import threading
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 
 from workbench.app import AppContext, create_app
 from workbench.explain import METHODS
 from workbench.explain._base import Method
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
-    None,
-)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="system chromium not installed (apt-get install -y chromium)"
-)
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+playwright = playwright_api()
+pytestmark = needs_chromium
 SENTENCE = "the food was great but the service was slow"
 
 

@@ -107,6 +107,7 @@ def test_cli_writes_a_report(tmp_path):
     from typer.testing import CliRunner
 
     from workbench.cli import app
+
     out = tmp_path / "r.html"
     args = ["report", "-m", "parens", "-i", "(()(()))", "--methods", "ig,lrp", "-o", str(out)]
     result = CliRunner().invoke(app, args)

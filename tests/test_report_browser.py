@@ -5,13 +5,13 @@ package; Playwright never downloads a browser here (``executable_path`` points a
 one). Skipped with the reason when either is missing.
 """
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 from report_fixtures import explanations, small_trace
 
 from workbench import viz
@@ -19,18 +19,8 @@ from workbench.report import report
 from workbench.report._embed import quantise
 from workbench.trace import Trace
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
-    None,
-)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="system chromium not installed (apt-get install -y chromium)"
-)
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+playwright = playwright_api()
+pytestmark = needs_chromium
 TIME, UNITS = 5000, 650
 
 

@@ -12,13 +12,13 @@ import json
 import os
 import pickle
 import re
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 from typer.testing import CliRunner
 
 import workbench
@@ -346,19 +346,9 @@ def test_report_html_escapes_every_payload(hostile_report):
         assert "<" not in block  # JSON data cannot close its script tag
 
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
-    None,
-)
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="system chromium missing (apt-get install chromium)")
+@needs_chromium
 def test_no_payload_runs_in_chromium(hostile_report):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    sync_api = playwright_api()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:

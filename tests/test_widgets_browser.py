@@ -5,29 +5,17 @@ save_changes / send``; a plain page implementing it loads the shipped ESM (no Ju
 Needs Debian's ``chromium`` and the ``playwright`` package; skipped with the reason otherwise.
 """
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
+from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 from report_fixtures import EVIL
 
 from workbench import viz
 from workbench.widgets import FigureWidget, TrajectoryWidget, match_rows
 from workbench.widgets._assets import plotly_js, static
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
-    None,
-)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="system chromium not installed (apt-get install -y chromium)"
-)
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+playwright = playwright_api()
+pytestmark = needs_chromium
 ORIGIN = "http://wb.test"
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
