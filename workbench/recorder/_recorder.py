@@ -391,70 +391,41 @@ class Recorder:
 
     def _real_layer(self, func, call):
         """Run one layer (all directions) with the fused kernel, padded, time-major."""
-        D = call.directions
-        stride = len(call.params) // (call.num_layers * D)
-        lengths = call.lengths()
-
-        def run(layer_input, layer):
-            sl = slice(layer * D, (layer + 1) * D)
-            params = _own_weights(call.params[layer * D * stride : (layer + 1) * D * stride])
-            c0 = call.c0[sl] if call.c0 is not None else None
-            if call.batch_sizes is None:
-                res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, 1))
-                return res[0], res[1], res[2] if call.mode == "lstm" else None
-            packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
-            hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
-            res = func(
-                packed.data,
-                packed.batch_sizes,
-                hx,
-                params,
-                call.has_biases,
-                1,
-                0.0,
-                False,
-                call.bidirectional,
-            )
-            flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
-            out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
-            out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
-            return out, res[1], res[2] if call.mode == "lstm" else None
-
-        return _quiet_compaction(run)
+        return _quiet_compaction(lambda layer_input, layer: self._fused(func, call, layer_input,
+                                                                        layer, 1))  # fmt: skip
 
     def _real_rest(self, func, call, batch_first):
         """Run layers ``first..`` with the fused kernel (nothing recorded there)."""
+        return _quiet_compaction(
+            lambda layer_input, first: self._fused(
+                func, call, layer_input, first, call.num_layers - first
+            )
+        )
+
+    def _fused(self, func, call, layer_input, first: int, count: int):
+        """Layers ``first .. first + count - 1`` in one fused call: ``(out, h_n, c_n)``.
+
+        ``layer_input`` and ``out`` are padded and time-major; a packed call is packed again
+        with its own lengths.
+        """
         D = call.directions
         stride = len(call.params) // (call.num_layers * D)
-
-        def run(layer_input, first):
-            sl = slice(first * D, None)
-            params = _own_weights(call.params[first * D * stride :]) if first else call.params
-            c0 = call.c0[sl] if call.c0 is not None else None
-            layers = call.num_layers - first
-            if call.batch_sizes is None:
-                res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, layers))
-                return res[0], res[1], res[2] if call.mode == "lstm" else None
-            lengths = call.lengths()
-            packed = nn.utils.rnn.pack_padded_sequence(layer_input, lengths, enforce_sorted=True)
-            hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
-            res = func(
-                packed.data,
-                packed.batch_sizes,
-                hx,
-                params,
-                call.has_biases,
-                layers,
-                0.0,
-                False,
-                call.bidirectional,
-            )
-            flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
-            out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
-            out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
-            return out, res[1], res[2] if call.mode == "lstm" else None
-
-        return _quiet_compaction(run)
+        params = call.params[first * D * stride : (first + count) * D * stride]
+        if first or count < call.num_layers:  # a subset of the module's flat weights
+            params = _own_weights(params)
+        sl = slice(first * D, (first + count) * D)
+        c0 = call.c0[sl] if call.c0 is not None else None
+        if call.batch_sizes is None:
+            res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, count))
+            return res[0], res[1], res[2] if call.mode == "lstm" else None
+        packed = nn.utils.rnn.pack_padded_sequence(layer_input, call.lengths(), enforce_sorted=True)
+        hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
+        res = func(packed.data, packed.batch_sizes, hx, params, call.has_biases, count, 0.0,
+                   False, call.bidirectional)  # fmt: skip
+        flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
+        out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
+        out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
+        return out, res[1], res[2] if call.mode == "lstm" else None
 
     def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
         """Compare the unrolled numbers with the module's own fused kernel."""
