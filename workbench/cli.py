@@ -7,6 +7,9 @@ modules must import nothing heavy at module level (torch loads inside the comman
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 import typer
 
@@ -58,10 +61,33 @@ def _user_errors(func):
     return wrapper
 
 
+def _command_module(name: str):
+    """The command module ``name``, without running its package's ``__init__``.
+
+    The packages (``workbench.explain``, ``workbench.app`` ...) import torch, dash and friends
+    when they load; the command modules import only typer at module level (their bodies
+    import the rest), so ``workbench --help`` starts in a fraction of a second. Once a command
+    runs, its package loads normally.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    parent, _, leaf = name.rpartition(".")
+    if parent in sys.modules:
+        return importlib.import_module(name)
+    import workbench
+
+    path = Path(workbench.__file__).parent.joinpath(*parent.split(".")[1:], f"{leaf}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _register() -> None:
     apps = {"app": app, "bench": bench_app}
     for module_name, func_name, command, app_name in _COMMANDS:
-        func = getattr(importlib.import_module(module_name), func_name)
+        func = getattr(_command_module(module_name), func_name)
         apps[app_name].command(command)(_user_errors(func))
 
 
