@@ -266,7 +266,10 @@ def test_every_reader_matches_reference(stores, seed, threshold):
     x, bounds, store = stores[seed]
     rng = np.random.default_rng(seed + 100)
     arr = store.states(store.names[0])
-    assert arr._raw  # the in-place chunk reader
+    assert arr.unit_major  # the in-place chunk reader
+    from workbench.store.search import _Source
+
+    assert _Source(arr, threshold).chunked  # the store takes the kernels' fast path
     for cells in ([0], [0, 1, 2], rng.choice(12, 4, replace=False)):
         for pad in [(1, 0), (0, 0), (2, 1), (3, 2)]:
             ref, cands = match_ref(x, cells, threshold, pad, 2, 10**9, bounds)

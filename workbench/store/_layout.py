@@ -126,6 +126,18 @@ class StateArray:
             )
         )
 
+    @property
+    def unit_major(self) -> bool:
+        """Whether every chunk file is a raw ``[units, chunk]`` block :meth:`block` can map."""
+        return self._raw
+
+    def block(self, c: int) -> np.ndarray:
+        """``[units, chunk]`` block of chunk ``c``, memory-mapped (read by the search kernels).
+
+        Only for stores where :attr:`unit_major` is True.
+        """
+        return self._chunk(c)
+
     def _chunk(self, c: int) -> np.ndarray:
         """``[units, chunk]`` block of chunk ``c``."""
         mm = self._maps.get(c)

@@ -413,7 +413,7 @@ class _Source:
         self.states = states
         self.threshold = threshold
         self.time, self.units = _shape(states)
-        self.chunked = bool(getattr(states, "_raw", False)) and hasattr(states, "_chunk")
+        self.chunked = bool(getattr(states, "unit_major", False)) and hasattr(states, "block")
         dtype = np.dtype(getattr(states, "dtype", np.float64))
         self.dtype = dtype
         self.iv, self.t = _BINARY, 0.0
@@ -432,7 +432,7 @@ class _Source:
     def block(self, c: int) -> np.ndarray:
         """``[units, chunk]`` values of column block ``c`` as the kernels read them."""
         if self.chunked:
-            a = self.states._chunk(c).view(np.ndarray)
+            a = self.states.block(c).view(np.ndarray)
         else:
             a = np.asarray(self.states).view(np.ndarray).T
         return a.view(np.uint16) if self.dtype == np.float16 else a
