@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from workbench.recorder import _scan
+from workbench.recorder import _gemm, _scan
 
 Edit = Callable[[torch.Tensor, int], torch.Tensor]
 Key = tuple[int, int, str]  # (layer, direction, quantity)
@@ -184,11 +184,12 @@ def _lstm_fast_weights(p):
         scale = torch.ones(4 * H, 1, dtype=p["w_ih"].dtype, device=p["w_ih"].device)
         scale[3 * H :] = 2.0  # g rows doubled: tanh(z) = 2 * sigmoid(2z) - 1
         w_ih = (p["w_ih"][perm] * scale).contiguous()
-        w_hh_t = (p["w_hh"][perm] * scale).t().contiguous()
+        w_hh = (p["w_hh"][perm] * scale).contiguous()
+        w_hh_t = w_hh.t().contiguous()
         bias = None
         if p["b_ih"] is not None:
             bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
-    result = (w_ih, w_hh_t, bias)
+    result = (w_ih, w_hh_t, bias, w_hh)
     if len(_WEIGHT_CACHE) >= 8:
         _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
     refs = tuple(weakref.ref(t) if t is not None else None for t in others)
@@ -200,9 +201,12 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
     x = call.x
     T, B = call.time, call.batch
     H = p["w_ih"].shape[0] // 4
-    w_ih, w_hh_t, bias = _lstm_fast_weights(p)
+    w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     x2 = x.reshape(T * B, -1)
-    if bias is not None:
+    dnn = _gemm.usable(x2, w_ih)  # oneDNN products (faster than MKL on some CPUs)
+    if dnn:
+        G = _gemm.linear(x2, w_ih, bias).view(T, B, 4 * H)
+    elif bias is not None:
         G = torch.addmm(bias, x2, w_ih.t()).view(T, B, 4 * H)
     else:
         G = torch.mm(x2, w_ih.t()).view(T, B, 4 * H)
@@ -225,7 +229,10 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
         n = steps.active(t)
         g = G[t] if n == B else G[t, :n]
         hp, cp = (h, c) if n == B else (h[:n], c[:n])
-        g.addmm_(hp, w_hh_t)
+        if dnn:
+            g.add_(_gemm.linear(hp, w_hh))
+        else:
+            g.addmm_(hp, w_hh_t)
         g.sigmoid_()
         gg = g[:, 3 * H :]
         gg.mul_(2).sub_(1)
@@ -265,15 +272,21 @@ def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
     T, B = call.time, call.batch
     H = p["w_ih"].shape[0] // 3
     x2 = x.reshape(T * B, -1)
+    dnn = _gemm.usable(x2, p["w_ih"])  # oneDNN products (faster than MKL on some CPUs)
     if p["b_ih"] is not None:
         bias = p["b_ih"].clone()
         bias[: 2 * H] += p["b_hh"][: 2 * H]
         b_hn = p["b_hh"][2 * H :]
+    else:
+        bias = b_hn = None
+    if dnn:
+        G = _gemm.linear(x2, p["w_ih"], bias).view(T, B, 3 * H)
+    elif bias is not None:
         G = torch.addmm(bias, x2, p["w_ih"].t()).view(T, B, 3 * H)
     else:
-        b_hn = None
         G = torch.mm(x2, p["w_ih"].t()).view(T, B, 3 * H)
     w_hh_t = p["w_hh"].t().contiguous()
+    w_hh = p["w_hh"].contiguous()
     ws_full = x.new_empty(B, 3 * H)
     uniform = call.batch_sizes is None
     h = h0 if uniform else h0.clone()
@@ -283,7 +296,10 @@ def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
         g = G[t] if n == B else G[t, :n]
         hp = h if n == B else h[:n]
         ws = ws_full[:n]
-        torch.mm(hp, w_hh_t, out=ws)
+        if dnn:
+            ws.copy_(_gemm.linear(hp, w_hh))
+        else:
+            torch.mm(hp, w_hh_t, out=ws)
         g[:, : 2 * H].add_(ws[:, : 2 * H]).sigmoid_()
         for q in ("reset_gate", "update_gate"):
             if q in edits:
@@ -633,9 +649,15 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, check=True):
     bias = None
     if p["b_ih"] is not None:
         bias = p["b_ih"] + p["b_hh"]
-    z = F.linear(x, p["w_ih"], bias)  # [time, batch, 4 units], contiguous
-    if T * B:
-        z.view(T * B, 4 * H).addmm_(h_prev.reshape(T * B, -1), p["w_hh"].t())
+    if _gemm.usable(x, h_prev, p["w_ih"]) and T * B:
+        # one oneDNN product over [x, h_prev] and [W_ih, W_hh] (faster than MKL on some CPUs)
+        xh = torch.cat([x.reshape(T * B, -1), h_prev.reshape(T * B, -1)], 1)
+        w = torch.cat([p["w_ih"], p["w_hh"]], 1)
+        z = _gemm.linear(xh, w, bias).view(T, B, 4 * H)
+    else:
+        z = F.linear(x, p["w_ih"], bias)  # [time, batch, 4 units], contiguous
+        if T * B:
+            z.view(T * B, 4 * H).addmm_(h_prev.reshape(T * B, -1), p["w_hh"].t())
     if _scan.available(z, hid):
         return _recover_lstm_fused(z, hid, p, call, direction, i, mask, check)
     z[..., : 2 * H].sigmoid_()
@@ -757,8 +779,8 @@ def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask):
 
 def _recover_gru(x, hid, h_prev, p, mask, check=True):
     H = p["w_ih"].shape[0] // 3
-    xp = F.linear(x, p["w_ih"], p["b_ih"])
-    hp = F.linear(h_prev, p["w_hh"], p["b_hh"])
+    xp = _gemm.linear(x, p["w_ih"], p["b_ih"])
+    hp = _gemm.linear(h_prev, p["w_hh"], p["b_hh"])
     if _scan.available(xp, hid, h_prev):
         T, B = hid.shape[:2]
         if mask is None:
