@@ -49,3 +49,27 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
         except (RuntimeError, NotImplementedError):
             _STATE["on"] = False  # this build cannot: MKL from now on
     return F.linear(x, w, b)
+
+
+def pack(w: torch.Tensor, batch: int) -> torch.Tensor | None:
+    """``w`` ``[out, in]`` reordered once for many :func:`linear_packed` calls (or None).
+
+    A step loop multiplies by the same recurrent weights at every step: reordering them into
+    oneDNN's blocked layout once saved about a fifth of each step's product here.
+    """
+    if not usable(w):
+        return None
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), int(batch))
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return None
+
+
+def linear_packed(x: torch.Tensor, packed: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T`` with the weights :func:`pack` made (``packed``), else :func:`linear`."""
+    if packed is not None:
+        try:
+            return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+        except (RuntimeError, NotImplementedError):
+            pass
+    return linear(x, w)

@@ -204,6 +204,7 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
     w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     x2 = x.reshape(T * B, -1)
     dnn = _gemm.usable(x2, w_ih)  # oneDNN products (faster than MKL on some CPUs)
+    w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
     if dnn:
         G = _gemm.linear(x2, w_ih, bias).view(T, B, 4 * H)
     elif bias is not None:
@@ -230,7 +231,7 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
         g = G[t] if n == B else G[t, :n]
         hp, cp = (h, c) if n == B else (h[:n], c[:n])
         if dnn:
-            g.add_(_gemm.linear(hp, w_hh))
+            g.add_(_gemm.linear_packed(hp, w_hh_packed, w_hh))
         else:
             g.addmm_(hp, w_hh_t)
         g.sigmoid_()
@@ -287,6 +288,7 @@ def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
         G = torch.mm(x2, p["w_ih"].t()).view(T, B, 3 * H)
     w_hh_t = p["w_hh"].t().contiguous()
     w_hh = p["w_hh"].contiguous()
+    w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
     ws_full = x.new_empty(B, 3 * H)
     uniform = call.batch_sizes is None
     h = h0 if uniform else h0.clone()
@@ -297,7 +299,7 @@ def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
         hp = h if n == B else h[:n]
         ws = ws_full[:n]
         if dnn:
-            ws.copy_(_gemm.linear(hp, w_hh))
+            ws.copy_(_gemm.linear_packed(hp, w_hh_packed, w_hh))
         else:
             torch.mm(hp, w_hh_t, out=ws)
         g[:, : 2 * H].add_(ws[:, : 2 * H]).sigmoid_()
