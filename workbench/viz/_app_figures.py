@@ -22,7 +22,7 @@ from workbench.viz._common import (
     token_axis,
     token_labels,
 )
-from workbench.viz._states import trajectories
+from workbench.viz._states import saturation_figure, trajectories
 
 #: Coloured traces of a :func:`trajectory_slots` figure; the last one holds any overflow.
 SLOTS = 10
@@ -356,27 +356,9 @@ def saturation_points(frame, *, low: float = 0.1, high: float = 0.9, title=None)
     plotly.graph_objects.Figure
         One marker trace per gate name plus the diagonal ``x + y = 1``.
     """
-    fig = go.Figure()
-    for i, (name, part) in enumerate(frame.groupby("name", sort=False)):
-        label = display_token(name)
-        fig.add_trace(
-            go.Scattergl(
-                x=part["left"], y=part["right"], mode="markers", name=label,
-                marker={"size": 6, "opacity": 0.7,
-                        "color": SELECTED_COLOURS[i % len(SELECTED_COLOURS)]},
-                customdata=part["unit"],
-                hovertemplate=f"{label} unit %{{customdata}}<br>&lt;{low}: %{{x:.2f}}"
-                f"<br>&gt;{high}: %{{y:.2f}}<extra></extra>",
-            )
-        )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(x=[0, 1], y=[1, 0], mode="lines", name="x + y = 1", hoverinfo="skip",
-                   line={"dash": "dot", "color": "#999", "width": 1})
-    )  # fmt: skip
-    fig.update_layout(**base_layout(title, height=380))
-    fig.update_xaxes(title_text=f"fraction left saturated (< {low})", range=[-0.02, 1.02])
-    fig.update_yaxes(title_text=f"fraction right saturated (> {high})", range=[-0.02, 1.02])
-    return fig
+    points = [(name, part["left"], part["right"], part["unit"])
+              for name, part in frame.groupby("name", sort=False)]  # fmt: skip
+    return saturation_figure(points, low=low, high=high, title=title, gl=True)
 
 
 def unit_track(

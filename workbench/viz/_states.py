@@ -200,16 +200,33 @@ def saturation_scatter(
     """
     if not gates:
         raise ValueError("pass at least one gate, e.g. {'forget_gate': values}")
-    fig = go.Figure()
-    for i, (name, values) in enumerate(gates.items()):
+    points = []
+    for name, values in gates.items():
         left, right = saturation(values, low=low, high=high)
+        points.append((name, left, right, np.arange(len(left))))
+    return saturation_figure(points, low=low, high=high, title=title)
+
+
+def saturation_figure(points, *, low: float, high: float, title=None, gl: bool = False):
+    """The saturation scatter both builders share (the app's table and raw activations).
+
+    Parameters
+    ----------
+    points : iterable of (name, left, right, units)
+        Per gate: fractions left/right saturated and the unit index of each marker.
+    gl : bool
+        WebGL markers (``Scattergl``), for the app's many units.
+    """
+    trace = go.Scattergl if gl else go.Scatter
+    fig = go.Figure()
+    for i, (name, left, right, units) in enumerate(points):
         label = display_token(name)
         fig.add_trace(
-            go.Scatter(
+            trace(
                 x=left, y=right, mode="markers", name=label,
                 marker={"size": 6, "opacity": 0.7,
                         "color": SELECTED_COLOURS[i % len(SELECTED_COLOURS)]},
-                customdata=np.arange(len(left)),
+                customdata=units,
                 hovertemplate=f"{label} unit %{{customdata}}<br>&lt;{low}: %{{x:.2f}}"
                 f"<br>&gt;{high}: %{{y:.2f}}<extra></extra>",
             )
