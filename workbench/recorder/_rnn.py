@@ -599,14 +599,16 @@ def _recover(call, wanted, run_layer, lengths, mask, run_rest=None, check=True):
             p = call.layer_params(layer, d)
             h_prev = _previous(hid, call.h0[i], lengths, d)
             if call.mode == "lstm":
-                rec, e_h = _recover_lstm(layer_input, hid, h_prev, p, call, d, i, mask, check)
+                rec, e_h = _recover_lstm(
+                    layer_input, hid, h_prev, p, call, d, i, mask, lengths, check
+                )
                 e_c = 0.0
                 if check:
                     rows = torch.arange(B, device=hid.device)
                     final = rec["cell"][_last_index(lengths, d), rows]
                     e_c = (final - c_n[d]).abs().max() if final.numel() else 0.0
             else:
-                rec, e_h = _recover_gru(layer_input, hid, h_prev, p, mask, check)
+                rec, e_h = _recover_gru(layer_input, hid, h_prev, p, mask, lengths, check)
                 e_c = 0.0
             errs_h.append(e_h)
             errs_c.append(e_c)
@@ -637,15 +639,16 @@ def _previous(hid: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor, direct
     return torch.where(starts, h0[None].expand_as(hid), shifted)
 
 
-def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, check=True):
+def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, lengths, check=True):
     """Gates from one GEMM over all steps, cells by an in-place scan.
 
-    ``mask`` is None for a uniform batch (every step real): no masking passes are needed.
+    ``mask`` is None for a uniform batch (every step real): no masking passes are needed;
+    ``lengths`` ``[batch]`` are the rows' real lengths (on the states' device).
     """
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, hid, call.c0[i], *p.values())
     ):
-        return _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask)  # checks
+        return _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask, lengths)
     T, B = hid.shape[:2]
     H = p["w_ih"].shape[0] // 4
     bias = None
@@ -661,7 +664,7 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, check=True):
         if T * B:
             z.view(T * B, 4 * H).addmm_(h_prev.reshape(T * B, -1), p["w_hh"].t())
     if _scan.available(z, hid):
-        return _recover_lstm_fused(z, hid, p, call, direction, i, mask, check)
+        return _recover_lstm_fused(z, hid, p, call, direction, i, mask, lengths, check)
     z[..., : 2 * H].sigmoid_()
     z[..., 2 * H : 3 * H].tanh_()
     z[..., 3 * H :].sigmoid_()
@@ -674,9 +677,8 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, check=True):
             torch.mul(fg[t], c, out=ct)
             c = ct.addcmul_(ig[t], gg[t])
     else:
-        lengths = mask[:, :, 0].sum(0) if mask is not None else None
         for t in range(T - 1, -1, -1):
-            if lengths is not None:
+            if mask is not None:
                 start = (t + 1 >= lengths).unsqueeze(-1)
                 c = torch.where(start, call.c0[i], c)
             elif t == T - 1:
@@ -706,14 +708,9 @@ def _recover_lstm(x, hid, h_prev, p, call, direction, i, mask, check=True):
     return rec, err_h
 
 
-def _recover_lstm_fused(z, hid, p, call, direction, i, mask, check=True):
+def _recover_lstm_fused(z, hid, p, call, direction, i, mask, lengths, check=True):
     """GPU path of :func:`_recover_lstm`: gates and cells in one Triton kernel, no sync."""
-    T, B = hid.shape[:2]
     H = z.shape[-1] // 4
-    if mask is None:
-        lengths = torch.full((B,), T, dtype=torch.int32, device=z.device)
-    else:
-        lengths = mask[:, :, 0].sum(0)
     against = hid if check and p["w_hr"] is None else None
     C, err = _scan.lstm_scan(z, call.c0[i], against, lengths, reverse=direction == 1)
     if not check:
@@ -744,7 +741,7 @@ def _max_all(values) -> float:
     return worst
 
 
-def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask):
+def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask, lengths):
     """Functional ops (autograd), same equations as :func:`_recover_lstm`."""
     T, B = hid.shape[:2]
     H = p["w_ih"].shape[0] // 4
@@ -753,7 +750,6 @@ def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask):
     ig, fg, gg, og = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
     C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
     c = call.c0[i].clone()
-    lengths = mask[:, :, 0].sum(0) if mask is not None else torch.full((B,), T, device=x.device)
     order = range(T) if direction == 0 else range(T - 1, -1, -1)
     for t in order:
         if direction == 1:
@@ -779,16 +775,11 @@ def _recover_lstm_grad(x, hid, h_prev, p, call, direction, i, mask):
     return rec, err_h
 
 
-def _recover_gru(x, hid, h_prev, p, mask, check=True):
+def _recover_gru(x, hid, h_prev, p, mask, lengths, check=True):
     H = p["w_ih"].shape[0] // 3
     xp = _gemm.linear(x, p["w_ih"], p["b_ih"])
     hp = _gemm.linear(h_prev, p["w_hh"], p["b_hh"])
     if _scan.available(xp, hid, h_prev):
-        T, B = hid.shape[:2]
-        if mask is None:
-            lengths = torch.full((B,), T, dtype=torch.int32, device=xp.device)
-        else:
-            lengths = mask[:, :, 0].sum(0)
         err_h = _scan.gru_gates(xp, hp, h_prev, hid, lengths)
         rec = {"reset_gate": xp[..., :H], "update_gate": xp[..., H : 2 * H]}
         rec["new_gate"] = xp[..., 2 * H :]
