@@ -286,9 +286,9 @@ def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):
         G = torch.addmm(bias, x2, p["w_ih"].t()).view(T, B, 3 * H)
     else:
         G = torch.mm(x2, p["w_ih"].t()).view(T, B, 3 * H)
-    w_hh_t = p["w_hh"].t().contiguous()
     w_hh = p["w_hh"].contiguous()
     w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
+    w_hh_t = None if dnn else w_hh.t().contiguous()  # MKL's layout, only on that path
     ws_full = x.new_empty(B, 3 * H)
     uniform = call.batch_sizes is None
     h = h0 if uniform else h0.clone()
