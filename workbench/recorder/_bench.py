@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from workbench.recorder import _ckernel
 from workbench.recorder._recorder import record
 
 
@@ -38,6 +40,7 @@ def bench_case(
     x: torch.Tensor,
     repeats: int = 5,
     native_baseline: bool = False,
+    compiled_step: bool = True,
     **record_kwargs,
 ) -> BenchRow:
     """Median time of the plain forward and of ``record`` on the same input, interleaved.
@@ -51,6 +54,8 @@ def bench_case(
     native_baseline : bool
         Time the plain forward with oneDNN off (PyTorch's own CPU kernel) instead of the
         default, which on CPUs with AVX-512 runs nn.LSTM through oneDNN about 2.3x faster.
+    compiled_step : bool
+        False: record with PyTorch's element-wise ops instead of the compiled LSTM step.
     """
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
 
@@ -60,7 +65,8 @@ def bench_case(
         sync()
 
     def recorded():
-        record(module, x, **record_kwargs)
+        with contextlib.nullcontext() if compiled_step else _ckernel.disabled():
+            record(module, x, **record_kwargs)
         sync()
 
     plain()
@@ -89,7 +95,7 @@ def run_benchmarks(
     layers: int = 2,
     batch: int = 64,
     time_steps: int = 100,
-    repeats: int = 5,
+    repeats: int = 7,
     device: str = "cpu",
     quick: bool = False,
 ) -> list[BenchRow]:
@@ -112,6 +118,13 @@ def run_benchmarks(
             native_baseline=True,
         ),
         bench_case(f"LSTM {dims}, check=full", lstm, x, repeats, check="full"),
+        bench_case(
+            f"LSTM {dims}, all, PyTorch ops for the step (WORKBENCH_CKERNEL=0)",
+            lstm,
+            x,
+            repeats,
+            compiled_step=False,
+        ),
         bench_case(f"LSTM {dims}, layer 0 only", lstm, x, repeats, names="lstm.0.*"),
         bench_case(f"GRU {dims}, all gates", gru, x, repeats),
         bench_case(f"BiLSTM {dims}, all gates+cells", bi, x, repeats),

@@ -20,7 +20,7 @@ def bench_record(
     layers: int = typer.Option(2, help="Stacked layers."),
     batch: int = typer.Option(64, help="Batch size."),
     steps: int = typer.Option(100, help="Time steps."),
-    repeats: int = typer.Option(5, help="Timed repeats per case (median reported)."),
+    repeats: int = typer.Option(7, help="Timed repeats per case (median reported)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quick: bool = typer.Option(False, help="Tiny sizes, for a smoke test."),
 ) -> None:

@@ -65,11 +65,13 @@ def pack(w: torch.Tensor, batch: int) -> torch.Tensor | None:
         return None
 
 
-def linear_packed(x: torch.Tensor, packed: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T`` with the weights :func:`pack` made (``packed``), else :func:`linear`."""
+def linear_packed(
+    x: torch.Tensor, packed: torch.Tensor | None, w: torch.Tensor, b: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x @ w.T + b`` with the weights :func:`pack` made (``packed``), else :func:`linear`."""
     if packed is not None:
         try:
-            return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+            return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
         except (RuntimeError, NotImplementedError):
             pass
-    return linear(x, w)
+    return linear(x, w, b)
