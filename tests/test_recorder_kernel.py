@@ -50,9 +50,18 @@ def _case(bidirectional=False, proj=0, packed=False, init=False, hidden=40, batc
         {"packed": True, "bidirectional": True, "init": True},
         {"proj": 13, "init": True},
         {"hidden": 130, "batch": 64, "time": 9},  # big enough for the OpenMP team
+        # a few rows and units in 16s: the whole-sequence kernel and the compiled product
+        {"hidden": 32, "batch": 3},
+        {"hidden": 48, "batch": 2, "bidirectional": True, "init": True},
+        {"hidden": 32, "batch": 3, "packed": True, "bidirectional": True},
+        {"hidden": 32, "batch": 4, "proj": 13, "init": True},
+        {"hidden": 256, "batch": 1, "time": 20},  # two threads split the unit blocks
     ],
-    ids=["plain", "bidirectional", "packed", "packed-bi-init", "projection", "threads"],
-)
+    ids=[
+        "plain", "bidirectional", "packed", "packed-bi-init", "projection", "threads",
+        "seq", "seq-bi-init", "small-packed-bi", "small-projection", "seq-threads",
+    ],
+)  # fmt: skip
 def test_compiled_step_matches_reference_across_blocks(kw, monkeypatch):
     monkeypatch.setattr(_rnn, "_CHUNK_BYTES", 4 * 4 * 40 * 8 * 5)  # 5 steps a block at 8 x 40
     m, x, h0, c0, lengths, args = _case(**kw)
@@ -104,9 +113,10 @@ def test_saturated_and_nonfinite_inputs_behave_like_pytorch():
 
 
 @needs_kernel
+@pytest.mark.parametrize("hidden", [6, 32])  # 32 x 3 rows: the whole-sequence kernel's product
 @pytest.mark.parametrize("name", ["forget_gate", "cell_input", "cell", "hidden"])
-def test_edited_runs_match_the_unedited_run_bit_for_bit_before_the_edit(name):
-    m = nn.LSTM(4, 6, 2).eval()
+def test_edited_runs_match_the_unedited_run_bit_for_bit_before_the_edit(name, hidden):
+    m = nn.LSTM(4, hidden, 2).eval()
     x = torch.randn(12, 3, 4)
     assert _rnn._compiled(x) is not None and _rnn._compiled(x.double()) is None
 

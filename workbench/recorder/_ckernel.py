@@ -29,6 +29,7 @@ _SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include <omp.h>
 
 static inline float wb_exp(float x) {
   x = x < -87.0f ? -87.0f : x;
@@ -91,6 +92,148 @@ void wb_lstm_step(long n, long H, const float *gx, long gxs, const float *hh, lo
   for (long b = 0; b < n; ++b) {
     gates_row(H, gx + b * gxs, hh + b * hs, g + b * gs);
     cell_row(H, g + b * gs, cp + b * cps, c + b * cs, h + b * hos);
+  }
+}
+
+/* A whole uniform sequence for a few rows, the recurrent product included, in one call: for
+   small batches (a char LM reading one long document) a step's work is a few microseconds and
+   calling into PyTorch for each product cost more than the product.
+
+   The units go in blocks of 16; the recurrent weights come reordered block by block,
+   wb[block][k][q * 16 + u] = W_hh[q * H + block * 16 + u][k] (gate q of unit u), so one block's
+   product is 64 columns held in registers for up to 4 rows while k runs, and its gates, cells
+   and hidden values follow at once. The OpenMP team splits the blocks (each thread reads only
+   its share of the weights, which stays in its core's cache); one barrier a step publishes the
+   hidden state for the next product.
+   P [T, n, 4H] input projection + biases, gate columns as above (step, row strides pts, prs)
+   h0, c0 [n, H];  G [T, n, 4H], C [T, n, H], Hh [T, n, H] outputs (step and row strides) */
+#define ROWS 4
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+
+static inline void block_product(const float *restrict wb, long K, const float *hp, long hps,
+                                 int nr, float *restrict out) {
+  v16 a[4][4];
+  for (int r = 0; r < nr; ++r)
+    for (int i = 0; i < 4; ++i) a[r][i] = (v16){0};
+  for (long k = 0; k < K; ++k) {
+    const float *w = wb + k * 64;
+    v16 w0 = *(const v16u *)w, w1 = *(const v16u *)(w + 16);
+    v16 w2 = *(const v16u *)(w + 32), w3 = *(const v16u *)(w + 48);
+    for (int r = 0; r < nr; ++r) {
+      float hk = hp[r * hps + k];
+      a[r][0] += hk * w0;
+      a[r][1] += hk * w1;
+      a[r][2] += hk * w2;
+      a[r][3] += hk * w3;
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+    for (int i = 0; i < 4; ++i) *(v16u *)(out + r * 64 + i * 16) = a[r][i];
+}
+
+/* The recurrent product alone, out [n, 4H] = hp [n, K] @ W_hh^T in the plain gate layout,
+   with the arithmetic of wb_lstm_seq: the step-by-step paths (edits, packed batches) of a
+   batch small enough for wb_lstm_seq use it, so all of them agree bit for bit. */
+void wb_lstm_product(long n, long H, long K, const float *wb, const float *hp, long hps,
+                     float *out, int threads) {
+  long nb = H / 16;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (long blk = 0; blk < nb; ++blk) {
+    float tmp[ROWS * 64];
+    for (long r0 = 0; r0 < n; r0 += ROWS) {
+      int nr = n - r0 < ROWS ? (int)(n - r0) : ROWS;
+      const float *hr = hp + r0 * hps, *w = wb + blk * K * 64;
+      switch (nr) {
+        case 4: block_product(w, K, hr, hps, 4, tmp); break;
+        case 3: block_product(w, K, hr, hps, 3, tmp); break;
+        case 2: block_product(w, K, hr, hps, 2, tmp); break;
+        default: block_product(w, K, hr, hps, 1, tmp); break;
+      }
+      for (int r = 0; r < nr; ++r)
+        for (int q = 0; q < 4; ++q)
+          for (int j = 0; j < 16; ++j)
+            out[(r0 + r) * 4 * H + q * H + blk * 16 + j] = tmp[r * 64 + q * 16 + j];
+    }
+  }
+}
+
+void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, long prs,
+                 const float *wb, const float *h0, long h0s, const float *c0, long c0s,
+                 float *G, long gts, long grs, float *C, long cts, long crs, float *Hh,
+                 long hts, long hrs, int threads) {
+  long nb = H / 16;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    long b0 = nb * id / nt, b1 = nb * (id + 1) / nt;
+    float out[4 * 64];
+    for (long s = 0; s < T; ++s) {
+      long t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
+      const float *hp = s == 0 ? h0 : Hh + tp * hts, *cp = s == 0 ? c0 : C + tp * cts;
+      long hps = s == 0 ? h0s : hrs, cps = s == 0 ? c0s : crs;
+      for (long blk = b0; blk < b1; ++blk) {
+        long u = blk * 16;
+        for (long r0 = 0; r0 < n; r0 += ROWS) {
+          int nr = n - r0 < ROWS ? (int)(n - r0) : ROWS;
+          const float *hr = hp + r0 * hps;
+          switch (nr) {  /* constant row counts: the accumulators stay in registers */
+            case 4: block_product(wb + blk * H * 64, H, hr, hps, 4, out); break;
+            case 3: block_product(wb + blk * H * 64, H, hr, hps, 3, out); break;
+            case 2: block_product(wb + blk * H * 64, H, hr, hps, 2, out); break;
+            default: block_product(wb + blk * H * 64, H, hr, hps, 1, out); break;
+          }
+          for (int r = 0; r < nr; ++r) {
+            long b = r0 + r;
+            const float *x = P + t * pts + b * prs, *a = out + r * 64, *cpr = cp + b * cps;
+            float *g = G + t * gts + b * grs, *c = C + t * cts + b * crs;
+            float *h = Hh + t * hts + b * hrs;
+            for (int q = 0; q < 3; ++q)
+              for (int j = 0; j < 16; ++j)
+                g[q * H + u + j] = wb_sigmoid(x[q * H + u + j] + a[q * 16 + j]);
+            for (int j = 0; j < 16; ++j)
+              g[3 * H + u + j] = 2.0f * wb_sigmoid(x[3 * H + u + j] + a[48 + j]) - 1.0f;
+            for (int j = 0; j < 16; ++j) {
+              float cc = g[H + u + j] * cpr[u + j] + g[u + j] * g[3 * H + u + j];
+              c[u + j] = cc;
+              h[u + j] = hidden_of(g[2 * H + u + j], cc);
+            }
+          }
+        }
+      }
+#pragma omp barrier
+    }
+  }
+}
+
+/* dst[u * ds + r] = (half) src[r * ss + u] for r < rows, u < units: a recorded window's
+   [time, units] float32 rows into a state store's unit-major float16 chunk, in 32 x 32 tiles
+   (a transposing copy with a cast, the store build's only per-value work). */
+void wb_put_f16(const float *src, long rows, long units, long ss, _Float16 *dst, long ds,
+                int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (long u0 = 0; u0 < units; u0 += 32) {
+    long u1 = u0 + 32 < units ? u0 + 32 : units;
+    for (long r0 = 0; r0 < rows; r0 += 32) {
+      long r1 = r0 + 32 < rows ? r0 + 32 : rows;
+      for (long u = u0; u < u1; ++u)
+#pragma GCC ivdep
+        for (long r = r0; r < r1; ++r) dst[u * ds + r] = (_Float16)src[r * ss + u];
+    }
+  }
+}
+
+void wb_put_f32(const float *src, long rows, long units, long ss, float *dst, long ds,
+                int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (long u0 = 0; u0 < units; u0 += 32) {
+    long u1 = u0 + 32 < units ? u0 + 32 : units;
+    for (long r0 = 0; r0 < rows; r0 += 32) {
+      long r1 = r0 + 32 < rows ? r0 + 32 : rows;
+      for (long u = u0; u < u1; ++u)
+#pragma GCC ivdep
+        for (long r = r0; r < r1; ++r) dst[u * ds + r] = src[r * ss + u];
+    }
   }
 }
 
@@ -171,6 +314,14 @@ def load():
             fn = getattr(lib, f"wb_lstm_{name}")
             fn.argtypes = [i64, i64] + [ptr, i64] * pairs + [i32]
             fn.restype = None
+        lib.wb_lstm_seq.argtypes = [i64, i64, i64, i32, ptr, i64, i64, ptr] + [ptr, i64] * 2
+        lib.wb_lstm_seq.argtypes += [ptr, i64, i64] * 3 + [i32]
+        lib.wb_lstm_seq.restype = None
+        lib.wb_lstm_product.argtypes = [i64, i64, i64, ptr, ptr, i64, ptr, i32]
+        lib.wb_lstm_product.restype = None
+        for name in ("wb_put_f16", "wb_put_f32"):
+            getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i32]
+            getattr(lib, name).restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _STATE["error"] = str(exc)
         return None
@@ -186,6 +337,34 @@ def disabled():
         yield
     finally:
         _STATE["lib"] = lib
+
+
+def put_rows(dst, src) -> bool:
+    """``dst[:] = src.T`` in one compiled call, or False where that does not apply.
+
+    ``dst`` is a numpy ``[units, rows]`` float16/float32 view whose unit rows are contiguous,
+    ``src`` a float32 CPU tensor ``[rows, units]``; elsewhere the caller copies.
+    """
+    import numpy as np
+    import torch
+
+    lib = load()
+    if lib is None or src.dtype != torch.float32 or src.device.type != "cpu" or src.dim() != 2:
+        return False
+    kind = {np.dtype(np.float16): "wb_put_f16", np.dtype(np.float32): "wb_put_f32"}
+    fn = kind.get(dst.dtype.newbyteorder("=")) if dst.dtype.isnative else None
+    if fn is None or dst.ndim != 2 or (dst.shape[1] > 1 and dst.strides[1] != dst.itemsize):
+        return False
+    rows, units = src.shape
+    if dst.shape != (units, rows) or (units > 1 and src.stride(1) != 1) or src.requires_grad:
+        return False
+    if rows and units:
+        threads = torch.get_num_threads() if rows * units >= 65536 else 1
+        getattr(lib, fn)(
+            src.data_ptr(), rows, units, src.stride(0), dst.ctypes.data,
+            dst.strides[0] // dst.itemsize, threads,
+        )  # fmt: skip
+    return True
 
 
 def lstm_step_fn():

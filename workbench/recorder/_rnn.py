@@ -22,6 +22,7 @@ kernel sees them (sorted by decreasing length for packed input).
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -317,9 +318,16 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
     if c.stride(-1) != 1:
         c = c.contiguous()
     dnn = _gemm.usable(x, w_ih)
-    per = max(1, min(T, _CHUNK_BYTES // max(1, B * 4 * H * 4)))  # steps per input product
-    w_ih_packed = _gemm.pack(w_ih, per * B) if dnn else None
-    w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
+    small = 0 < B <= _SEQ_ROWS and H % 16 == 0  # the compiled product (see wb_lstm_seq)
+    wb = _seq_weights(w_hh_t, H) if small else None
+    if small and uniform and not edits and w_hr_t is None and T:
+        _lstm_seq(lib, x, w_ih, bias, wb, h, c, G, C, Hraw, steps.order[0] != 0)
+        return _lstm_record(G, C, out_view, H), Hraw[steps.order[-1]], C[steps.order[-1]]
+    # a small batch computes like wb_lstm_seq (one input product, compiled recurrent ones)
+    per = T if small else max(1, min(T, _CHUNK_BYTES // max(1, B * 4 * H * 4)))
+    w_ih_packed = _gemm.pack(w_ih, per * B) if dnn and not small else None
+    w_hh_packed = _gemm.pack(w_hh, B) if dnn and not small else None
+    K = w_hh_t.shape[0]
     e = G.element_size()
     g_ptr, g_ts, c_ptr, c_ts = G.data_ptr(), G.stride(0) * e, C.data_ptr(), C.stride(0) * e
     r_ptr, r_ts, r_rs = Hraw.data_ptr(), Hraw.stride(0) * e, Hraw.stride(1)
@@ -340,7 +348,11 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
         for t in block:
             n = steps.active(t)
             hp, cp = (h, c) if n == B else (h[:n], c[:n])
-            if w_hh_packed is not None:
+            if small:
+                hh = x.new_empty(n, 4 * H)
+                lib.wb_lstm_product(n, H, K, wb.data_ptr(), hp.data_ptr(), hp.stride(0),
+                                    hh.data_ptr(), threads)  # fmt: skip
+            elif w_hh_packed is not None:
                 hh = _gemm.linear_packed(hp, w_hh_packed, w_hh)
             else:
                 hh = torch.mm(hp, w_hh_t)
@@ -373,9 +385,49 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
             else:
                 h[:n].copy_(ht)
                 c[:n].copy_(ct)
+    return _lstm_record(G, C, out_view, H), h, c
+
+
+def _lstm_record(G, C, out_view, H):
     rec = {q: G[:, :, i * H : (i + 1) * H] for i, q in enumerate(_GATES)}
     rec.update(cell=C, hidden=out_view)
-    return rec, h, c
+    return rec
+
+
+# Up to this many rows a whole sequence runs in one compiled call (``wb_lstm_seq``), its
+# recurrent products included; above, oneDNN's product per step is faster.
+_SEQ_ROWS = int(os.environ.get("WB_SEQ", "8"))
+
+
+def _seq_weights(w_hh_t: torch.Tensor, H: int) -> torch.Tensor:
+    """``w_hh_t`` ``[K, 4H]`` in ``wb_lstm_seq``'s block layout ``[H / 16, K, 64]``, cached."""
+    key = ("seq", w_hh_t.data_ptr(), w_hh_t._version, tuple(w_hh_t.shape))
+    hit = _SEQ_CACHE.get(key)
+    if hit is not None and hit[0]() is w_hh_t:
+        return hit[1]
+    K = w_hh_t.shape[0]
+    wb = w_hh_t.view(K, 4, H // 16, 16).permute(2, 0, 1, 3).contiguous()
+    if len(_SEQ_CACHE) >= 8:
+        _SEQ_CACHE.pop(next(iter(_SEQ_CACHE)))
+    _SEQ_CACHE[key] = (weakref.ref(w_hh_t), wb)
+    return wb
+
+
+_SEQ_CACHE: dict = {}
+
+
+def _lstm_seq(lib, x, w_ih, bias, wb, h0, c0, G, C, Hh, reverse: bool) -> None:
+    """A uniform sequence of a few rows in one C call (see ``wb_lstm_seq``)."""
+    T, B, H4 = G.shape
+    H = H4 // 4
+    P = _gemm.linear(x.reshape(T * B, -1), w_ih, bias)
+    threads = min(torch.get_num_threads(), max(1, H // 64))
+    lib.wb_lstm_seq(
+        T, B, H, int(reverse), P.data_ptr(), B * H4, H4, wb.data_ptr(),
+        h0.data_ptr(), h0.stride(0), c0.data_ptr(), c0.stride(0),
+        G.data_ptr(), G.stride(0), G.stride(1), C.data_ptr(), C.stride(0), C.stride(1),
+        Hh.data_ptr(), Hh.stride(0), Hh.stride(1), threads,
+    )  # fmt: skip
 
 
 def _gru_dir_fast(call, p, steps, out_view, edits, rows, h0):

@@ -268,8 +268,22 @@ def pooling(on: bool) -> None:
             _OWNED.clear()
 
 
+_ALIGN = 4096  # page-aligned blocks can be written with O_DIRECT (see _writer.write_file)
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised C-order array whose data starts on a page boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
+    full = np.empty(nbytes + _ALIGN, np.uint8)
+    off = (-full.ctypes.data) % _ALIGN
+    return (
+        full[off : off + nbytes][: int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
+    )
+
+
 def take_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
-    """An uninitialised ``shape`` array, from the pool when one is big enough."""
+    """An uninitialised, page-aligned ``shape`` array, from the pool when one is big enough."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     with _POOL_LOCK:
@@ -279,10 +293,10 @@ def take_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
                 raw = min(fits, key=lambda b: b.nbytes)
                 del _POOL[next(i for i, b in enumerate(_POOL) if b is raw)]  # by identity
                 return raw[:nbytes].view(dtype).reshape(shape)
-            raw = np.empty(max(nbytes, 1), np.uint8)
-            _OWNED[id(raw)] = raw
+            raw = aligned_empty((max(nbytes, 1),), np.uint8)
+            _OWNED[id(raw.base)] = (raw.base, raw)  # views of raw lead back to raw.base
             return raw[:nbytes].view(dtype).reshape(shape)
-    return np.empty(shape, dtype)
+    return aligned_empty(shape, dtype)
 
 
 def release_buffers(arrays) -> None:
@@ -292,8 +306,9 @@ def release_buffers(arrays) -> None:
             return
         for a in arrays:
             while isinstance(a, np.ndarray):
-                raw = _OWNED.get(id(a))
-                if raw is a:
+                hit = _OWNED.get(id(a))
+                if hit is not None and hit[0] is a:
+                    raw = hit[1]
                     if all(b is not raw for b in _POOL):
                         _POOL.append(raw)
                     break

@@ -6,6 +6,12 @@ chunk is stored full-size, padded with the fill value 0). Writing those bytes di
 one transposing copy and one file write, about half of what zarr's generic write path costs.
 Each file is written under a temporary ``*.partial`` name and renamed into place, so a
 killed build never leaves a half-written chunk under the real name.
+
+Chunk blocks are page-aligned and written with ``O_DIRECT`` where the file system takes it:
+on this machine's ext4 a buffered write of 600 MB cost 1.1-1.5 s of CPU (page-cache pages
+allocated and copied), a direct one 0.04 s of CPU and 0.27 s of wall time, and a store build
+writes several times the bytes its model reads. Elsewhere (tmpfs, other systems, odd sizes) the
+write is buffered. ``WORKBENCH_DIRECT_IO=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -18,6 +24,42 @@ from pathlib import Path
 
 import numpy as np
 
+_DIRECT = {"on": os.environ.get("WORKBENCH_DIRECT_IO", "1") != "0" and hasattr(os, "O_DIRECT")}
+_NO_DIRECT: set[int] = set()  # devices that refused O_DIRECT: buffered writes there
+_PAGE = 4096
+
+
+def write_file(target: Path, data: np.ndarray) -> None:
+    """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename)."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    view = memoryview(data).cast("B")
+    if _DIRECT["on"] and data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0:
+        dev = os.stat(target.parent).st_dev
+        if dev not in _NO_DIRECT and _write_direct(tmp, view):
+            os.replace(tmp, target)
+            return
+        _NO_DIRECT.add(dev)
+    with open(tmp, "wb") as f:
+        f.write(view)
+    os.replace(tmp, target)
+
+
+def _write_direct(tmp: Path, view: memoryview) -> bool:
+    """Write ``view`` to ``tmp`` bypassing the page cache; False where the system refuses."""
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+    except OSError:  # tmpfs and others refuse O_DIRECT
+        return False
+    try:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
 
 def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, chunk: int):
     """Write rows ``[lo, hi)`` of state array ``name`` from ``col`` ``[hi - lo, units]``.
@@ -27,39 +69,36 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
     """
     import torch
 
+    from workbench.store._runner import aligned_empty
+
     units = col.shape[1]
     base = Path(path) / "states" / name / "c"
     for start in range(lo, hi, chunk):
         rows = col[start - lo : min(start + chunk, hi) - lo]
-        block = np.empty((units, chunk), col.dtype.newbyteorder("<"))
+        block = aligned_empty((units, chunk), col.dtype.newbyteorder("<"))
         n = rows.shape[0]
         torch.from_numpy(block[:, :n]).copy_(torch.from_numpy(np.ascontiguousarray(rows)).t())
         if n < chunk:
             block[:, n:] = 0  # the fill value, as zarr stores an edge chunk
         d = base / str(start // chunk)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f"0.{os.getpid()}.{threading.get_ident()}.partial"
-        with open(tmp, "wb") as f:
-            f.write(memoryview(block).cast("B"))
-        os.replace(tmp, d / "0")
+        write_file(d / "0", block)
 
 
 def write_state_block(path: Path, name: str, k: int, block: np.ndarray) -> None:
     """Write chunk ``k`` of state array ``name``: ``block`` is its ``[units, chunk]`` bytes."""
     d = Path(path) / "states" / name / "c" / str(k)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"0.{os.getpid()}.{threading.get_ident()}.partial"
-    with open(tmp, "wb") as f:
-        f.write(memoryview(np.ascontiguousarray(block, block.dtype.newbyteorder("<"))).cast("B"))
-    os.replace(tmp, d / "0")
+    write_file(d / "0", np.ascontiguousarray(block, block.dtype.newbyteorder("<")))
 
 
 class ChunkSink:
     """A segment's states, copied straight into the unit-major blocks its chunk files hold.
 
-    The rows the runner puts are copied into ``[units, chunk]`` blocks by the writer thread
-    (one transposing copy that also casts to the store dtype, one job per window, off the
-    compute thread); a chunk lying wholly inside the segment is written as soon as all its
+    The rows the runner puts are copied into ``[units, chunk]`` blocks at each :meth:`tick`
+    (one transposing copy that also casts to the store dtype, on the compute threads: with
+    the recorder's compiled kernels using every core, a second thread competing for them cost
+    more than the copies); a chunk lying wholly inside the segment is written as soon as all its
     rows are final, and its blocks return to the buffer pool, so a segment holds only the
     chunks still being filled. Rows of the chunks shared with the neighbouring segments
     come from the function :meth:`finish` returns, called in the writer's order.
@@ -109,8 +148,8 @@ class ChunkSink:
     def put(self, name: str, doc: int, pos: int, value) -> None:
         """Queue ``value`` ``[time, units]`` as document ``doc``'s rows from ``pos``.
 
-        ``value`` (a torch tensor) is read later, in the writer thread: the caller must not
-        write to it again (the recorder hands out new tensors on every call).
+        ``value`` (a torch tensor) is read at the next :meth:`tick`: the caller must not
+        write to it before (the recorder hands out new tensors on every call).
         """
         value = value.detach()
         g, rows, c = self.a + int(self.starts[doc]) + int(pos), int(value.shape[0]), self.c
@@ -136,9 +175,9 @@ class ChunkSink:
             i = j
 
     def _queue_copies(self) -> None:
-        if self._copies:
+        if self._copies:  # here, on the compute threads: the writer thread only writes files
             copies, self._copies = self._copies, []
-            self.writer.submit(functools.partial(_copy_rows, copies))
+            _copy_rows(copies)
 
     def tick(self) -> None:
         """Queue the copies put so far, then the inner chunks whose rows are all final."""
@@ -205,8 +244,11 @@ def _copy_rows(copies) -> None:
     """``dst[:] = rows.T`` (cast to ``dst``'s dtype) for each ``(dst, rows)``."""
     import torch
 
+    from workbench.recorder._ckernel import put_rows
+
     for dst, rows in copies:
-        torch.from_numpy(dst).copy_(rows.t())
+        if not put_rows(dst, rows):
+            torch.from_numpy(dst).copy_(rows.t())
 
 
 class BackgroundWriter:

@@ -1,0 +1,74 @@
+"""The store build's per-value work: the compiled transposing cast and the direct file writes."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.recorder import _ckernel
+from workbench.store import _writer
+from workbench.store._runner import aligned_empty
+
+needs_kernel = pytest.mark.skipif(_ckernel.load() is None, reason="no C compiler here")
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_put_rows_is_a_transposing_cast(dtype):
+    torch.manual_seed(0)
+    window = torch.randn(70, 3, 45) * 100  # [time, batch, units], one row of the batch taken
+    window[5, 1, 7], window[6, 1, 8], window[7, 1, 9] = float("nan"), float("inf"), 1e6
+    window[8, 1, 10] = 3e-8  # a float16 subnormal
+    src = window[:, 1]
+    block = np.full((45, 100), 7, dtype)
+    dst = block[:, 13:83]
+    assert _ckernel.put_rows(dst, src)
+    with np.errstate(over="ignore"):
+        want = src.t().numpy().astype(dtype)
+    assert np.array_equal(dst, want, equal_nan=True)
+    finite = np.isfinite(want)
+    got_bits = np.ascontiguousarray(dst).view(np.uint16 if dtype == np.float16 else np.uint32)
+    assert np.array_equal(got_bits[finite], want.view(got_bits.dtype)[finite])  # same rounding
+    assert (block[:, :13] == 7).all() and (block[:, 83:] == 7).all()  # nothing else touched
+
+
+@needs_kernel
+def test_put_rows_declines_what_it_cannot_do():
+    src = torch.randn(10, 4)
+    assert not _ckernel.put_rows(np.zeros((4, 10), np.float64), src)  # dtype
+    assert not _ckernel.put_rows(np.zeros((4, 9), np.float16), src)  # shape
+    assert not _ckernel.put_rows(np.zeros((4, 20), np.float16)[:, ::2], src)  # strided rows
+    assert not _ckernel.put_rows(np.zeros((4, 10), np.float16), src.double())
+    assert not _ckernel.put_rows(np.zeros((10, 4), np.float16).T, src.t().contiguous().t()[:, :])
+
+
+def test_aligned_blocks_and_direct_writes_round_trip(tmp_path):
+    block = aligned_empty((64, 2048), np.float16)
+    assert block.ctypes.data % 4096 == 0 and block.flags.c_contiguous
+    block[:] = np.arange(block.size, dtype=np.float32).reshape(block.shape) % 1000
+    odd = np.arange(1001, dtype=np.float32)  # unaligned size: the buffered path
+    for name, arr in (("a", block), ("b", odd), ("c", block[1:])):
+        target = tmp_path / name
+        _writer.write_file(target, np.ascontiguousarray(arr))
+        assert target.read_bytes() == np.ascontiguousarray(arr).tobytes()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_file_system_refusing_direct_io_gets_buffered_writes(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refusing(path, flags, *args):  # what tmpfs on older kernels answers
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(_writer, "_NO_DIRECT", set())
+    monkeypatch.setattr(_writer.os, "open", refusing)
+    block = aligned_empty((16, 4096), np.float16)
+    block[:] = 3
+    _writer.write_file(tmp_path / "0", block)
+    assert (tmp_path / "0").read_bytes() == block.tobytes()
+    assert not list(tmp_path.glob("*.partial"))
+    if _writer._DIRECT["on"]:  # the refusal is remembered for that file system only
+        assert _writer._NO_DIRECT == {os.stat(tmp_path).st_dev}
