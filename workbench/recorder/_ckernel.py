@@ -107,29 +107,44 @@ void wb_lstm_step(long n, long H, const float *gx, long gxs, const float *hh, lo
    hidden state for the next product.
    P [T, n, 4H] input projection + biases, gate columns as above (step, row strides pts, prs)
    h0, c0 [n, H];  G [T, n, 4H], C [T, n, H], Hh [T, n, H] outputs (step and row strides) */
-#define ROWS 4
+#define ROWS 8
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 
 static inline void block_product(const float *restrict wb, long K, const float *hp, long hps,
                                  int nr, float *restrict out) {
-  v16 a[4][4];
-  for (int r = 0; r < nr; ++r)
-    for (int i = 0; i < 4; ++i) a[r][i] = (v16){0};
-  for (long k = 0; k < K; ++k) {
-    const float *w = wb + k * 64;
-    v16 w0 = *(const v16u *)w, w1 = *(const v16u *)(w + 16);
-    v16 w2 = *(const v16u *)(w + 32), w3 = *(const v16u *)(w + 48);
+  for (int half = 0; half < 2; ++half) { /* 32 columns x up to 8 rows in registers */
+    v16 a[ROWS][2];
+    for (int r = 0; r < nr; ++r) a[r][0] = a[r][1] = (v16){0};
+    for (long k = 0; k < K; ++k) {
+      const float *w = wb + k * 64 + half * 32;
+      v16 w0 = *(const v16u *)w, w1 = *(const v16u *)(w + 16);
+      for (int r = 0; r < nr; ++r) {
+        float hk = hp[r * hps + k];
+        a[r][0] += hk * w0;
+        a[r][1] += hk * w1;
+      }
+    }
     for (int r = 0; r < nr; ++r) {
-      float hk = hp[r * hps + k];
-      a[r][0] += hk * w0;
-      a[r][1] += hk * w1;
-      a[r][2] += hk * w2;
-      a[r][3] += hk * w3;
+      *(v16u *)(out + r * 64 + half * 32) = a[r][0];
+      *(v16u *)(out + r * 64 + half * 32 + 16) = a[r][1];
     }
   }
-  for (int r = 0; r < nr; ++r)
-    for (int i = 0; i < 4; ++i) *(v16u *)(out + r * 64 + i * 16) = a[r][i];
+}
+
+/* constant row counts, so the accumulators stay in registers */
+static inline void product_rows(const float *wb, long K, const float *hp, long hps, int nr,
+                                float *out) {
+  switch (nr) {
+    case 8: block_product(wb, K, hp, hps, 8, out); break;
+    case 7: block_product(wb, K, hp, hps, 7, out); break;
+    case 6: block_product(wb, K, hp, hps, 6, out); break;
+    case 5: block_product(wb, K, hp, hps, 5, out); break;
+    case 4: block_product(wb, K, hp, hps, 4, out); break;
+    case 3: block_product(wb, K, hp, hps, 3, out); break;
+    case 2: block_product(wb, K, hp, hps, 2, out); break;
+    default: block_product(wb, K, hp, hps, 1, out); break;
+  }
 }
 
 /* The recurrent product alone, out [n, 4H] = hp [n, K] @ W_hh^T in the plain gate layout,
@@ -144,12 +159,7 @@ void wb_lstm_product(long n, long H, long K, const float *wb, const float *hp, l
     for (long r0 = 0; r0 < n; r0 += ROWS) {
       int nr = n - r0 < ROWS ? (int)(n - r0) : ROWS;
       const float *hr = hp + r0 * hps, *w = wb + blk * K * 64;
-      switch (nr) {
-        case 4: block_product(w, K, hr, hps, 4, tmp); break;
-        case 3: block_product(w, K, hr, hps, 3, tmp); break;
-        case 2: block_product(w, K, hr, hps, 2, tmp); break;
-        default: block_product(w, K, hr, hps, 1, tmp); break;
-      }
+      product_rows(w, K, hr, hps, nr, tmp);
       for (int r = 0; r < nr; ++r)
         for (int q = 0; q < 4; ++q)
           for (int j = 0; j < 16; ++j)
@@ -167,7 +177,7 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
   {
     int nt = omp_get_num_threads(), id = omp_get_thread_num();
     long b0 = nb * id / nt, b1 = nb * (id + 1) / nt;
-    float out[4 * 64];
+    float out[ROWS * 64];
     for (long s = 0; s < T; ++s) {
       long t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
       const float *hp = s == 0 ? h0 : Hh + tp * hts, *cp = s == 0 ? c0 : C + tp * cts;
@@ -177,12 +187,7 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
         for (long r0 = 0; r0 < n; r0 += ROWS) {
           int nr = n - r0 < ROWS ? (int)(n - r0) : ROWS;
           const float *hr = hp + r0 * hps;
-          switch (nr) {  /* constant row counts: the accumulators stay in registers */
-            case 4: block_product(wb + blk * H * 64, H, hr, hps, 4, out); break;
-            case 3: block_product(wb + blk * H * 64, H, hr, hps, 3, out); break;
-            case 2: block_product(wb + blk * H * 64, H, hr, hps, 2, out); break;
-            default: block_product(wb + blk * H * 64, H, hr, hps, 1, out); break;
-          }
+          product_rows(wb + blk * H * 64, H, hr, hps, nr, out);
           for (int r = 0; r < nr; ++r) {
             long b = r0 + r;
             const float *x = P + t * pts + b * prs, *a = out + r * 64, *cpr = cp + b * cps;

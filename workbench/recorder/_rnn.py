@@ -22,7 +22,6 @@ kernel sees them (sorted by decreasing length for packed input).
 from __future__ import annotations
 
 import contextlib
-import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -396,7 +395,7 @@ def _lstm_record(G, C, out_view, H):
 
 # Up to this many rows a whole sequence runs in one compiled call (``wb_lstm_seq``), its
 # recurrent products included; above, oneDNN's product per step is faster.
-_SEQ_ROWS = int(os.environ.get("WB_SEQ", "8"))
+_SEQ_ROWS = 16
 
 
 def _seq_weights(w_hh_t: torch.Tensor, H: int) -> torch.Tensor:

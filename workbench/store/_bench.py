@@ -37,9 +37,12 @@ class Row:
     measured_s: float
     target: str
     note: str = ""
+    paired_ratio: float | None = None  # median of interleaved pairs' ratios, where measured
 
     @property
     def ratio(self) -> float:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         return self.measured_s / self.baseline_s if self.baseline_s else float("nan")
 
 
@@ -269,7 +272,16 @@ def _plain_forward(model, tokenizer, docs, window: int, batch_size: int, segment
                     torch.log_softmax(logits.float(), -1)
 
 
-def bench_build(tmp: Path, tokens: int = 20_000, strategy: str = "auto") -> list[Row]:
+def bench_build(
+    tmp: Path, tokens: int = 20_000, strategy: str = "auto", pairs: int = 3
+) -> list[Row]:
+    """Build time against the plain forward over the same segments, batches and windows.
+
+    Runs ``pairs`` interleaved (plain forward, build) pairs and reports the median of the
+    per-pair ratios (this machine's speed drifts by a third over minutes; pairs taken side
+    by side keep the ratio honest). The plain forward uses torch's default threads (every
+    core), the build its own default (:func:`~workbench.store._build.compute_threads`).
+    """
     import torch
 
     import workbench
@@ -284,14 +296,10 @@ def bench_build(tmp: Path, tokens: int = 20_000, strategy: str = "auto") -> list
     window, batch, chunk = 256, 32, 8192
     seg = 16 * chunk  # the build's default segments
     out = tmp / "build"
-    default_threads, build_threads = torch.get_num_threads(), compute_threads()
+    build_threads = compute_threads()
 
-    def plain(threads):
-        torch.set_num_threads(threads)
-        try:
-            _plain_forward(model, tok, docs, window, batch, seg)
-        finally:
-            torch.set_num_threads(default_threads)
+    def plain():
+        _plain_forward(model, tok, docs, window, batch, seg)
 
     def build():
         import shutil
@@ -310,23 +318,26 @@ def bench_build(tmp: Path, tokens: int = 20_000, strategy: str = "auto") -> list
         )
 
     _plain_forward(model, tok, docs[:2], window, batch)  # warm up
-    # the baseline is the faster plain forward of the build's thread count and torch's default
-    counts = sorted({default_threads, build_threads})
-    plain_s = {c: _median_time(lambda c=c: plain(c), 1) for c in counts}
-    t = _median_time(build, 1)
-    best = min(plain_s, key=plain_s.get)
+    plain_s, build_s = [], []
+    for _ in range(max(1, pairs)):
+        plain_s.append(_median_time(plain, 1))
+        build_s.append(_median_time(build, 1))
+    ratio = statistics.median(b / p for p, b in zip(plain_s, build_s, strict=True))
     names = len(workbench.StateStore.open(out).names)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    plain_note = ", ".join(f"{c} thread(s) {s:.1f} s" for c, s in plain_s.items())
+    t = statistics.median(build_s)
     return [
         Row(
             f"build {n:,} tokens ({label}, {names} names, float16)",
-            f"plain forward ({best} thread(s))",
-            plain_s[best],
+            f"plain forward ({torch.get_num_threads()} thread(s))",
+            statistics.median(plain_s),
             t,
             "<= 1.5x",
             f"{n / t:,.0f} tokens/s, {size / 2**20:,.0f} MiB, strategy={strategy}, build "
-            f"{build_threads} thread(s); plain forward {plain_note}",
+            f"{build_threads} thread(s); median ratio of {len(plain_s)} interleaved pairs "
+            f"(plain {', '.join(f'{x:.1f}' for x in plain_s)} s; build "
+            f"{', '.join(f'{x:.1f}' for x in build_s)} s)",
+            paired_ratio=ratio,
         )
     ]
 
@@ -399,7 +410,7 @@ def run(
             sizes = (50_000, 200_000) if quick else (1_000_000, 10_000_000)
             rows += bench_match(tmp, sizes, repeats=1 if quick else 3)
         if "build" in parts:
-            rows += bench_build(tmp, 2_000 if quick else tokens, strategy)
+            rows += bench_build(tmp, 2_000 if quick else tokens, strategy, 1 if quick else 3)
         if "umap" in parts:
             rows += bench_umap(tmp, 5_000 if quick else 100_000, 64 if quick else 650)
     return rows

@@ -24,11 +24,13 @@ import numpy as np
 from workbench.store._layout import (
     MANIFEST_KEY,
     SCHEMA_VERSION,
+    StateArray,
     StoreError,
     atomic_savez,
     atomic_write_text,
     create_column,
     create_states,
+    raw_column,
 )
 from workbench.store._runner import (
     Runner,
@@ -37,7 +39,13 @@ from workbench.store._runner import (
     release_buffers,
     resolve,
 )
-from workbench.store._writer import BackgroundWriter, ChunkSink, write_state_rows
+from workbench.store._writer import (
+    BackgroundWriter,
+    ChunkSink,
+    write_column_rows,
+    write_state_block,
+    write_state_rows,
+)
 
 TOKEN_COLUMNS = {
     "doc": ("int32", -1),
@@ -344,7 +352,10 @@ def _write_segment(
         if lo < hi:
             if key.startswith("states/"):  # raw chunk files, see _writer
                 write_state_rows(path, key[len("states/") :], col[lo - a : hi - a], lo, hi, c)
-            else:
+            elif raw_column(path / key):  # raw chunk files, as for the states
+                fill = group[key].fill_value
+                write_column_rows(path, key, col[lo - a : hi - a], lo, hi, c, fill)
+            else:  # a store begun by an older version (compressed columns)
                 group[key][lo:hi] = col[lo - a : hi - a]
             if a < lo:
                 pieces[f"{key}|{a}"] = col[: lo - a]
@@ -388,14 +399,21 @@ def finalize(path: Path) -> None:
     for (key, k), parts in sorted(per_chunk.items()):
         arr = group[key]
         lo, hi = k * c, min((k + 1) * c, n)
-        block = np.asarray(arr[lo:hi]).copy()
-        covered = 0
-        for start, piece in parts:
-            block[start - lo : start - lo + len(piece)] = piece
-            covered += len(piece)
+        covered = sum(len(piece) for _, piece in parts)
         if covered != hi - lo:
             raise StoreError(f"chunk {k} of {key}: {covered} of {hi - lo} rows present")
-        arr[lo:hi] = block
+        # every row comes from the pieces: the chunk is assembled, not read back
+        block = np.full((hi - lo, *arr.shape[1:]), arr.fill_value, np.dtype(arr.dtype))
+        for start, piece in parts:
+            block[start - lo : start - lo + len(piece)] = piece
+        if key.startswith("states/") and StateArray(arr, path / key).unit_major:
+            full = np.zeros((block.shape[1], c), block.dtype)  # zero: the states' fill value
+            full[:, : hi - lo] = block.T
+            write_state_block(path, key[len("states/") :], k, full)
+        elif raw_column(path / key):
+            write_column_rows(path, key, block, lo, hi, c, arr.fill_value)
+        else:
+            arr[lo:hi] = block
     for key, parts in doc_cols.items():
         arr = group[key]
         for start, piece in parts:

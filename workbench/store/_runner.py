@@ -34,8 +34,10 @@ class Runner:
     batch_size : int
         Documents run together.
     strategy : str
-        Recorder strategy; ``auto`` records char LMs with ``recover`` (the fused kernel runs
-        layer by layer, all gates of a window come from one GEMM), anything else as given.
+        Recorder strategy; ``auto`` is the recorder's own choice (on CPU its compiled
+        whole-sequence kernel records a char LM's few-row windows about as fast as the plain
+        forward), except where no C compiler built it: then char LMs use ``recover`` (the
+        fused kernel runs layer by layer, all gates of a window come from one GEMM).
     dtype : str
         dtype of the recorded states handed back (the store's), cast once while copying
         each window out of the recorder's buffers.
@@ -152,7 +154,11 @@ class Runner:
         import torch
 
         ids, lengths, encoded = self._padded(docs)
-        strategy = "recover" if self.strategy == "auto" else self.strategy
+        strategy = self.strategy
+        if strategy == "auto":  # without the compiled kernels small batches record faster so
+            from workbench.recorder import _ckernel
+
+            strategy = "auto" if _ckernel.load() is not None else "recover"
         preds = np.zeros((len(docs), ids.shape[1]), np.int32)
         losses = np.zeros((len(docs), ids.shape[1]), np.float32)
         state, n = None, len(docs)

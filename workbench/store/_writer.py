@@ -85,6 +85,23 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
         write_file(d / "0", block)
 
 
+def write_column_rows(path: Path, key: str, col: np.ndarray, lo: int, hi: int, chunk: int, fill):
+    """Write rows ``[lo, hi)`` of the raw 1-D column ``key`` (see ``_layout.raw_column``).
+
+    ``lo`` is a chunk boundary and ``hi`` a chunk boundary or the end of the column; the
+    last chunk is stored full-size, padded with ``fill``, as zarr stores an edge chunk.
+    """
+    base = Path(path) / key / "c"
+    base.mkdir(parents=True, exist_ok=True)
+    dtype = np.dtype(col.dtype).newbyteorder("<")
+    for start in range(lo, hi, chunk):
+        rows = col[start - lo : min(start + chunk, hi) - lo]
+        block = np.empty(chunk, dtype)
+        block[: len(rows)] = rows
+        block[len(rows) :] = fill
+        write_file(base / str(start // chunk), block)
+
+
 def write_state_block(path: Path, name: str, k: int, block: np.ndarray) -> None:
     """Write chunk ``k`` of state array ``name``: ``block`` is its ``[units, chunk]`` bytes."""
     d = Path(path) / "states" / name / "c" / str(k)
