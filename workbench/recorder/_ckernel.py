@@ -214,6 +214,7 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
 /* dst[u * ds + r] = (half) src[r * ss + u] for r < rows, u < units: a recorded window's
    [time, units] float32 rows into a state store's unit-major float16 chunk, in 32 x 32 tiles
    (a transposing copy with a cast, the store build's only per-value work). */
+#ifdef __FLT16_MAX__ /* compilers without _Float16 build the rest */
 void wb_put_f16(const float *src, long rows, long units, long ss, _Float16 *dst, long ds,
                 int threads) {
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -227,6 +228,7 @@ void wb_put_f16(const float *src, long rows, long units, long ss, _Float16 *dst,
     }
   }
 }
+#endif
 
 void wb_put_f32(const float *src, long rows, long units, long ss, float *dst, long ds,
                 int threads) {
@@ -325,8 +327,9 @@ def load():
         lib.wb_lstm_product.argtypes = [i64, i64, i64, ptr, ptr, i64, ptr, i32]
         lib.wb_lstm_product.restype = None
         for name in ("wb_put_f16", "wb_put_f32"):
-            getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i32]
-            getattr(lib, name).restype = None
+            if hasattr(lib, name):
+                getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i32]
+                getattr(lib, name).restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _STATE["error"] = str(exc)
         return None
@@ -358,6 +361,7 @@ def put_rows(dst, src) -> bool:
         return False
     kind = {np.dtype(np.float16): "wb_put_f16", np.dtype(np.float32): "wb_put_f32"}
     fn = kind.get(dst.dtype.newbyteorder("=")) if dst.dtype.isnative else None
+    fn = fn if fn is not None and hasattr(lib, fn) else None
     if fn is None or dst.ndim != 2 or (dst.shape[1] > 1 and dst.strides[1] != dst.itemsize):
         return False
     rows, units = src.shape
