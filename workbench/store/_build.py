@@ -475,7 +475,7 @@ def build(
     """See :meth:`workbench.StateStore.build`.
 
     ``threads`` is torch's intra-op thread count while the local engine computes (default:
-    all cores but one, which is left to the background writer; at least one).
+    torch's, every core; see :func:`compute_threads`).
     """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")

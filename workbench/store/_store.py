@@ -104,8 +104,8 @@ class StateStore:
         progress : bool
             Show a progress bar with tokens/s.
         threads : int, optional
-            torch threads of the local engine (default: all cores but one, so the chunk
-            writer thread has a core of its own); the previous count is restored afterwards.
+            torch threads of the local engine (default: torch's, every core; the chunk
+            writer thread only issues file writes); the previous count is restored afterwards.
 
         Returns
         -------
