@@ -174,6 +174,24 @@ def test_kernel_cache_is_keyed_and_reused(tmp_path):
     assert built[0].stat().st_mtime_ns == stamp
 
 
+@needs_kernel
+def test_a_library_others_could_write_is_not_loaded(tmp_path):
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    kernels.chmod(0o777)
+    code = (
+        "import torch, workbench\n"
+        "from workbench.recorder import _ckernel\n"
+        "tr = workbench.record(torch.nn.LSTM(3, 4).eval(), torch.randn(5, 2, 3))\n"
+        "assert _ckernel.load() is None\n"
+        "print(_ckernel._STATE['error'])\n"
+    )
+    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "writable by others" in out.stdout
+
+
 def test_huge_page_buffers_are_ordinary_tensors():
     like = torch.zeros(1)
     z = _pages.empty(300, 64, 130, like=like, zero=True)  # ~10 MB: advised and touched

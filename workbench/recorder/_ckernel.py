@@ -288,7 +288,7 @@ def _compile(target: Path) -> None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise RuntimeError("no C compiler (cc/gcc) on PATH")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src = Path(tmp) / "wb_lstm.c"
         src.write_text(_SOURCE)
@@ -299,6 +299,21 @@ def _compile(target: Path) -> None:
         if proc.returncode != 0:
             raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[:500]}")
         os.replace(out, target)  # atomic: a reader never loads a half-written library
+    builds = sorted(target.parent.glob("wb_lstm_*.so"), key=lambda f: f.stat().st_mtime)
+    for old in builds[:-4]:  # earlier versions of the source (or other CPUs sharing a home)
+        old.unlink(missing_ok=True)
+
+
+def _check_owned(target: Path) -> None:
+    """Refuse a library (or folder) someone else could have written: it is code we run."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for p in (target, target.parent):
+        st = p.stat()
+        if (uid is not None and st.st_uid != uid) or st.st_mode & 0o022:
+            raise RuntimeError(
+                f"{p} is writable by others or not owned by this user; not loading it "
+                f"(remove {target.parent} and it is rebuilt privately)"
+            )
 
 
 def load():
@@ -315,6 +330,7 @@ def load():
     try:
         if not target.exists():
             _compile(target)
+        _check_owned(target)
         lib = ctypes.CDLL(str(target))
         ptr, i64, i32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
         for name, pairs in (("step", 6), ("gates", 3), ("cell", 4), ("hidden", 3)):
