@@ -113,6 +113,73 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 
 static inline void block_product(const float *restrict wb, long K, const float *hp, long hps,
                                  int nr, float *restrict out) {
+  /* enough independent sums for the FMA pipes (two a cycle, four cycles each): one or two rows
+     sum even and odd k apart, three or four rows keep all 64 columns, more rows go by halves */
+  if (nr <= 2) {
+    v16 a[2][2][4];
+    for (int r = 0; r < nr; ++r)
+      for (int p = 0; p < 2; ++p)
+        for (int i = 0; i < 4; ++i) a[r][p][i] = (v16){0};
+    long k = 0;
+    for (; k + 1 < K; k += 2) {
+      const float *w = wb + k * 64;
+      v16 x0 = *(const v16u *)w, x1 = *(const v16u *)(w + 16);
+      v16 x2 = *(const v16u *)(w + 32), x3 = *(const v16u *)(w + 48);
+      v16 y0 = *(const v16u *)(w + 64), y1 = *(const v16u *)(w + 80);
+      v16 y2 = *(const v16u *)(w + 96), y3 = *(const v16u *)(w + 112);
+      for (int r = 0; r < nr; ++r) {
+        float h0 = hp[r * hps + k], h1 = hp[r * hps + k + 1];
+        a[r][0][0] += h0 * x0;
+        a[r][0][1] += h0 * x1;
+        a[r][0][2] += h0 * x2;
+        a[r][0][3] += h0 * x3;
+        a[r][1][0] += h1 * y0;
+        a[r][1][1] += h1 * y1;
+        a[r][1][2] += h1 * y2;
+        a[r][1][3] += h1 * y3;
+      }
+    }
+    for (; k < K; ++k) {
+      const float *w = wb + k * 64;
+      for (int r = 0; r < nr; ++r)
+        for (int i = 0; i < 4; ++i) a[r][0][i] += hp[r * hps + k] * *(const v16u *)(w + 16 * i);
+    }
+    for (int r = 0; r < nr; ++r)
+      for (int i = 0; i < 4; ++i) *(v16u *)(out + r * 64 + i * 16) = a[r][0][i] + a[r][1][i];
+    return;
+  }
+  if (nr <= 4) { /* by halves, even and odd k apart */
+    for (int half = 0; half < 2; ++half) {
+      v16 a[4][2][2];
+      for (int r = 0; r < nr; ++r)
+        for (int p = 0; p < 2; ++p) a[r][p][0] = a[r][p][1] = (v16){0};
+      long k = 0;
+      for (; k + 1 < K; k += 2) {
+        const float *w = wb + k * 64 + half * 32;
+        v16 x0 = *(const v16u *)w, x1 = *(const v16u *)(w + 16);
+        v16 y0 = *(const v16u *)(w + 64), y1 = *(const v16u *)(w + 80);
+        for (int r = 0; r < nr; ++r) {
+          float h0 = hp[r * hps + k], h1 = hp[r * hps + k + 1];
+          a[r][0][0] += h0 * x0;
+          a[r][0][1] += h0 * x1;
+          a[r][1][0] += h1 * y0;
+          a[r][1][1] += h1 * y1;
+        }
+      }
+      for (; k < K; ++k) {
+        const float *w = wb + k * 64 + half * 32;
+        for (int r = 0; r < nr; ++r) {
+          a[r][0][0] += hp[r * hps + k] * *(const v16u *)w;
+          a[r][0][1] += hp[r * hps + k] * *(const v16u *)(w + 16);
+        }
+      }
+      for (int r = 0; r < nr; ++r) {
+        *(v16u *)(out + r * 64 + half * 32) = a[r][0][0] + a[r][1][0];
+        *(v16u *)(out + r * 64 + half * 32 + 16) = a[r][0][1] + a[r][1][1];
+      }
+    }
+    return;
+  }
   for (int half = 0; half < 2; ++half) { /* 32 columns x up to 8 rows in registers */
     v16 a[ROWS][2];
     for (int r = 0; r < nr; ++r) a[r][0] = a[r][1] = (v16){0};
