@@ -278,38 +278,27 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
   }
 }
 
-/* dst[u * ds + r] = (half) src[r * ss + u] for r < rows, u < units: a recorded window's
-   [time, units] float32 rows into a state store's unit-major float16 chunk, in 32 x 32 tiles
+/* dst[u * ds + r] = (T) src[r * ss + u] for r < rows, u < units: a recorded window's
+   [time, units] float32 rows into a state store's unit-major chunk, in 32 x 32 tiles
    (a transposing copy with a cast, the store build's only per-value work). */
-#ifdef __FLT16_MAX__ /* compilers without _Float16 build the rest */
-void wb_put_f16(const float *src, long rows, long units, long ss, _Float16 *dst, long ds,
-                int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (long u0 = 0; u0 < units; u0 += 32) {
-    long u1 = u0 + 32 < units ? u0 + 32 : units;
-    for (long r0 = 0; r0 < rows; r0 += 32) {
-      long r1 = r0 + 32 < rows ? r0 + 32 : rows;
-      for (long u = u0; u < u1; ++u)
-#pragma GCC ivdep
-        for (long r = r0; r < r1; ++r) dst[u * ds + r] = (_Float16)src[r * ss + u];
-    }
+#define WB_PUT(NAME, T)                                                                    \
+  void NAME(const float *src, long rows, long units, long ss, T *dst, long ds, int threads) { \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) if (threads > 1)")       \
+    for (long u0 = 0; u0 < units; u0 += 32) {                                              \
+      long u1 = u0 + 32 < units ? u0 + 32 : units;                                         \
+      for (long r0 = 0; r0 < rows; r0 += 32) {                                             \
+        long r1 = r0 + 32 < rows ? r0 + 32 : rows;                                         \
+        for (long u = u0; u < u1; ++u)                                                     \
+          _Pragma("GCC ivdep")                                                             \
+          for (long r = r0; r < r1; ++r) dst[u * ds + r] = (T)src[r * ss + u];             \
+      }                                                                                    \
+    }                                                                                      \
   }
-}
-#endif
 
-void wb_put_f32(const float *src, long rows, long units, long ss, float *dst, long ds,
-                int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (long u0 = 0; u0 < units; u0 += 32) {
-    long u1 = u0 + 32 < units ? u0 + 32 : units;
-    for (long r0 = 0; r0 < rows; r0 += 32) {
-      long r1 = r0 + 32 < rows ? r0 + 32 : rows;
-      for (long u = u0; u < u1; ++u)
-#pragma GCC ivdep
-        for (long r = r0; r < r1; ++r) dst[u * ds + r] = src[r * ss + u];
-    }
-  }
-}
+WB_PUT(wb_put_f32, float)
+#ifdef __FLT16_MAX__ /* compilers without _Float16 build the rest */
+WB_PUT(wb_put_f16, _Float16)
+#endif
 
 /* The same step in stages: gates, then cell and hidden, then (after a cell edit) hidden. */
 void wb_lstm_gates(long n, long H, const float *gx, long gxs, const float *hh, long hs,

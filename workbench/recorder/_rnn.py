@@ -252,18 +252,7 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
         torch.mul(ct, 2, out=hr)
         hr.sigmoid_().mul_(2).sub_(1)
         hr.mul_(g[:, 2 * H : 3 * H])
-        if w_hr_t is not None:
-            ht = out_view[t] if n == B else out_view[t, :n]
-            ht.copy_(hr @ w_hr_t)
-        else:
-            ht = hr
-        if "hidden" in edits:
-            ht.copy_(edit_value(edits["hidden"], ht.clone(), t, rows, B))
-        if uniform:
-            h, c = ht, ct
-        else:
-            h[:n].copy_(ht)
-            c[:n].copy_(ct)
+        h, c = _lstm_step_end(hr, ct, h, c, t, n, B, out_view, w_hr_t, edits, rows, uniform)
     if not uniform:
         _zero_padding(G, call.batch_sizes)
     rec = {q: G[:, :, s] for q, s in views.items()}
@@ -373,18 +362,24 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
                 if "cell" in edits:
                     ct.copy_(edit_value(edits["cell"], ct.clone(), t, rows, B))
                     lib.wb_lstm_hidden(n, H, g_t, 4 * H, c_t, H, h_t, r_rs, threads)
-            ht = Hraw[t] if n == B else Hraw[t, :n]
-            if w_hr_t is not None:
-                hr, ht = ht, out_view[t] if n == B else out_view[t, :n]
-                ht.copy_(hr @ w_hr_t)
-            if "hidden" in edits:
-                ht.copy_(edit_value(edits["hidden"], ht.clone(), t, rows, B))
-            if uniform:
-                h, c = ht, ct
-            else:
-                h[:n].copy_(ht)
-                c[:n].copy_(ct)
+            hr = Hraw[t] if n == B else Hraw[t, :n]
+            h, c = _lstm_step_end(hr, ct, h, c, t, n, B, out_view, w_hr_t, edits, rows, uniform)
     return _lstm_record(G, C, out_view, H), h, c
+
+
+def _lstm_step_end(hr, ct, h, c, t, n, B, out_view, w_hr_t, edits, rows, uniform):
+    """A step's hidden state ``hr`` projected and edited; the state the next step reads."""
+    ht = hr
+    if w_hr_t is not None:
+        ht = out_view[t] if n == B else out_view[t, :n]
+        ht.copy_(hr @ w_hr_t)
+    if "hidden" in edits:
+        ht.copy_(edit_value(edits["hidden"], ht.clone(), t, rows, B))
+    if uniform:
+        return ht, ct
+    h[:n].copy_(ht)
+    c[:n].copy_(ct)
+    return h, c
 
 
 def _lstm_record(G, C, out_view, H):

@@ -401,6 +401,7 @@ def run(
     quick: bool = False,
     tokens: int = 20_000,
     strategy: str = "auto",
+    pairs: int = 3,
 ) -> list[Row]:
     """All requested cases; quick uses tiny sizes (a smoke test)."""
     rows: list[Row] = []
@@ -410,7 +411,7 @@ def run(
             sizes = (50_000, 200_000) if quick else (1_000_000, 10_000_000)
             rows += bench_match(tmp, sizes, repeats=1 if quick else 3)
         if "build" in parts:
-            rows += bench_build(tmp, 2_000 if quick else tokens, strategy, 1 if quick else 3)
+            rows += bench_build(tmp, 2_000 if quick else tokens, strategy, 1 if quick else pairs)
         if "umap" in parts:
             rows += bench_umap(tmp, 5_000 if quick else 100_000, 64 if quick else 650)
     return rows

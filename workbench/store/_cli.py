@@ -89,6 +89,7 @@ def bench_store(
     parts: str = typer.Option("match,build,umap", help="Comma list of match, build, umap."),
     tokens: int = typer.Option(20_000, help="Python-source tokens for the build case."),
     strategy: str = typer.Option("auto", help="Recorder strategy for the build."),
+    pairs: int = typer.Option(3, help="Interleaved (plain forward, build) pairs for the build."),
     quick: bool = typer.Option(False, help="Tiny sizes, for a smoke test."),
 ) -> None:
     """Store speed: match 1M / 10M x 650, build vs plain forward, UMAP 100k cold / warm."""
@@ -97,7 +98,7 @@ def bench_store(
 
     from workbench.store._bench import run
 
-    rows = run(tuple(p.strip() for p in parts.split(",")), quick, tokens, strategy)
+    rows = run(tuple(p.strip() for p in parts.split(",")), quick, tokens, strategy, pairs)
     table = Table(title="workbench bench store")
     for col in ("case", "baseline", "baseline time", "time", "ratio", "target", "note"):
         table.add_column(col, justify="left" if col in ("case", "baseline", "note") else "right")
