@@ -260,15 +260,23 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
             const float *x = P + t * pts + b * prs, *a = out + r * 64, *cpr = cp + b * cps;
             float *g = G + t * gts + b * grs, *c = C + t * cts + b * crs;
             float *h = Hh + t * hts + b * hrs;
+            /* into local arrays first: nothing can alias them, so every loop vectorises */
+            float gl[64], cl[16], hl[16];
             for (int q = 0; q < 3; ++q)
               for (int j = 0; j < 16; ++j)
-                g[q * H + u + j] = wb_sigmoid(x[q * H + u + j] + a[q * 16 + j]);
+                gl[q * 16 + j] = wb_sigmoid(x[q * H + u + j] + a[q * 16 + j]);
             for (int j = 0; j < 16; ++j)
-              g[3 * H + u + j] = 2.0f * wb_sigmoid(x[3 * H + u + j] + a[48 + j]) - 1.0f;
+              gl[48 + j] = 2.0f * wb_sigmoid(x[3 * H + u + j] + a[48 + j]) - 1.0f;
             for (int j = 0; j < 16; ++j) {
-              float cc = g[H + u + j] * cpr[u + j] + g[u + j] * g[3 * H + u + j];
-              c[u + j] = cc;
-              h[u + j] = hidden_of(g[2 * H + u + j], cc);
+              float cc = gl[16 + j] * cpr[u + j] + gl[j] * gl[48 + j];
+              cl[j] = cc;
+              hl[j] = hidden_of(gl[32 + j], cc);
+            }
+            for (int q = 0; q < 4; ++q)
+              for (int j = 0; j < 16; ++j) g[q * H + u + j] = gl[q * 16 + j];
+            for (int j = 0; j < 16; ++j) {
+              c[u + j] = cl[j];
+              h[u + j] = hl[j];
             }
           }
         }
