@@ -34,6 +34,7 @@ from workbench.store._layout import (
 )
 from workbench.store._runner import (
     Runner,
+    aligned_empty,
     model_fingerprint,
     pooling,
     release_buffers,
@@ -428,8 +429,9 @@ def finalize(path: Path) -> None:
         for start, piece in parts:
             block[start - lo : start - lo + len(piece)] = piece
         if key.startswith("states/") and StateArray(arr, path / key).unit_major:
-            full = np.zeros((block.shape[1], c), block.dtype)  # zero: the states' fill value
+            full = aligned_empty((block.shape[1], c), block.dtype)  # written with O_DIRECT
             full[:, : hi - lo] = block.T
+            full[:, hi - lo :] = 0  # the states' fill value
             write_state_block(path, key[len("states/") :], k, full)
         elif raw_column(path / key):
             write_column_rows(path, key, block, lo, hi, c, arr.fill_value)

@@ -91,12 +91,14 @@ def write_column_rows(path: Path, key: str, col: np.ndarray, lo: int, hi: int, c
     ``lo`` is a chunk boundary and ``hi`` a chunk boundary or the end of the column; the
     last chunk is stored full-size, padded with ``fill``, as zarr stores an edge chunk.
     """
+    from workbench.store._runner import aligned_empty
+
     base = Path(path) / key / "c"
     base.mkdir(parents=True, exist_ok=True)
     dtype = np.dtype(col.dtype).newbyteorder("<")
     for start in range(lo, hi, chunk):
         rows = col[start - lo : min(start + chunk, hi) - lo]
-        block = np.empty(chunk, dtype)
+        block = aligned_empty((chunk,), dtype)  # O_DIRECT where the size allows
         block[: len(rows)] = rows
         block[len(rows) :] = fill
         write_file(base / str(start // chunk), block)
