@@ -288,3 +288,31 @@ def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path):
         assert not block.T[len(rows) :].any()  # the last chunk is padded with the fill value
         never = np.fromfile(tmp_path / "states" / "never" / "c" / str(k) / "0", "<f2")
         assert never.shape == (2 * c,) and not never.any()
+
+
+def test_float16_states_from_the_kernel_give_the_same_store(tmp_path, monkeypatch):
+    """32 units, few rows: the recorder hands the build float16 states (same rounding)."""
+    from workbench.recorder import _ckernel
+    from workbench.recorder._recorder import half_outputs
+    from workbench.store import _runner
+
+    if not _ckernel.has_half():
+        pytest.skip("no C compiler with _Float16 here")
+    torch.manual_seed(3)
+    tok = Tokenizer(["<pad>", "<unk>", *ALPHABET])
+    model = CharLM(len(tok.vocab), 6, 32, 2).eval()
+    ids = torch.tensor([tok.encode(list("(ab){ }" * 9))] * 3)
+    with torch.no_grad():
+        full = workbench.record(model, ids)
+        with half_outputs():
+            half = workbench.record(model, ids)
+    assert half.names == full.names
+    for name in full.names:
+        assert half[name].dtype == torch.float16
+        assert torch.equal(half[name], full[name].half()), name  # the same rounding
+    assert torch.equal(half.output[0], full.output[0])  # the model's outputs are untouched
+    docs = make_corpus(n_docs=9, seed=4)
+    a = StateStore.build((model, tok), docs, tmp_path / "half", **SETTINGS)
+    monkeypatch.setattr(_runner, "HALF_STATES", False)
+    b = StateStore.build((model, tok), docs, tmp_path / "full", **SETTINGS)
+    assert_same_store(a.path, b.path)

@@ -238,7 +238,14 @@ void wb_lstm_product(long n, long H, long K, const float *wb, const float *hp, l
 void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, long prs,
                  const float *wb, const float *h0, long h0s, const float *c0, long c0s,
                  float *G, long gts, long grs, float *C, long cts, long crs, float *Hh,
-                 long hts, long hrs, int threads) {
+                 long hts, long hrs, void *half, int threads) {
+  /* half (optional, where the compiler has _Float16): three float16 copies of what is
+     recorded, gates [T, n, 4H] (G's strides; G itself may then be NULL), cell and hidden
+     [T, n, H] (C's strides), for a float16 store that then copies half the bytes */
+#ifdef __FLT16_MAX__
+  _Float16 *G16 = half ? ((_Float16 **)half)[0] : 0, *C16 = half ? ((_Float16 **)half)[1] : 0;
+  _Float16 *H16 = half ? ((_Float16 **)half)[2] : 0;
+#endif
   long nb = H / 16;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -258,8 +265,7 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
           for (int r = 0; r < nr; ++r) {
             long b = r0 + r;
             const float *x = P + t * pts + b * prs, *a = out + r * 64, *cpr = cp + b * cps;
-            float *g = G + t * gts + b * grs, *c = C + t * cts + b * crs;
-            float *h = Hh + t * hts + b * hrs;
+            float *c = C + t * cts + b * crs, *h = Hh + t * hts + b * hrs;
             /* into local arrays first: nothing can alias them, so every loop vectorises */
             float gl[64], cl[16], hl[16];
             for (int q = 0; q < 3; ++q)
@@ -272,12 +278,27 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
               cl[j] = cc;
               hl[j] = hidden_of(gl[32 + j], cc);
             }
-            for (int q = 0; q < 4; ++q)
-              for (int j = 0; j < 16; ++j) g[q * H + u + j] = gl[q * 16 + j];
+            if (G) {
+              float *g = G + t * gts + b * grs;
+              for (int q = 0; q < 4; ++q)
+                for (int j = 0; j < 16; ++j) g[q * H + u + j] = gl[q * 16 + j];
+            }
             for (int j = 0; j < 16; ++j) {
               c[u + j] = cl[j];
               h[u + j] = hl[j];
             }
+#ifdef __FLT16_MAX__
+            if (G16) {
+              _Float16 *g16 = G16 + t * gts + b * grs, *c16 = C16 + t * cts + b * crs;
+              _Float16 *h16 = H16 + t * cts + b * crs;
+              for (int q = 0; q < 4; ++q)
+                for (int j = 0; j < 16; ++j) g16[q * H + u + j] = (_Float16)gl[q * 16 + j];
+              for (int j = 0; j < 16; ++j) {
+                c16[u + j] = (_Float16)cl[j];
+                h16[u + j] = (_Float16)hl[j];
+              }
+            }
+#endif
           }
         }
       }
@@ -289,8 +310,8 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
 /* dst[u * ds + r] = (T) src[r * ss + u] for r < rows, u < units: a recorded window's
    [time, units] float32 rows into a state store's unit-major chunk, in 32 x 32 tiles
    (a transposing copy with a cast, the store build's only per-value work). */
-#define WB_PUT(NAME, T)                                                                    \
-  void NAME(const float *src, long rows, long units, long ss, T *dst, long ds, int threads) { \
+#define WB_PUT(NAME, S, T)                                                                 \
+  void NAME(const S *src, long rows, long units, long ss, T *dst, long ds, int threads) {     \
     _Pragma("omp parallel for schedule(static) num_threads(threads) if (threads > 1)")       \
     for (long u0 = 0; u0 < units; u0 += 32) {                                              \
       long u1 = u0 + 32 < units ? u0 + 32 : units;                                         \
@@ -303,9 +324,10 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
     }                                                                                      \
   }
 
-WB_PUT(wb_put_f32, float)
+WB_PUT(wb_put_f32, float, float)
 #ifdef __FLT16_MAX__ /* compilers without _Float16 build the rest */
-WB_PUT(wb_put_f16, _Float16)
+WB_PUT(wb_put_f16, float, _Float16)
+WB_PUT(wb_put_h16, _Float16, _Float16)
 #endif
 
 /* The same step in stages: gates, then cell and hidden, then (after a cell edit) hidden. */
@@ -402,11 +424,11 @@ def load():
             fn.argtypes = [i64, i64] + [ptr, i64] * pairs + [i32]
             fn.restype = None
         lib.wb_lstm_seq.argtypes = [i64, i64, i64, i32, ptr, i64, i64, ptr] + [ptr, i64] * 2
-        lib.wb_lstm_seq.argtypes += [ptr, i64, i64] * 3 + [i32]
+        lib.wb_lstm_seq.argtypes += [ptr, i64, i64] * 3 + [ptr, i32]
         lib.wb_lstm_seq.restype = None
         lib.wb_lstm_product.argtypes = [i64, i64, i64, ptr, ptr, i64, ptr, i32]
         lib.wb_lstm_product.restype = None
-        for name in ("wb_put_f16", "wb_put_f32"):
+        for name in ("wb_put_f16", "wb_put_f32", "wb_put_h16"):
             if hasattr(lib, name):
                 getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i32]
                 getattr(lib, name).restype = None
@@ -431,16 +453,21 @@ def put_rows(dst, src) -> bool:
     """``dst[:] = src.T`` in one compiled call, or False where that does not apply.
 
     ``dst`` is a numpy ``[units, rows]`` float16/float32 view whose unit rows are contiguous,
-    ``src`` a float32 CPU tensor ``[rows, units]``; elsewhere the caller copies.
+    ``src`` a float32 (or, into float16, a float16) CPU tensor ``[rows, units]``; elsewhere
+    the caller copies.
     """
     import numpy as np
     import torch
 
     lib = load()
-    if lib is None or src.dtype != torch.float32 or src.device.type != "cpu" or src.dim() != 2:
+    if lib is None or src.device.type != "cpu" or src.dim() != 2:
         return False
-    kind = {np.dtype(np.float16): "wb_put_f16", np.dtype(np.float32): "wb_put_f32"}
-    fn = kind.get(dst.dtype.newbyteorder("=")) if dst.dtype.isnative else None
+    kind = {
+        (torch.float32, np.dtype(np.float16)): "wb_put_f16",
+        (torch.float32, np.dtype(np.float32)): "wb_put_f32",
+        (torch.float16, np.dtype(np.float16)): "wb_put_h16",
+    }
+    fn = kind.get((src.dtype, dst.dtype.newbyteorder("="))) if dst.dtype.isnative else None
     fn = fn if fn is not None and hasattr(lib, fn) else None
     if fn is None or dst.ndim != 2 or (dst.shape[1] > 1 and dst.strides[1] != dst.itemsize):
         return False
@@ -454,6 +481,11 @@ def put_rows(dst, src) -> bool:
             dst.strides[0] // dst.itemsize, threads,
         )  # fmt: skip
     return True
+
+
+def has_half() -> bool:
+    """Whether the compiled library handles float16 (the compiler had ``_Float16``)."""
+    return hasattr(load(), "wb_put_h16")
 
 
 def lstm_step_fn():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 import threading
@@ -26,6 +28,26 @@ from workbench.recorder._names import (
     select,
 )
 from workbench.trace import Trace
+
+_HALF: contextvars.ContextVar = contextvars.ContextVar("workbench_half", default=False)
+
+
+@contextlib.contextmanager
+def half_outputs():
+    """Within the block, recorded LSTM quantities may come back as float16 (private).
+
+    Where the CPU unroll's whole-sequence kernel runs, it then writes float16 copies of the
+    gates, cells and hidden states instead of float32 ones (the recurrence itself stays in
+    float32, and the layer outputs the model sees are unchanged). The state store build uses
+    it for float16 stores: the rounding is the same, and its transposing copy reads half the
+    bytes. Other paths record in the usual dtype.
+    """
+    token = _HALF.set(True)
+    try:
+        yield
+    finally:
+        _HALF.reset(token)
+
 
 _KERNELS = {"lstm": "lstm", "gru": "gru", "lstm_cell": "lstm_cell", "gru_cell": "gru_cell"}
 _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
@@ -300,7 +322,8 @@ class Recorder:
         meta = {"strategy": strategy, "dtype": str(call.x.dtype).replace("torch.", "")}
         if strategy == "unroll":
             rest = self._real_rest(func, call, batch_first=False)
-            out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest)
+            half = _HALF.get() and not grad and frame.packed is None
+            out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest, half)
             result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
         else:

@@ -197,14 +197,14 @@ def _lstm_fast_weights(p):
     return result
 
 
-def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0):
+def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0, half=False):
     x = call.x
     T, B = call.time, call.batch
     H = p["w_ih"].shape[0] // 4
     w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     lib = _compiled(x)
     if lib is not None:  # one compiled call a step for the element-wise part
-        return _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0)
+        return _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0, half)
     x2 = x.reshape(T * B, -1)
     dnn = _gemm.usable(x2, w_ih)  # oneDNN products (faster than MKL on some CPUs)
     w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
@@ -282,7 +282,7 @@ def _compiled(x: torch.Tensor):
 _CHUNK_BYTES = 1_500_000
 
 
-def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
+def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0, half=False):
     """:func:`_lstm_dir_fast` with the element-wise part of a step in one C call.
 
     The input projection runs a few steps at a time, just before those steps, into a scratch
@@ -297,8 +297,12 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
     w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     uniform = call.batch_sizes is None
     zero = not uniform  # uniform: every entry gets written
-    G, C = _pages.empty(T, B, 4 * H, like=x, zero=zero), _pages.empty(T, B, H, like=x, zero=zero)
     w_hr_t = p["w_hr"].t() if p["w_hr"] is not None else None
+    small = 0 < B <= _SEQ_ROWS and H % 16 == 0  # the compiled product (see wb_lstm_seq)
+    seq = small and uniform and not edits and w_hr_t is None and T > 0
+    half = half and seq and _ckernel.has_half()
+    G = None if half else _pages.empty(T, B, 4 * H, like=x, zero=zero)
+    C = _pages.empty(T, B, H, like=x, zero=zero)
     Hraw = _pages.empty(T, B, H, like=x, zero=zero) if w_hr_t is not None else out_view
     h, c = (h0, c0) if uniform else (h0.clone(), c0.clone())
     if h.stride(-1) != 1:
@@ -306,11 +310,16 @@ def _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0):
     if c.stride(-1) != 1:
         c = c.contiguous()
     dnn = _gemm.usable(x, w_ih)
-    small = 0 < B <= _SEQ_ROWS and H % 16 == 0  # the compiled product (see wb_lstm_seq)
     wb = _seq_weights(w_hh_t, H) if small else None
-    if small and uniform and not edits and w_hr_t is None and T:
-        _lstm_seq(lib, x, w_ih, bias, wb, h, c, G, C, Hraw, steps.order[0] != 0)
-        return _lstm_record(G, C, out_view, H), Hraw[steps.order[-1]], C[steps.order[-1]]
+    if seq:
+        h16 = None
+        if half:  # float16 copies of everything recorded (see ``_recorder.half_outputs``)
+            h16 = [x.new_empty(T, B, k * H, dtype=torch.float16) for k in (4, 1, 1)]
+        _lstm_seq(lib, x, w_ih, bias, wb, h, c, G, C, Hraw, steps.order[0] != 0, h16)
+        last = (Hraw[steps.order[-1]], C[steps.order[-1]])
+        if h16 is not None:
+            return _lstm_record(h16[0], h16[1], h16[2], H), *last
+        return _lstm_record(G, C, out_view, H), *last
     # a small batch computes like wb_lstm_seq (one input product, compiled recurrent ones)
     per = T if small else max(1, min(T, _CHUNK_BYTES // max(1, B * 4 * H * 4)))
     w_ih_packed = _gemm.pack(w_ih, per * B) if dnn and not small else None
@@ -410,17 +419,25 @@ def _seq_weights(w_hh_t: torch.Tensor, H: int) -> torch.Tensor:
 _SEQ_CACHE: dict = {}
 
 
-def _lstm_seq(lib, x, w_ih, bias, wb, h0, c0, G, C, Hh, reverse: bool) -> None:
-    """A uniform sequence of a few rows in one C call (see ``wb_lstm_seq``)."""
-    T, B, H4 = G.shape
-    H = H4 // 4
+def _lstm_seq(lib, x, w_ih, bias, wb, h0, c0, G, C, Hh, reverse: bool, half=None) -> None:
+    """A uniform sequence of a few rows in one C call (see ``wb_lstm_seq``).
+
+    ``G`` ``[T, B, 4H]`` may be None when ``half`` (float16 gates, cell and hidden, contiguous)
+    takes the recorded values instead.
+    """
+    import ctypes
+
+    T, B, H = C.shape
+    H4 = 4 * H
     P = _gemm.linear(x.reshape(T * B, -1), w_ih, bias)
     threads = min(torch.get_num_threads(), max(1, H // 64))
+    ptrs = None if half is None else (ctypes.c_void_p * 3)(*(t.data_ptr() for t in half))
     lib.wb_lstm_seq(
         T, B, H, int(reverse), P.data_ptr(), B * H4, H4, wb.data_ptr(),
         h0.data_ptr(), h0.stride(0), c0.data_ptr(), c0.stride(0),
-        G.data_ptr(), G.stride(0), G.stride(1), C.data_ptr(), C.stride(0), C.stride(1),
-        Hh.data_ptr(), Hh.stride(0), Hh.stride(1), threads,
+        None if G is None else G.data_ptr(), B * H4, H4, C.data_ptr(), C.stride(0),
+        C.stride(1), Hh.data_ptr(), Hh.stride(0), Hh.stride(1),
+        None if ptrs is None else ctypes.addressof(ptrs), threads,
     )  # fmt: skip
 
 
@@ -582,6 +599,7 @@ def unroll(
     rows: torch.Tensor | None,
     grad: bool,
     real_rest: Callable | None = None,
+    half: bool = False,
 ):
     """Evaluate the kernel step by step, keeping the wanted quantities.
 
@@ -600,6 +618,9 @@ def unroll(
     real_rest : callable, optional
         ``real_rest(layer_input, first_layer) -> (output, h_n, c_n)`` runs the remaining
         layers with the fused kernel once nothing above is wanted or edited.
+    half : bool
+        Where the whole-sequence kernel runs, hand back float16 copies of what it records
+        (``_recorder.half_outputs``); elsewhere the usual dtype.
 
     Returns
     -------
@@ -647,7 +668,7 @@ def unroll(
                     )
                 view = out_buf[:, :, d * units : (d + 1) * units]
                 if call.mode == "lstm":
-                    rec, h, c = _lstm_dir_fast(sub, p, steps, view, e, rows, h0, c0)
+                    rec, h, c = _lstm_dir_fast(sub, p, steps, view, e, rows, h0, c0, half)
                 else:
                     rec, h, c = _gru_dir_fast(sub, p, steps, view, e, rows, h0)
             hs.append(h)
