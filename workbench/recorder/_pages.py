@@ -49,6 +49,18 @@ def advise(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def advise_array(a) -> bool:
+    """Ask for huge pages under the numpy array ``a``'s data; whether it could ask."""
+    fn = _madvise()
+    if not fn or a.nbytes < 2 * _HUGE:
+        return False
+    lo = -(-a.ctypes.data // _HUGE) * _HUGE
+    hi = (a.ctypes.data + a.nbytes) // _HUGE * _HUGE
+    if hi > lo:
+        fn(lo, hi - lo, _MADV_HUGEPAGE)
+    return True
+
+
 def empty(*shape: int, like: torch.Tensor, zero: bool = False) -> torch.Tensor:
     """``like.new_empty(shape)`` (``new_zeros`` if ``zero``), on huge pages where possible.
 
