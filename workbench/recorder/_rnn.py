@@ -199,12 +199,12 @@ def _lstm_fast_weights(p):
 
 def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0, half=False):
     x = call.x
-    T, B = call.time, call.batch
-    H = p["w_ih"].shape[0] // 4
-    w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     lib = _compiled(x)
     if lib is not None:  # one compiled call a step for the element-wise part
         return _lstm_dir_fused(lib, call, p, steps, out_view, edits, rows, h0, c0, half)
+    T, B = call.time, call.batch
+    H = p["w_ih"].shape[0] // 4
+    w_ih, w_hh_t, bias, w_hh = _lstm_fast_weights(p)
     x2 = x.reshape(T * B, -1)
     dnn = _gemm.usable(x2, w_ih)  # oneDNN products (faster than MKL on some CPUs)
     w_hh_packed = _gemm.pack(w_hh, B) if dnn else None
@@ -255,9 +255,7 @@ def _lstm_dir_fast(call, p, steps, out_view, edits, rows, h0, c0, half=False):
         h, c = _lstm_step_end(hr, ct, h, c, t, n, B, out_view, w_hr_t, edits, rows, uniform)
     if not uniform:
         _zero_padding(G, call.batch_sizes)
-    rec = {q: G[:, :, s] for q, s in views.items()}
-    rec.update(cell=C, hidden=out_view)
-    return rec, h, c
+    return _lstm_record(G, C, out_view, H), h, c
 
 
 _GATES = ("input_gate", "forget_gate", "output_gate", "cell_input")
@@ -638,11 +636,8 @@ def unroll(
     hs, cs = [], []
     for layer in range(call.num_layers):
         if layer > top and real_rest is not None:
-            out, h_rest, c_rest = real_rest(layer_input, layer)
-            hs.extend(h_rest.unbind(0))
-            if c_rest is not None:
-                cs.extend(c_rest.unbind(0))
-            layer_input = out
+            layer_input, h_rest, c_rest = real_rest(layer_input, layer)
+            _extend_states(hs, cs, h_rest, c_rest)
             break
         sub = RnnCall(**{**call.__dict__, "x": layer_input})
         outs = []
@@ -743,6 +738,13 @@ def _kernel_precision(x: torch.Tensor):
         torch.set_float32_matmul_precision(old)
 
 
+def _extend_states(hs: list, cs: list, h_n: torch.Tensor, c_n: torch.Tensor | None) -> None:
+    """Append the per-(layer, direction) final states ``[k, batch, units]`` of a fused call."""
+    hs.extend(h_n.unbind(0))
+    if c_n is not None:
+        cs.extend(c_n.unbind(0))
+
+
 def _recover(call, wanted, run_layer, lengths, mask, run_rest=None, check=True):
     D = call.directions
     B = call.batch
@@ -753,16 +755,11 @@ def _recover(call, wanted, run_layer, lengths, mask, run_rest=None, check=True):
     last = max((k[0] for k in wanted), default=-1)  # the deepest layer anything is kept of
     for layer in range(call.num_layers):
         if layer > last and run_rest is not None:  # nothing kept above: one fused call
-            out, h_n, c_n = run_rest(layer_input, layer)
-            hs.extend(h_n.unbind(0))
-            if c_n is not None:
-                cs.extend(c_n.unbind(0))
-            layer_input = out
+            layer_input, h_n, c_n = run_rest(layer_input, layer)
+            _extend_states(hs, cs, h_n, c_n)
             break
         out, h_n, c_n = run_layer(layer_input, layer)
-        hs.extend(h_n.unbind(0))
-        if c_n is not None:
-            cs.extend(c_n.unbind(0))
+        _extend_states(hs, cs, h_n, c_n)
         units = call.h0.shape[-1]
         for d in range(D):
             keep = {k[2] for k in wanted if k[0] == layer and k[1] == d}

@@ -344,11 +344,12 @@ def _write_segment(
     group = zarr.open_group(str(path), mode="r+")
     n = int(manifest["n_tokens"])
     pieces = pieces() if pieces is not None else {}
+    known: dict[str, int] = {}
     for key, col in cols.items():
         if key.startswith("docs/"):
             pieces[f"{key}|{d0}"] = col
             continue
-        c = _chunk_of(group, key, manifest)
+        c = _chunk_of(group, key, manifest, known)
         inner = _inner_chunks(a, b, c, n)
         lo, hi = inner.start * c, min(inner.stop * c, n)
         if lo < hi:
@@ -378,12 +379,13 @@ def _write_segment(
 COLUMN_CHUNKS = 16
 
 
-def _chunk_of(group, key: str, manifest: dict, known: dict | None = None) -> int:
-    """Rows per chunk of array ``key`` (states: ``chunk_tokens``; columns: their own)."""
+def _chunk_of(group, key: str, manifest: dict, known: dict) -> int:
+    """Rows per chunk of array ``key`` (states: ``chunk_tokens``; columns: their own).
+
+    ``known`` caches the columns' sizes (reading one opens the array's metadata).
+    """
     if key.startswith("states/"):
         return int(manifest["chunk_tokens"])
-    if known is None:
-        return int(group[key].chunks[0])
     if key not in known:
         known[key] = int(group[key].chunks[0])
     return known[key]

@@ -159,7 +159,7 @@ class Runner:
 
         ids, lengths, encoded = self._padded(docs)
         strategy = self.strategy
-        if strategy == "auto":  # without the compiled kernels small batches record faster so
+        if strategy == "auto":  # without the compiled kernels, recover records few rows faster
             from workbench.recorder import _ckernel
 
             strategy = "auto" if _ckernel.load() is not None else "recover"
