@@ -17,6 +17,7 @@ _WHERE = {
     "Recorder": "_recorder",
     "intervene": "_recorder",
     "record": "_recorder",
+    "release_gpu_caches": "_recorder",
 }
 
 __all__ = sorted(_WHERE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import math
 import threading
@@ -17,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.recorder import _rnn
+from workbench.recorder import _cudnn, _graphs, _reserve, _rnn, _wavefront
 from workbench.recorder._names import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
@@ -57,16 +58,19 @@ _TF32_TOLERANCE = 1e-3
 _MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 
 
-def _own_weights(params: list) -> list:
-    """A layer's weights as tensors of their own, for a fused kernel on CUDA.
+def _own_weights(params: list, call, count: int) -> list:
+    """``count`` layers' weights as tensors of their own, for a fused kernel on CUDA.
 
     cuDNN given a subset of an ``nn.LSTM``/``nn.GRU``'s flat weights (views into the module's
     one weight buffer) reads the wrong memory when the module has ``bias=False``: layer-by-layer
     outputs then differ from the module's by 0.1-0.5 (seen on an H100, torch 2.11, cuDNN 9.19).
-    Copies are exact. On the CPU nothing is copied.
+    Copies are exact: outside autograd they are laid out in a flat buffer of their own once
+    and kept (:mod:`._cudnn`), else cloned each call. On the CPU nothing is copied.
     """
     if not params or not params[0].is_cuda:
         return params
+    if _cudnn.usable(params):
+        return _cudnn.layer_weights(params, call.mode, count, call.bidirectional, call.has_biases)
     return [p.clone() for p in params]
 
 
@@ -327,10 +331,19 @@ class Recorder:
             result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
         else:
-            run_layer = self._real_layer(func, call)
-            run_rest = self._real_rest(func, call, batch_first=False)
             check = self.check != "none"
-            out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest, check)
+            res = _reserve.recover(call, wanted, check) if _reserve.usable(call, grad) else None
+            if res is not None:  # every state from one training-mode cuDNN call
+                out, h_n, c_n, rec, errors = res
+                meta["source"] = "cudnn reserve space"
+            elif _wavefront.usable(call, grad):
+                runner = functools.partial(self._real_chunk, func, call)
+                with _rnn._kernel_precision(call.x):
+                    out, h_n, c_n, rec, errors = _graphs.recover(call, wanted, runner, check)
+            else:
+                run_layer = self._real_layer(func, call)
+                run_rest = self._real_rest(func, call, batch_first=False)
+                out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest, check)
             result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
             meta.update(
                 checked="full" if check else "none",
@@ -425,6 +438,24 @@ class Recorder:
             )
         )
 
+    def _real_chunk(self, func, call):
+        """``run(inp, layer, h0, c0)``: one one-way layer's fused kernel over a time chunk."""
+        stride = len(call.params) // call.num_layers
+        weights = [
+            _own_weights(call.params[j * stride : (j + 1) * stride], call, 1)
+            for j in range(call.num_layers)
+        ]
+        lstm = call.mode == "lstm"
+
+        def run(inp, layer, h0, c0):
+            hx = [h0, c0] if lstm else h0
+            res = func(inp, hx, weights[layer], call.has_biases, 1, 0.0, False, False, False)
+            return res[0], res[1], res[2] if lstm else None
+
+        run = _quiet_compaction(run)
+        run.weights, run.params = weights, list(call.params)  # for a CUDA graph's refresh
+        return run
+
     def _fused(self, func, call, layer_input, first: int, count: int):
         """Layers ``first .. first + count - 1`` in one fused call: ``(out, h_n, c_n)``.
 
@@ -435,7 +466,7 @@ class Recorder:
         stride = len(call.params) // (call.num_layers * D)
         params = call.params[first * D * stride : (first + count) * D * stride]
         if first or count < call.num_layers:  # a subset of the module's flat weights
-            params = _own_weights(params)
+            params = _own_weights(params, call, count)
         sl = slice(first * D, (first + count) * D)
         c0 = call.c0[sl] if call.c0 is not None else None
         if call.batch_sizes is None:
@@ -649,6 +680,20 @@ class Recorder:
         tensors = {n: tensors[n] for n in order}
         meta = {"exactness": dict(self._meta)} if self._meta else {}
         return Trace(tensors, lengths, sites, meta=meta)
+
+
+def release_gpu_caches() -> None:
+    """Free what GPU recordings keep between calls.
+
+    On CUDA the recorder keeps per-layer weight copies laid out for cuDNN (the layers' weights
+    once more) and up to two CUDA graphs with the memory of one recording each, so that
+    repeated recordings of the same model and shapes skip that work. This drops them all; the
+    next recording builds them again.
+    """
+    _cudnn.clear()
+    _graphs.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _concat(name: str, parts: list[torch.Tensor]) -> torch.Tensor:

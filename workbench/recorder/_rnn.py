@@ -747,7 +747,6 @@ def _extend_states(hs: list, cs: list, h_n: torch.Tensor, c_n: torch.Tensor | No
 
 def _recover(call, wanted, run_layer, lengths, mask, run_rest=None, check=True):
     D = call.directions
-    B = call.batch
     layer_input = call.x
     recorded: dict[Key, torch.Tensor] = {}
     hs, cs = [], []
@@ -762,38 +761,61 @@ def _recover(call, wanted, run_layer, lengths, mask, run_rest=None, check=True):
         _extend_states(hs, cs, h_n, c_n)
         units = call.h0.shape[-1]
         for d in range(D):
-            keep = {k[2] for k in wanted if k[0] == layer and k[1] == d}
-            if not keep:
-                continue
-            i = layer * D + d
             hid = out[:, :, d * units : (d + 1) * units]
-            if keep == {"hidden"}:  # the kernel's own states: nothing to recover
-                recorded[(layer, d, "hidden")] = hid * mask if mask is not None else hid
-                continue
-            p = call.layer_params(layer, d)
-            h_prev = _previous(hid, call.h0[i], lengths, d)
-            if call.mode == "lstm":
-                rec, e_h = _recover_lstm(
-                    layer_input, hid, h_prev, p, call, d, i, mask, lengths, check
-                )
-                e_c = 0.0
-                if check:
-                    rows = torch.arange(B, device=hid.device)
-                    final = rec["cell"][_last_index(lengths, d), rows]
-                    e_c = (final - c_n[d]).abs().max() if final.numel() else 0.0
-            else:
-                rec, e_h = _recover_gru(layer_input, hid, h_prev, p, mask, lengths, check)
-                e_c = 0.0
-            errs_h.append(e_h)
-            errs_c.append(e_c)
-            for q, v in rec.items():
-                if q in keep:
-                    recorded[(layer, d, q)] = v
+            c_last = c_n[d] if c_n is not None else None
+            args = (call, wanted, layer, d, layer_input, hid, c_last, lengths, mask, check)
+            errs = recover_direction(*args, recorded)
+            if errs is not None:
+                errs_h.append(errs[0])
+                errs_c.append(errs[1])
         layer_input = out
     h_n = torch.stack(hs)
     c_n = torch.stack(cs) if cs else None
     errors = {"hidden": _max_all(errs_h), "cell": _max_all(errs_c)}
     return layer_input, h_n, c_n, recorded, errors
+
+
+def recover_direction(call, wanted, layer, d, layer_input, hid, c_last, lengths, mask, check,
+                      recorded):  # fmt: skip
+    """Recover what is kept of one direction of one layer into ``recorded``.
+
+    Parameters
+    ----------
+    layer_input : torch.Tensor
+        ``[time, batch, in]`` the layer's input (padded, time-major).
+    hid : torch.Tensor
+        ``[time, batch, units]`` the direction's hidden states from the fused kernel.
+    c_last : torch.Tensor or None
+        ``[batch, hidden]`` the kernel's final cell states (LSTM).
+
+    Returns
+    -------
+    tuple or None
+        ``(hidden error, cell error)`` (floats or 0-d tensors), None when nothing was
+        recomputed.
+    """
+    keep = {k[2] for k in wanted if k[0] == layer and k[1] == d}
+    if not keep:
+        return None
+    if keep == {"hidden"}:  # the kernel's own states: nothing to recover
+        recorded[(layer, d, "hidden")] = hid * mask if mask is not None else hid
+        return None
+    i = layer * call.directions + d
+    p = call.layer_params(layer, d)
+    h_prev = _previous(hid, call.h0[i], lengths, d)
+    e_c = 0.0
+    if call.mode == "lstm":
+        rec, e_h = _recover_lstm(layer_input, hid, h_prev, p, call, d, i, mask, lengths, check)
+        if check:
+            rows = torch.arange(call.batch, device=hid.device)
+            final = rec["cell"][_last_index(lengths, d), rows]
+            e_c = (final - c_last).abs().max() if final.numel() else 0.0
+    else:
+        rec, e_h = _recover_gru(layer_input, hid, h_prev, p, mask, lengths, check)
+    for q, v in rec.items():
+        if q in keep:
+            recorded[(layer, d, q)] = v
+    return e_h, e_c
 
 
 def _last_index(lengths: torch.Tensor, direction: int) -> torch.Tensor:
