@@ -132,3 +132,24 @@ def test_check_none_trusts_a_layout_only_after_it_passed_once(stand_in, monkeypa
         assert len(calls) == 2
         _reserve.recover(_call(m, x, h0, c0), {(1, 0, "cell")}, check=True)
         assert len(calls) == 4
+
+
+def test_kept_weight_copies_serve_inference_mode_and_normal_calls(monkeypatch):
+    """Copies made under torch.inference_mode() are refreshed in place later, outside it."""
+    from torch.backends.cudnn import rnn as cudnn_rnn
+
+    monkeypatch.setattr(torch, "_cudnn_rnn_flatten_weight", lambda *a: None, raising=False)
+    monkeypatch.setattr(cudnn_rnn, "get_cudnn_mode", lambda mode: 2)
+    monkeypatch.setattr(_cudnn, "_CACHE", {})
+    m = nn.LSTM(3, 4, 1)
+    params = list(m._flat_weights)
+    with torch.inference_mode():
+        first = _cudnn.layer_weights(params, "lstm", 1, False, True)
+    assert not any(w.is_inference() for w in first)
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(2.0)
+    again = _cudnn.layer_weights(params, "lstm", 1, False, True)
+    assert again is first
+    assert all(torch.equal(w, p) for w, p in zip(again, params, strict=True))
+    with torch.inference_mode():
+        assert _cudnn.layer_weights(params, "lstm", 1, False, True) is first

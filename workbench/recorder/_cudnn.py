@@ -68,7 +68,8 @@ def layer_weights(
         hit = _CACHE.get(key)
         if hit is not None and all(r() is p for r, p in zip(hit[0], params, strict=True)):
             flat = hit[1]
-            torch._foreach_copy_(flat, [p.detach() for p in params])
+            with torch.inference_mode(False):  # the copies are normal tensors (see _flatten)
+                torch._foreach_copy_(flat, [p.detach() for p in params])
             return flat
     flat = _flatten(params, mode, count, bidirectional, has_biases)
     with _LOCK:
@@ -92,8 +93,11 @@ def _flatten(params, mode, count, bidirectional, has_biases) -> list[torch.Tenso
     stride = len(params) // (count * (2 if bidirectional else 1))
     proj = params[stride - 1].shape[0] if stride in (3, 5) and mode == "lstm" else 0
     hidden = params[0].shape[0] // gates
-    copies = [p.detach().clone() for p in params]
-    with torch.no_grad(), torch.cuda.device_of(copies[0]):
+    # normal tensors even when made under torch.inference_mode(): they are refreshed in place
+    # by later calls, which may run outside it
+    with torch.inference_mode(False):
+        copies = [p.detach().clone() for p in params]
+    with torch.no_grad(), torch.inference_mode(False), torch.cuda.device_of(copies[0]):
         torch._cudnn_rnn_flatten_weight(
             copies,
             stride,

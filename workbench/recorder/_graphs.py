@@ -132,12 +132,13 @@ def _key(call: _rnn.RnnCall, wanted: set, check: bool) -> tuple | None:
 
 
 def _capture(call, wanted, runner, check) -> _Graph:
-    static = dataclasses.replace(
-        call,
-        x=call.x.clone(),
-        h0=call.h0.clone(),
-        c0=None if call.c0 is None else call.c0.clone(),
-    )
+    with torch.inference_mode(False):  # filled in place by replays in either mode
+        static = dataclasses.replace(
+            call,
+            x=call.x.clone(),
+            h0=call.h0.clone(),
+            c0=None if call.c0 is None else call.c0.clone(),
+        )
     graph = torch.cuda.CUDAGraph()
     with _CAPTURE_LOCK:  # torch.cuda.graph's default capture stream is shared by threads
         torch.cuda.synchronize(call.x.device)
