@@ -140,7 +140,9 @@ def _capture(call, wanted, runner, check) -> _Graph:
             c0=None if call.c0 is None else call.c0.clone(),
         )
     graph = torch.cuda.CUDAGraph()
-    with _CAPTURE_LOCK:  # torch.cuda.graph's default capture stream is shared by threads
+    # torch.cuda.graph's default capture stream is shared by threads; it captures on the
+    # current device, which need not be the input's
+    with _CAPTURE_LOCK, torch.cuda.device(call.x.device):
         torch.cuda.synchronize(call.x.device)
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             result = _wavefront.launch(static, wanted, runner, check)
