@@ -202,3 +202,20 @@ def test_huge_page_buffers_are_ordinary_tensors():
     assert e.sum().item() == 2.5 * e.numel()
     small = _pages.empty(3, 4, like=like.double(), zero=True)
     assert small.dtype == torch.float64 and small.abs().max().item() == 0
+
+
+def test_kept_values_follow_the_very_tensors_they_were_made_from():
+    from workbench.recorder._kept import KeptWhileAlive
+
+    kept = KeptWhileAlive(2)
+    a, b = torch.zeros(3), torch.zeros(3)
+    kept.put("k", (a, None), "value")
+    assert kept.get("k", (a, None)) == "value"
+    assert kept.get("k", (b, None)) is None  # another tensor under the same key: dropped
+    assert kept.get("k", (a, None)) is None
+    kept.put("k", (a,), 1)
+    del a  # the tensor is gone: so is what was made from it (a dead reference is no None)
+    assert kept.get("k", (None,)) is None
+    for i in range(3):
+        kept.put(i, (b,), i)
+    assert len(kept) == 2 and kept.get(0, (b,)) is None and kept.get(2, (b,)) == 2

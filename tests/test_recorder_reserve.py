@@ -12,6 +12,7 @@ from torch import nn
 
 import workbench
 from workbench.recorder import _cudnn, _reserve, _rnn
+from workbench.recorder._kept import KeptWhileAlive
 from workbench.recorder._names import LSTM_QUANTITIES
 
 
@@ -140,7 +141,7 @@ def test_kept_weight_copies_serve_inference_mode_and_normal_calls(monkeypatch):
 
     monkeypatch.setattr(torch, "_cudnn_rnn_flatten_weight", lambda *a: None, raising=False)
     monkeypatch.setattr(cudnn_rnn, "get_cudnn_mode", lambda mode: 2)
-    monkeypatch.setattr(_cudnn, "_CACHE", {})
+    monkeypatch.setattr(_cudnn, "_CACHE", KeptWhileAlive(8))
     m = nn.LSTM(3, 4, 1)
     params = list(m._flat_weights)
     with torch.inference_mode():

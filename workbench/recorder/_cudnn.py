@@ -19,14 +19,11 @@ buffers cost the layers' weights once more in GPU memory while kept).
 
 from __future__ import annotations
 
-import threading
-import weakref
-
 import torch
 
-_KEEP = 8  # layer sets kept (oldest dropped first)
-_CACHE: dict[tuple, tuple[list, list[torch.Tensor]]] = {}
-_LOCK = threading.Lock()
+from workbench.recorder._kept import KeptWhileAlive
+
+_CACHE = KeptWhileAlive(8)  # layer sets (the oldest dropped first)
 _STATE = {"on": True}  # False: plain clones every call (the benchmark's baseline)
 
 
@@ -64,26 +61,17 @@ def layer_weights(
         cuDNN's layout (kept for later calls while the originals live).
     """
     key = (mode, count, bidirectional, has_biases) + tuple((id(p), p.data_ptr()) for p in params)
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and all(r() is p for r, p in zip(hit[0], params, strict=True)):
-            flat = hit[1]
-            with torch.inference_mode(False):  # the copies are normal tensors (see _flatten)
-                torch._foreach_copy_(flat, [p.detach() for p in params])
-            return flat
-    flat = _flatten(params, mode, count, bidirectional, has_biases)
-    with _LOCK:
-        _CACHE.pop(key, None)
-        _CACHE[key] = ([weakref.ref(p) for p in params], flat)
-        while len(_CACHE) > _KEEP:
-            _CACHE.pop(next(iter(_CACHE)))
-    return flat
+    flat = _CACHE.get(key, params)
+    if flat is not None:
+        with torch.inference_mode(False):  # the copies are normal tensors (see _flatten)
+            torch._foreach_copy_(flat, [p.detach() for p in params])
+        return flat
+    return _CACHE.put(key, params, _flatten(params, mode, count, bidirectional, has_biases))
 
 
 def clear() -> None:
     """Drop every kept buffer (frees their GPU memory)."""
-    with _LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
 
 
 def _flatten(params, mode, count, bidirectional, has_biases) -> list[torch.Tensor]:

@@ -23,16 +23,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-import weakref
 from collections.abc import Callable
 
 import torch
 
 from workbench.recorder import _rnn, _wavefront
+from workbench.recorder._kept import KeptWhileAlive
 
 _KEEP = 2
 _STATE = {"on": os.environ.get("WORKBENCH_CUDA_GRAPHS", "1") != "0"}
-_GRAPHS: dict[tuple, _Graph] = {}
+_GRAPHS = KeptWhileAlive(_KEEP)  # key -> _Graph, while the module's tensors live
 _SEEN: dict[tuple, int] = {}  # key -> eager runs so far (a graph is captured on the 2nd)
 _FAILED: set[tuple] = set()
 _LOCK = threading.Lock()
@@ -42,7 +42,6 @@ _CAPTURE_LOCK = threading.Lock()
 @dataclasses.dataclass
 class _Graph:
     graph: torch.cuda.CUDAGraph
-    refs: list  # weakrefs to the module's tensors the key names
     x: torch.Tensor
     h0: torch.Tensor
     c0: torch.Tensor | None
@@ -65,13 +64,7 @@ def recover(call: _rnn.RnnCall, wanted: set, make_runner: Callable, check: bool 
     key = _key(call, wanted, check)
     if key is None:
         return _wavefront.recover(call, wanted, make_runner(), check)
-    with _LOCK:
-        entry = _GRAPHS.get(key)
-        if entry is not None and not all(
-            r() is p for r, p in zip(entry.refs, call.params, strict=True)
-        ):
-            _GRAPHS.pop(key)
-            entry = None
+    entry = _GRAPHS.get(key, call.params)
     if entry is not None:
         with entry.lock:  # its input and output buffers serve one recording at a time
             return _replay(entry, call)
@@ -89,10 +82,7 @@ def recover(call: _rnn.RnnCall, wanted: set, make_runner: Callable, check: bool 
             with _LOCK:
                 _FAILED.add(key)
         else:
-            with _LOCK:
-                _GRAPHS[key] = graph
-                while len(_GRAPHS) > _KEEP:
-                    _GRAPHS.pop(next(iter(_GRAPHS)))
+            _GRAPHS.put(key, call.params, graph)
     return result
 
 
@@ -149,7 +139,6 @@ def _capture(call, wanted, runner, check) -> _Graph:
     flat = [w for layer in runner.weights for w in layer]
     return _Graph(
         graph=graph,
-        refs=[weakref.ref(p) for p in call.params],
         x=static.x,
         h0=static.h0,
         c0=static.c0,

@@ -22,14 +22,13 @@ kernel sees them (sorted by decreasing length for packed input).
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from workbench.recorder import _ckernel, _gemm, _pages, _scan
+from workbench.recorder import _ckernel, _gemm, _kept, _pages, _scan
 
 Edit = Callable[[torch.Tensor, int], torch.Tensor]
 Key = tuple[int, int, str]  # (layer, direction, quantity)
@@ -160,24 +159,20 @@ class _Steps:
         return self.batch if self.sizes is None else self.sizes[t]
 
 
-_WEIGHT_CACHE: dict[int, tuple] = {}
+_WEIGHT_CACHE = _kept.KeptWhileAlive(8)
 
 
 def _lstm_fast_weights(p):
     """Gate-reordered weights with the g rows doubled, cached per parameter and version.
 
-    An entry holds a weak reference to the input weight tensor and is used only while that
-    very tensor is alive (never matched by address, which a new module may reuse); the other
-    tensors must be the same objects with the same versions.
+    An entry is used only while the very tensors it was made from are alive (never matched by
+    address, which a new module may reuse) and unchanged (same versions).
     """
-    others = (p["w_hh"], p["b_ih"], p["b_hh"])
-    stamp = tuple(
-        (id(t), t.data_ptr(), t._version) if t is not None else None for t in (p["w_ih"], *others)
-    )
-    hit = _WEIGHT_CACHE.get(id(p["w_ih"]))
-    if hit is not None and hit[0]() is p["w_ih"] and hit[1] == stamp:
-        if all((r() if r else None) is t for r, t in zip(hit[2], others, strict=True)):
-            return hit[3]
+    tensors = (p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
+    stamp = tuple((id(t), t.data_ptr(), t._version) if t is not None else None for t in tensors)
+    hit = _WEIGHT_CACHE.get(id(p["w_ih"]), tensors)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
     with torch.no_grad():
         H = p["w_ih"].shape[0] // 4
         perm = _lstm_perm(H, p["w_ih"].device)
@@ -190,10 +185,7 @@ def _lstm_fast_weights(p):
         if p["b_ih"] is not None:
             bias = (p["b_ih"] + p["b_hh"])[perm] * scale[:, 0]
     result = (w_ih, w_hh_t, bias, w_hh)
-    if len(_WEIGHT_CACHE) >= 8:
-        _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
-    refs = tuple(weakref.ref(t) if t is not None else None for t in others)
-    _WEIGHT_CACHE[id(p["w_ih"])] = (weakref.ref(p["w_ih"]), stamp, refs, result)
+    _WEIGHT_CACHE.put(id(p["w_ih"]), tensors, (stamp, result))
     return result
 
 
@@ -403,18 +395,15 @@ _SEQ_ROWS = 16
 def _seq_weights(w_hh_t: torch.Tensor, H: int) -> torch.Tensor:
     """``w_hh_t`` ``[K, 4H]`` in ``wb_lstm_seq``'s block layout ``[H / 16, K, 64]``, cached."""
     key = ("seq", w_hh_t.data_ptr(), w_hh_t._version, tuple(w_hh_t.shape))
-    hit = _SEQ_CACHE.get(key)
-    if hit is not None and hit[0]() is w_hh_t:
-        return hit[1]
+    hit = _SEQ_CACHE.get(key, (w_hh_t,))
+    if hit is not None:
+        return hit
     K = w_hh_t.shape[0]
     wb = w_hh_t.view(K, 4, H // 16, 16).permute(2, 0, 1, 3).contiguous()
-    if len(_SEQ_CACHE) >= 8:
-        _SEQ_CACHE.pop(next(iter(_SEQ_CACHE)))
-    _SEQ_CACHE[key] = (weakref.ref(w_hh_t), wb)
-    return wb
+    return _SEQ_CACHE.put(key, (w_hh_t,), wb)
 
 
-_SEQ_CACHE: dict = {}
+_SEQ_CACHE = _kept.KeptWhileAlive(8)
 
 
 def _lstm_seq(lib, x, w_ih, bias, wb, h0, c0, G, C, Hh, reverse: bool, half=None) -> None:
