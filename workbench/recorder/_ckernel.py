@@ -114,7 +114,8 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 static inline void block_product(const float *restrict wb, long K, const float *hp, long hps,
                                  int nr, float *restrict out) {
   /* enough independent sums for the FMA pipes (two a cycle, four cycles each): one or two rows
-     sum even and odd k apart, three or four rows keep all 64 columns, more rows go by halves */
+     keep all 64 columns and sum even and odd k apart, three or four rows go by halves of 32
+     columns with even and odd k apart, more rows by halves with one sum each */
   if (nr <= 2) {
     v16 a[2][2][4];
     for (int r = 0; r < nr; ++r)
