@@ -448,8 +448,7 @@ class Recorder:
         lstm = call.mode == "lstm"
 
         def run(inp, layer, h0, c0):
-            hx = [h0, c0] if lstm else h0
-            res = func(inp, hx, weights[layer], call.has_biases, 1, 0.0, False, False, False)
+            res = func(*self._kernel_args(call, inp, h0, c0, weights[layer], 1))
             return res[0], res[1], res[2] if lstm else None
 
         run = _quiet_compaction(run)
