@@ -34,7 +34,6 @@ from workbench.store._layout import (
 )
 from workbench.store._runner import (
     Runner,
-    aligned_empty,
     model_fingerprint,
     pooling,
     release_buffers,
@@ -44,7 +43,7 @@ from workbench.store._writer import (
     BackgroundWriter,
     ChunkSink,
     write_column_rows,
-    write_state_block,
+    write_state_chunk,
     write_state_rows,
 )
 
@@ -431,10 +430,7 @@ def finalize(path: Path) -> None:
         for start, piece in parts:
             block[start - lo : start - lo + len(piece)] = piece
         if key.startswith("states/") and StateArray(arr, path / key).unit_major:
-            full = aligned_empty((block.shape[1], c), block.dtype)  # written with O_DIRECT
-            full[:, : hi - lo] = block.T
-            full[:, hi - lo :] = 0  # the states' fill value
-            write_state_block(path, key[len("states/") :], k, full)
+            write_state_chunk(path, key[len("states/") :], k, block, c)
         elif raw_column(path / key):
             write_column_rows(path, key, block, lo, hi, c, arr.fill_value)
         else:

@@ -67,22 +67,26 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
     ``lo`` is a chunk boundary and ``hi`` a chunk boundary or the end of the array; ``col``
     is already in the array's dtype.
     """
+    for start in range(lo, hi, chunk):
+        rows = col[start - lo : min(start + chunk, hi) - lo]
+        write_state_chunk(path, name, start // chunk, rows, chunk)
+
+
+def write_state_chunk(path: Path, name: str, k: int, rows: np.ndarray, chunk: int) -> None:
+    """Write chunk ``k`` of state array ``name`` from its ``rows`` ``[n <= chunk, units]``.
+
+    The rows are copied into a page-aligned unit-major block (the compiled transposing copy),
+    padded with the fill value 0 past ``n``, as zarr stores an edge chunk.
+    """
     import torch
 
     from workbench.store._runner import aligned_empty
 
-    units = col.shape[1]
-    base = Path(path) / "states" / name / "c"
-    for start in range(lo, hi, chunk):
-        rows = col[start - lo : min(start + chunk, hi) - lo]
-        block = aligned_empty((units, chunk), col.dtype.newbyteorder("<"))
-        n = rows.shape[0]
-        torch.from_numpy(block[:, :n]).copy_(torch.from_numpy(np.ascontiguousarray(rows)).t())
-        if n < chunk:
-            block[:, n:] = 0  # the fill value, as zarr stores an edge chunk
-        d = base / str(start // chunk)
-        d.mkdir(parents=True, exist_ok=True)
-        write_file(d / "0", block)
+    n = rows.shape[0]
+    block = aligned_empty((rows.shape[1], chunk), rows.dtype.newbyteorder("<"))
+    _copy_rows([(block[:, :n], torch.from_numpy(np.ascontiguousarray(rows)))])
+    block[:, n:] = 0
+    write_state_block(path, name, k, block)
 
 
 def write_column_rows(path: Path, key: str, col: np.ndarray, lo: int, hi: int, chunk: int, fill):
