@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
+
+from workbench._cache import cache_root
 
 DEMO_MODELS: tuple[str, ...] = ("python", "sentiment", "sunspots", "co2", "parens")
 # corpus tokens recorded into each demo store (test split, documents kept whole)
@@ -20,8 +21,7 @@ DEMO_TOKENS: dict[str, int | None] = {
 
 def cache_dir() -> Path:
     """Folder for demo stores: ``$WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
-    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
-    return Path(root)
+    return cache_root()
 
 
 class AppContext:

@@ -367,8 +367,9 @@ def _cpu_key() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
-    return Path(root) / "kernels"
+    from workbench._cache import cache_root
+
+    return cache_root() / "kernels"
 
 
 def _compile(target: Path) -> None:
