@@ -40,6 +40,24 @@ def test_put_rows_is_a_transposing_cast(dtype, src_dtype):
 
 
 @needs_kernel
+@pytest.mark.parametrize(
+    "rows,units,off", [(256, 256, 100), (300, 96, 7), (31, 64, 0), (64, 45, 3), (33, 650, 9)]
+)
+def test_put_rows_half_tiles_and_edges(rows, units, off):
+    """float16 into float16 goes a 32 x 32 tile at a time (in registers where the CPU has
+    AVX-512): whole tiles, partial unit blocks and leftover rows are all the same bits."""
+    if not _ckernel.has_half():
+        pytest.skip("no _Float16 here")
+    torch.manual_seed(1)
+    src = torch.randn(rows, units + 5).half()[:, :units]  # rows strided like a window's
+    block = np.full((units, rows + 140), 7, np.float16)
+    dst = block[:, off : off + rows]
+    assert _ckernel.put_rows(dst, src)
+    assert np.array_equal(dst.view(np.uint16), src.t().contiguous().numpy().view(np.uint16))
+    assert (block[:, :off] == 7).all() and (block[:, off + rows :] == 7).all()
+
+
+@needs_kernel
 def test_put_rows_declines_what_it_cannot_do():
     src = torch.randn(10, 4)
     assert not _ckernel.put_rows(np.zeros((4, 10), np.float64), src)  # dtype

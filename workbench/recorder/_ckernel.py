@@ -328,7 +328,64 @@ void wb_lstm_seq(long T, long n, long H, int reverse, const float *P, long pts, 
 WB_PUT(wb_put_f32, float, float)
 #ifdef __FLT16_MAX__ /* compilers without _Float16 build the rest */
 WB_PUT(wb_put_f16, float, _Float16)
+#ifdef __AVX512BW__
+#include <immintrin.h>
+/* Eight rows of 32 16-bit values, transposed as four 8 x 8 tiles at once (one per 128-bit
+   lane: three rounds of interleaving 16-, 32- and 64-bit pieces), into d[u * ds + i] for
+   u < 32, i < 8. */
+static inline void wb_tile8x32(const unsigned short *s, long ss, unsigned short *d, long ds) {
+  __m512i a[8], b[8], c[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm512_loadu_si512((const void *)(s + i * ss));
+  for (int i = 0; i < 4; ++i) {
+    b[i] = _mm512_unpacklo_epi16(a[2 * i], a[2 * i + 1]);
+    b[i + 4] = _mm512_unpackhi_epi16(a[2 * i], a[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int h = 0; h < 2; ++h) {
+      c[4 * h + 2 * i] = _mm512_unpacklo_epi32(b[4 * h + 2 * i], b[4 * h + 2 * i + 1]);
+      c[4 * h + 2 * i + 1] = _mm512_unpackhi_epi32(b[4 * h + 2 * i], b[4 * h + 2 * i + 1]);
+    }
+  for (int j = 0; j < 4; ++j) { /* columns 2j, 2j + 1 of each lane's tile */
+    int lo = (j & 1) + 4 * (j >> 1);
+    __m512i z[2] = {_mm512_unpacklo_epi64(c[lo], c[lo + 2]),
+                    _mm512_unpackhi_epi64(c[lo], c[lo + 2])};
+    for (int k = 0; k < 2; ++k) {
+      unsigned short *o = d + (2 * j + k) * ds;
+      _mm_storeu_si128((__m128i *)o, _mm512_castsi512_si128(z[k]));
+      _mm_storeu_si128((__m128i *)(o + 8 * ds), _mm512_extracti32x4_epi32(z[k], 1));
+      _mm_storeu_si128((__m128i *)(o + 16 * ds), _mm512_extracti32x4_epi32(z[k], 2));
+      _mm_storeu_si128((__m128i *)(o + 24 * ds), _mm512_extracti32x4_epi32(z[k], 3));
+    }
+  }
+}
+
+/* wb_put_h16 (float16 into float16: bits only) a 32 x 32 tile at a time, transposed in
+   registers into a 2 KB buffer, then written as whole 64-byte unit rows: the chunk's
+   16 KB unit stride puts every row in the same cache sets, and 16-byte pieces written
+   straight there ran slower than the plain loop. Twice the plain loop's speed on a
+   window read from memory (17.6 against 36 us per 256 x 256 window, one thread). */
+void wb_put_h16(const _Float16 *src_, long rows, long units, long ss, _Float16 *dst_, long ds,
+                int threads) {
+  const unsigned short *src = (const unsigned short *)src_;
+  unsigned short *dst = (unsigned short *)dst_;
+  long u32 = units / 32 * 32, r32 = rows / 32 * 32;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (long u0 = 0; u0 < units; u0 += 32) {
+    unsigned short tmp[32 * 32] __attribute__((aligned(64)));
+    long r1 = u0 < u32 ? r32 : 0, u1 = u0 + 32 < units ? u0 + 32 : units;
+    for (long r0 = 0; r0 < r1; r0 += 32) {
+      for (int g = 0; g < 4; ++g) wb_tile8x32(src + (r0 + 8 * g) * ss + u0, ss, tmp + 8 * g, 32);
+      for (int u = 0; u < 32; ++u)
+        _mm512_storeu_si512((void *)(dst + (u0 + u) * ds + r0),
+                            _mm512_load_si512((const void *)(tmp + 32 * u)));
+    }
+    for (long u = u0; u < u1; ++u)
+      for (long r = r1; r < rows; ++r) dst[u * ds + r] = src[r * ss + u];
+  }
+}
+#else
 WB_PUT(wb_put_h16, _Float16, _Float16)
+#endif
 #endif
 
 /* The same step in stages: gates, then cell and hidden, then (after a cell edit) hidden. */
