@@ -359,33 +359,57 @@ static inline void wb_tile8x32(const unsigned short *s, long ss, unsigned short 
   }
 }
 
-/* wb_put_h16 (float16 into float16: bits only) a 32 x 32 tile at a time, transposed in
-   registers into a 2 KB buffer, then written as whole 64-byte unit rows: the chunk's
-   16 KB unit stride puts every row in the same cache sets, and 16-byte pieces written
-   straight there ran slower than the plain loop. Twice the plain loop's speed on a
-   window read from memory (17.6 against 36 us per 256 x 256 window, one thread). */
-void wb_put_h16(const _Float16 *src_, long rows, long units, long ss, _Float16 *dst_, long ds,
-                int threads) {
-  const unsigned short *src = (const unsigned short *)src_;
-  unsigned short *dst = (unsigned short *)dst_;
-  long u32 = units / 32 * 32, r32 = rows / 32 * 32;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (long u0 = 0; u0 < units; u0 += 32) {
-    unsigned short tmp[32 * 32] __attribute__((aligned(64)));
-    long r1 = u0 < u32 ? r32 : 0, u1 = u0 + 32 < units ? u0 + 32 : units;
-    for (long r0 = 0; r0 < r1; r0 += 32) {
-      for (int g = 0; g < 4; ++g) wb_tile8x32(src + (r0 + 8 * g) * ss + u0, ss, tmp + 8 * g, 32);
-      for (int u = 0; u < 32; ++u)
-        _mm512_storeu_si512((void *)(dst + (u0 + u) * ds + r0),
-                            _mm512_load_si512((const void *)(tmp + 32 * u)));
-    }
-    for (long u = u0; u < u1; ++u)
-      for (long r = r1; r < rows; ++r) dst[u * ds + r] = src[r * ss + u];
+/* Units [u0, u0 + 32) of a float16 -> float16 transposing copy (bits only), a 32 x 32 tile
+   at a time: transposed in registers into a 2 KB buffer, then written as whole 64-byte unit
+   rows. The chunk's 16 KB unit stride puts every row in the same cache sets, and 16-byte
+   pieces written straight there ran slower than the plain loop. Twice the plain loop's
+   speed on a window read from memory (17.6 against 36 us per 256 x 256 window, one thread). */
+static void wb_put_h16_block(const unsigned short *src, long rows, long units, long ss,
+                             unsigned short *dst, long ds, long u0) {
+  unsigned short tmp[32 * 32] __attribute__((aligned(64)));
+  long u1 = u0 + 32 < units ? u0 + 32 : units, r1 = u0 + 32 <= units ? rows / 32 * 32 : 0;
+  for (long r0 = 0; r0 < r1; r0 += 32) {
+    for (int g = 0; g < 4; ++g) wb_tile8x32(src + (r0 + 8 * g) * ss + u0, ss, tmp + 8 * g, 32);
+    for (int u = 0; u < 32; ++u)
+      _mm512_storeu_si512((void *)(dst + (u0 + u) * ds + r0),
+                          _mm512_load_si512((const void *)(tmp + 32 * u)));
   }
+  for (long u = u0; u < u1; ++u)
+    for (long r = r1; r < rows; ++r) dst[u * ds + r] = src[r * ss + u];
 }
 #else
-WB_PUT(wb_put_h16, _Float16, _Float16)
+static void wb_put_h16_block(const unsigned short *src, long rows, long units, long ss,
+                             unsigned short *dst, long ds, long u0) {
+  long u1 = u0 + 32 < units ? u0 + 32 : units;
+  for (long r0 = 0; r0 < rows; r0 += 32) {
+    long r1 = r0 + 32 < rows ? r0 + 32 : rows;
+    for (long u = u0; u < u1; ++u)
+#pragma GCC ivdep
+      for (long r = r0; r < r1; ++r) dst[u * ds + r] = src[r * ss + u];
+  }
+}
 #endif
+
+void wb_put_h16(const _Float16 *src, long rows, long units, long ss, _Float16 *dst, long ds,
+                int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (long u0 = 0; u0 < units; u0 += 32)
+    wb_put_h16_block((const unsigned short *)src, rows, units, ss, (unsigned short *)dst, ds, u0);
+}
+
+/* Many float16 copies in one call (a window's pieces: every name, every row), shared out
+   between the threads: a[6 i ..] = src, rows, units, src row stride, dst, dst unit stride
+   (pointers as integers, strides in values). One call instead of one per piece saves the
+   per-call overhead of a few hundred calls a window. */
+void wb_put_many_h16(long n, const long *a, int threads) {
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1)
+  for (long i = 0; i < n; ++i) {
+    const long *p = a + 6 * i;
+    for (long u0 = 0; u0 < p[2]; u0 += 32)
+      wb_put_h16_block((const unsigned short *)p[0], p[1], p[2], p[3], (unsigned short *)p[4],
+                       p[5], u0);
+  }
+}
 #endif
 
 /* The same step in stages: gates, then cell and hidden, then (after a cell edit) hidden. */
@@ -491,6 +515,9 @@ def load():
             if hasattr(lib, name):
                 getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i32]
                 getattr(lib, name).restype = None
+        if hasattr(lib, "wb_put_many_h16"):
+            lib.wb_put_many_h16.argtypes = [i64, ptr, i32]
+            lib.wb_put_many_h16.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _STATE["error"] = str(exc)
         return None
@@ -539,6 +566,26 @@ def put_rows(dst, src) -> bool:
             src.data_ptr(), rows, units, src.stride(0), dst.ctypes.data,
             dst.strides[0] // dst.itemsize, threads,
         )  # fmt: skip
+    return True
+
+
+def put_many_h16(pieces, threads: int) -> bool:
+    """Run float16 transposing copies described by ``pieces``; False where not compiled.
+
+    ``pieces`` is an int64 ``[n, 6]`` array, one row a copy: source address, rows, units,
+    source row stride, destination address, destination unit stride (strides in values), as
+    :func:`put_rows` would do ``dst[:] = src.T`` for each. The caller keeps both alive.
+    """
+    import numpy as np
+
+    lib = load()
+    if lib is None or not hasattr(lib, "wb_put_many_h16"):
+        return False
+    pieces = np.ascontiguousarray(pieces, dtype=np.int64)
+    if pieces.ndim != 2 or pieces.shape[1] != 6:
+        raise ValueError(f"pieces must be [n, 6], got {pieces.shape}")
+    if len(pieces):
+        lib.wb_put_many_h16(len(pieces), pieces.ctypes.data, int(threads))
     return True
 
 

@@ -161,6 +161,13 @@ class ChunkSink:
         self.inner = range(first, max(first, stop))
         self._ready: list[int] = []
         self._copies: list = []  # this window's (block, offset, value rows), not queued yet
+        # float16 rows into float16 blocks: one compiled call a window for all the pieces
+        from workbench.recorder import _ckernel
+
+        self._many = self.dtype == np.float16 and _ckernel.put_many_h16(np.zeros((0, 6)), 1)
+        self._runs: list[tuple] = []  # (src, rows, units, src stride, dst, dst stride)
+        self._keep: list = []  # the tensors those pieces read, alive until they are copied
+        self._ptr: dict[int, dict[str, int]] = {}  # chunk -> name -> its block's address
         self._submitted: set[int] = set()
         self._counted: str | None = None  # rows are counted on the first name put
 
@@ -174,11 +181,24 @@ class ChunkSink:
         ``value`` (a torch tensor) is read at the next :meth:`tick`: the caller must not
         write to it before (the recorder hands out new tensors on every call).
         """
+        import torch
+
         value = value.detach()
         g, rows, c = self.a + int(self.starts[doc]) + int(pos), int(value.shape[0]), self.c
         if self._counted is None:
             self._counted = name
         count = name == self._counted
+        units = int(value.shape[-1])
+        many = (
+            self._many
+            and value.dtype == torch.float16
+            and value.device.type == "cpu"
+            and value.dim() == 2
+            and (units < 2 or value.stride(1) == 1)
+        )
+        if many and rows:
+            self._keep.append(value)
+            src, ss = value.data_ptr(), value.stride(0)
         i = 0
         while i < rows:
             k = (g + i) // c
@@ -186,9 +206,14 @@ class ChunkSink:
             blocks = self.blocks.setdefault(k, {})
             blk = blocks.get(name)
             if blk is None:
-                blk = blocks[name] = self._take((value.shape[-1], c), self.dtype)
+                blk = blocks[name] = self._take((units, c), self.dtype)
+                self._ptr.setdefault(k, {})[name] = blk.ctypes.data
             off = g + i - k * c
-            self._copies.append((blk[:, off : off + j - i], value[i:j]))
+            if many:
+                dst = self._ptr[k][name] + 2 * off
+                self._runs.append((src + 2 * i * ss, j - i, units, ss, dst, c))
+            else:
+                self._copies.append((blk[:, off : off + j - i], value[i:j]))
             if count:
                 lo, hi = self._span(k)
                 left = self.missing.get(k, hi - lo) - (j - i)
@@ -198,7 +223,15 @@ class ChunkSink:
             i = j
 
     def _queue_copies(self) -> None:
-        if self._copies:  # here, on the compute threads: the writer thread only writes files
+        # here, on the compute threads: the writer thread only writes files
+        if self._runs:
+            import torch
+
+            from workbench.recorder._ckernel import put_many_h16
+
+            put_many_h16(np.array(self._runs, np.int64), torch.get_num_threads())
+            self._runs, self._keep = [], []
+        if self._copies:
             copies, self._copies = self._copies, []
             _copy_rows(copies)
 
@@ -211,6 +244,7 @@ class ChunkSink:
 
     def _submit(self, k: int) -> None:
         blocks = self.blocks.pop(k, {})
+        self._ptr.pop(k, None)
         self.missing.pop(k, None)
         self._submitted.add(k)
         self.writer.submit(functools.partial(self._write, k, blocks))
@@ -242,7 +276,7 @@ class ChunkSink:
         for k in self.inner:  # chunks no row was put into (nothing recorded): zeros
             if k not in self._submitted:
                 self._submit(k)
-        shared, self.blocks = self.blocks, {}
+        shared, self.blocks, self._ptr = self.blocks, {}, {}
         return functools.partial(self._pieces, shared)
 
     def _pieces(self, shared: dict) -> dict[str, np.ndarray]:
