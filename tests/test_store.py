@@ -251,7 +251,9 @@ def test_build_threads_are_checked_and_restored(tmp_path, built):
         StateStore.build(make_model(), make_corpus(), tmp_path / "u", threads=0, **SETTINGS)
 
 
-def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path):
+@pytest.mark.parametrize("value_dtype", [torch.float32, torch.float16])
+def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path, value_dtype):
+    """float32 rows are cast piece by piece; float16 rows go in one compiled call a tick."""
     from workbench.store._writer import ChunkSink
 
     class Writer:  # runs each job at once
@@ -269,11 +271,12 @@ def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path):
         return sorted(int(p.parent.name) for p in (tmp_path / "states" / "x").rglob("0"))
 
     for pos in range(0, 30, 8):  # document 0 runs to its end, window by window
-        sink.put("x", 0, pos, torch.from_numpy(values[0][pos : pos + 8]))
+        sink.put("x", 0, pos, torch.from_numpy(values[0][pos : pos + 8]).to(value_dtype))
         sink.tick()
     assert written() == [1]  # chunk 1 (rows 16-32) is final; chunk 2 waits for doc 1
     for pos in range(0, 50, 8):
-        sink.put("x", 1, pos, torch.from_numpy(values[1][pos : pos + 8]).t().contiguous().t())
+        rows = torch.from_numpy(values[1][pos : pos + 8]).to(value_dtype)
+        sink.put("x", 1, pos, rows.t().contiguous().t())  # strided: copied piece by piece
         sink.tick()
     assert written() == [1, 2, 3, 4, 5]  # chunk 5: the short last one
     pieces = sink.finish()()  # in the writer's order

@@ -58,6 +58,27 @@ def test_put_rows_half_tiles_and_edges(rows, units, off):
 
 
 @needs_kernel
+def test_put_many_is_put_rows_for_each_piece():
+    if not _ckernel.has_half():
+        pytest.skip("no _Float16 here")
+    torch.manual_seed(2)
+    block = np.full((96, 700), 7, np.float16)
+    srcs = [torch.randn(300, 100).half()[:, :96] for _ in range(3)]
+    spans = [(5, 256), (300, 33), (400, 299)]  # whole tiles, leftover rows, both
+    pieces = [
+        (s.data_ptr(), n, 96, s.stride(0), block[:, off:].ctypes.data, block.strides[0] // 2)
+        for s, (off, n) in zip(srcs, spans, strict=True)
+    ]
+    assert _ckernel.put_many_h16(np.array(pieces), 2)
+    want = np.full_like(block, 7)
+    for s, (off, n) in zip(srcs, spans, strict=True):
+        want[:, off : off + n] = s[:n].t().numpy()
+    assert np.array_equal(block.view(np.uint16), want.view(np.uint16))
+    with pytest.raises(ValueError, match=r"\[n, 6\]"):
+        _ckernel.put_many_h16(np.zeros((2, 5)), 1)
+
+
+@needs_kernel
 def test_put_rows_declines_what_it_cannot_do():
     src = torch.randn(10, 4)
     assert not _ckernel.put_rows(np.zeros((4, 10), np.float64), src)  # dtype
