@@ -1,6 +1,7 @@
 """The store build's per-value work: the compiled transposing cast and the direct file writes."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -117,3 +118,22 @@ def test_a_file_system_refusing_direct_io_gets_buffered_writes(tmp_path, monkeyp
     assert not list(tmp_path.glob("*.partial"))
     if _writer._DIRECT["on"]:  # the refusal is remembered for that file system only
         assert _writer._NO_DIRECT == {os.stat(tmp_path).st_dev}
+
+
+def test_run_all_finishes_every_job_then_raises_the_first_error():
+    done = []
+
+    def ok(i):
+        time.sleep(0.01)
+        done.append(i)
+
+    def bad():
+        raise OSError("disk full")
+
+    jobs = [lambda i=i: ok(i) for i in range(6)]
+    _writer.run_all(jobs)
+    assert sorted(done) == list(range(6))
+    done.clear()
+    with pytest.raises(OSError, match="disk full"):
+        _writer.run_all([bad, *jobs])
+    assert sorted(done) == list(range(6))  # none left half-done behind the error

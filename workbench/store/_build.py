@@ -42,6 +42,7 @@ from workbench.store._runner import (
 from workbench.store._writer import (
     BackgroundWriter,
     ChunkSink,
+    run_all,
     write_column_rows,
     write_state_chunk,
     write_state_rows,
@@ -418,6 +419,7 @@ def finalize(path: Path) -> None:
                 for k in range(start // c, (start + len(arr) - 1) // c + 1):
                     lo, hi = max(start, k * c), min(start + len(arr), (k + 1) * c)
                     per_chunk.setdefault((key, k), []).append((lo, arr[lo - start : hi - start]))
+    state_jobs = []  # the shared state chunks, written a few at a time on the I/O threads
     for (key, k), parts in sorted(per_chunk.items()):
         arr = group[key]
         c = _chunk_of(group, key, manifest, known)
@@ -430,11 +432,16 @@ def finalize(path: Path) -> None:
         for start, piece in parts:
             block[start - lo : start - lo + len(piece)] = piece
         if key.startswith("states/") and StateArray(arr, path / key).unit_major:
-            write_state_chunk(path, key[len("states/") :], k, block, c)
+            name = key[len("states/") :]
+            state_jobs.append(functools.partial(write_state_chunk, path, name, k, block, c))
+            if len(state_jobs) >= 16:  # a bounded number of blocks held at once
+                run_all(state_jobs)
+                state_jobs = []
         elif raw_column(path / key):
             write_column_rows(path, key, block, lo, hi, c, arr.fill_value)
         else:
             arr[lo:hi] = block
+    run_all(state_jobs)
     for key, parts in doc_cols.items():
         arr = group[key]
         for start, piece in parts:
