@@ -137,3 +137,15 @@ def test_run_all_finishes_every_job_then_raises_the_first_error():
     with pytest.raises(OSError, match="disk full"):
         _writer.run_all([bad, *jobs])
     assert sorted(done) == list(range(6))  # none left half-done behind the error
+
+
+def test_copies_off_the_main_thread_open_no_thread_team():
+    """An OpenMP region opened from another thread leaves a team behind that makes libgomp
+    sleep at every barrier of the process: copies on I/O threads run on one thread."""
+    import threading
+
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(_ckernel._threads(2)))
+    t.start()
+    t.join()
+    assert seen == [1] and _ckernel._threads(2) == 2

@@ -561,7 +561,7 @@ def put_rows(dst, src) -> bool:
     if dst.shape != (units, rows) or (units > 1 and src.stride(1) != 1) or src.requires_grad:
         return False
     if rows and units:
-        threads = torch.get_num_threads() if rows * units >= 65536 else 1
+        threads = _threads(torch.get_num_threads() if rows * units >= 65536 else 1)
         getattr(lib, fn)(
             src.data_ptr(), rows, units, src.stride(0), dst.ctypes.data,
             dst.strides[0] // dst.itemsize, threads,
@@ -585,8 +585,22 @@ def put_many_h16(pieces, threads: int) -> bool:
     if pieces.ndim != 2 or pieces.shape[1] != 6:
         raise ValueError(f"pieces must be [n, 6], got {pieces.shape}")
     if len(pieces):
-        lib.wb_put_many_h16(len(pieces), pieces.ctypes.data, int(threads))
+        lib.wb_put_many_h16(len(pieces), pieces.ctypes.data, _threads(int(threads)))
     return True
+
+
+def _threads(n: int) -> int:
+    """``n`` on the main thread, else 1.
+
+    An OpenMP parallel region opened from another thread gets a thread team of its own that
+    lives as long as that thread; once the process holds more OpenMP threads than cores,
+    libgomp stops spinning at barriers and sleeps instead, and every parallel loop after it
+    (the recorder's kernels, oneDNN's) ran 3-5x slower here. Copies on I/O or writer
+    threads therefore run on one thread.
+    """
+    import threading
+
+    return n if threading.current_thread() is threading.main_thread() else 1
 
 
 def has_half() -> bool:

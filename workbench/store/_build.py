@@ -43,8 +43,9 @@ from workbench.store._writer import (
     BackgroundWriter,
     ChunkSink,
     run_all,
+    state_block,
     write_column_rows,
-    write_state_chunk,
+    write_state_block,
     write_state_rows,
 )
 
@@ -433,7 +434,8 @@ def finalize(path: Path) -> None:
             block[start - lo : start - lo + len(piece)] = piece
         if key.startswith("states/") and StateArray(arr, path / key).unit_major:
             name = key[len("states/") :]
-            state_jobs.append(functools.partial(write_state_chunk, path, name, k, block, c))
+            block = state_block(block, c)  # here: the copy's threads belong to this thread
+            state_jobs.append(functools.partial(write_state_block, path, name, k, block))
             if len(state_jobs) >= 16:  # a bounded number of blocks held at once
                 run_all(state_jobs)
                 state_jobs = []

@@ -73,7 +73,12 @@ def write_state_rows(path: Path, name: str, col: np.ndarray, lo: int, hi: int, c
 
 
 def write_state_chunk(path: Path, name: str, k: int, rows: np.ndarray, chunk: int) -> None:
-    """Write chunk ``k`` of state array ``name`` from its ``rows`` ``[n <= chunk, units]``.
+    """Write chunk ``k`` of state array ``name`` from its ``rows`` ``[n <= chunk, units]``."""
+    write_state_block(path, name, k, state_block(rows, chunk))
+
+
+def state_block(rows: np.ndarray, chunk: int) -> np.ndarray:
+    """A chunk file's ``[units, chunk]`` block from its ``rows`` ``[n <= chunk, units]``.
 
     The rows are copied into a page-aligned unit-major block (the compiled transposing copy),
     padded with the fill value 0 past ``n``, as zarr stores an edge chunk.
@@ -86,7 +91,7 @@ def write_state_chunk(path: Path, name: str, k: int, rows: np.ndarray, chunk: in
     block = aligned_empty((rows.shape[1], chunk), rows.dtype.newbyteorder("<"))
     _copy_rows([(block[:, :n], torch.from_numpy(np.ascontiguousarray(rows)))])
     block[:, n:] = 0
-    write_state_block(path, name, k, block)
+    return block
 
 
 def write_column_rows(path: Path, key: str, col: np.ndarray, lo: int, hi: int, chunk: int, fill):
