@@ -200,6 +200,24 @@ def test_interrupted_build_is_refused_then_resumes(tmp_path, built):
     assert_same_store(done.path, store.path)
 
 
+def test_finalize_refuses_a_shared_chunk_with_rows_missing(tmp_path, monkeypatch):
+    """finalize writes each shared chunk once its pieces cover it; a chunk still short when
+    the pending pieces run out is an error, and the store stays incomplete."""
+    from workbench.store import _build
+
+    path = tmp_path / "s"
+    monkeypatch.setattr(_build, "finalize", lambda p: None)  # every segment done, not final
+    _build.build(make_model(), make_corpus(), path, **SETTINGS)
+    monkeypatch.undo()
+    pending = sorted((path / "_pending").glob("seg*.npz"))
+    assert len(pending) > 2
+    pending[1].unlink()  # the rows segment 1 shares with its neighbours are gone
+    with pytest.raises(StoreError, match="rows present"):
+        _build.finalize(path)
+    with pytest.raises(StoreIncompleteError):
+        StateStore.open(path)
+
+
 def test_dask_build_is_identical(tmp_path, built):
     pytest.importorskip("distributed")
     store, *_ = built

@@ -406,7 +406,35 @@ def finalize(path: Path) -> None:
     manifest = dict(group.attrs[MANIFEST_KEY])
     n = int(manifest["n_tokens"])
     known: dict[str, int] = {}
-    per_chunk: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+    arrays: dict = {}  # key -> (array, unit-major state, raw column): opened once per key
+    state_jobs: list = []  # shared state chunks, written a few at a time on the I/O threads
+
+    def write_chunk(key: str, k: int, c: int, parts: list) -> None:
+        if key not in arrays:
+            a = group[key]
+            unit_major = key.startswith("states/") and StateArray(a, path / key).unit_major
+            arrays[key] = (a, unit_major, not unit_major and raw_column(path / key))
+        arr, unit_major, raw = arrays[key]
+        lo, hi = k * c, min((k + 1) * c, n)
+        # every row comes from the pieces: the chunk is assembled, not read back
+        block = np.full((hi - lo, *arr.shape[1:]), arr.fill_value, np.dtype(arr.dtype))
+        for start, piece in parts:
+            block[start - lo : start - lo + len(piece)] = piece
+        if unit_major:
+            block = state_block(block, c)  # here: the copy's threads belong to this thread
+            name = key[len("states/") :]
+            state_jobs.append(functools.partial(write_state_block, path, name, k, block))
+            if len(state_jobs) >= 16:  # a bounded number of blocks held at once
+                run_all(state_jobs)
+                state_jobs.clear()
+        elif raw:
+            write_column_rows(path, key, block, lo, hi, c, arr.fill_value)
+        else:
+            arr[lo:hi] = block
+
+    # Segments in order: a shared chunk is written as soon as its pieces cover it, so only
+    # the chunks still open are held (all of them at once would be ~40 GB at 100M tokens).
+    open_chunks: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
     doc_cols: dict[str, list[tuple[int, np.ndarray]]] = {}
     for f in sorted((path / "_pending").glob("seg*.npz")):
         with np.load(f, allow_pickle=False) as z:
@@ -419,30 +447,15 @@ def finalize(path: Path) -> None:
                 c = _chunk_of(group, key, manifest, known)
                 for k in range(start // c, (start + len(arr) - 1) // c + 1):
                     lo, hi = max(start, k * c), min(start + len(arr), (k + 1) * c)
-                    per_chunk.setdefault((key, k), []).append((lo, arr[lo - start : hi - start]))
-    state_jobs = []  # the shared state chunks, written a few at a time on the I/O threads
-    for (key, k), parts in sorted(per_chunk.items()):
-        arr = group[key]
+                    parts = open_chunks.setdefault((key, k), [])
+                    parts.append((lo, arr[lo - start : hi - start]))
+                    if sum(len(piece) for _, piece in parts) == min((k + 1) * c, n) - k * c:
+                        write_chunk(key, k, c, open_chunks.pop((key, k)))
+    for (key, k), parts in sorted(open_chunks.items()):
         c = _chunk_of(group, key, manifest, known)
-        lo, hi = k * c, min((k + 1) * c, n)
         covered = sum(len(piece) for _, piece in parts)
-        if covered != hi - lo:
-            raise StoreError(f"chunk {k} of {key}: {covered} of {hi - lo} rows present")
-        # every row comes from the pieces: the chunk is assembled, not read back
-        block = np.full((hi - lo, *arr.shape[1:]), arr.fill_value, np.dtype(arr.dtype))
-        for start, piece in parts:
-            block[start - lo : start - lo + len(piece)] = piece
-        if key.startswith("states/") and StateArray(arr, path / key).unit_major:
-            name = key[len("states/") :]
-            block = state_block(block, c)  # here: the copy's threads belong to this thread
-            state_jobs.append(functools.partial(write_state_block, path, name, k, block))
-            if len(state_jobs) >= 16:  # a bounded number of blocks held at once
-                run_all(state_jobs)
-                state_jobs = []
-        elif raw_column(path / key):
-            write_column_rows(path, key, block, lo, hi, c, arr.fill_value)
-        else:
-            arr[lo:hi] = block
+        want = min((k + 1) * c, n) - k * c
+        raise StoreError(f"chunk {k} of {key}: {covered} of {want} rows present")
     run_all(state_jobs)
     for key, parts in doc_cols.items():
         arr = group[key]
