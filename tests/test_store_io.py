@@ -149,3 +149,28 @@ def test_copies_off_the_main_thread_open_no_thread_team():
     t.start()
     t.join()
     assert seen == [1] and _ckernel._threads(2) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_run_all_in_a_forked_child_gets_threads_of_its_own():
+    """The store tests fork builders from a warm process: the parent's I/O threads are not
+    in the child, whose writes must still run (they waited forever before)."""
+    _writer.run_all([lambda: None, lambda: None])  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:
+        try:
+            done = []
+            _writer.run_all([lambda: done.append(1), lambda: done.append(2)])
+            os._exit(0 if sorted(done) == [1, 2] else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("run_all in a forked child hung")

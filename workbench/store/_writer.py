@@ -305,8 +305,18 @@ class ChunkSink:
 
 
 _IO_THREADS = 4
-_IO: dict = {"pool": None}
+_IO: dict = {"pool": None, "pid": None}
 _IO_LOCK = threading.Lock()
+
+
+def _forget_io_threads() -> None:  # in a forked child: the parent's threads are not there
+    global _IO_LOCK
+    _IO_LOCK = threading.Lock()
+    _IO.update(pool=None, pid=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_io_threads)
 
 
 def run_all(jobs) -> None:
@@ -323,7 +333,8 @@ def run_all(jobs) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with _IO_LOCK:
-        if _IO["pool"] is None:
+        if _IO["pool"] is None or _IO["pid"] != os.getpid():  # a forked child has no threads
+            _IO["pid"] = os.getpid()
             _IO["pool"] = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="workbench-io")
         pool = _IO["pool"]
     futures = [pool.submit(job) for job in jobs]
