@@ -174,3 +174,20 @@ def test_run_all_in_a_forked_child_gets_threads_of_its_own():
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("run_all in a forked child hung")
+
+
+def test_build_bench_keeps_its_stores_until_the_end_unless_the_disk_is_short(tmp_path, monkeypatch):
+    """Each pair builds into a new folder (no deletes between timings), all removed at the end;
+    where the disk cannot hold another store the oldest goes first, and the note says so."""
+    import collections
+
+    from workbench.store import _bench
+
+    (row,) = _bench.bench_build(tmp_path, tokens=2_000, pairs=2)
+    assert row.paired_ratio > 0 and "deleted" not in row.note
+    assert not any(tmp_path.iterdir())  # nothing left behind
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(_bench.shutil, "disk_usage", lambda p: usage(1, 1, 0))
+    (row,) = _bench.bench_build(tmp_path, tokens=2_000, pairs=3)
+    assert "2 earlier store(s) deleted mid-run for disk space" in row.note
+    assert not any(tmp_path.iterdir())
