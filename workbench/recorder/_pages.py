@@ -35,28 +35,18 @@ def _madvise():
     return fn
 
 
-def _advise_range(start: int, nbytes: int) -> bool:
-    """Ask for huge pages over the whole huge pages inside ``[start, start + nbytes)``."""
+def advise(t: torch.Tensor) -> torch.Tensor:
+    """Ask for huge pages under ``t``'s storage (untouched memory only gains); returns ``t``."""
+    nbytes = t.untyped_storage().nbytes()
     fn = _madvise()
-    if not fn or nbytes < 2 * _HUGE:
-        return False
-    lo = -(-start // _HUGE) * _HUGE
+    if not fn or t.device.type != "cpu" or nbytes < 2 * _HUGE:
+        return t
+    start = t.untyped_storage().data_ptr()
+    lo = -(-start // _HUGE) * _HUGE  # whole huge pages inside the buffer only
     hi = (start + nbytes) // _HUGE * _HUGE
     if hi > lo:
         fn(lo, hi - lo, _MADV_HUGEPAGE)  # advice: failure changes nothing
-    return True
-
-
-def advise(t: torch.Tensor) -> torch.Tensor:
-    """Ask for huge pages under ``t``'s storage (untouched memory only gains); returns ``t``."""
-    if t.device.type == "cpu":
-        _advise_range(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
     return t
-
-
-def advise_array(a) -> bool:
-    """Ask for huge pages under the numpy array ``a``'s data; whether it could ask."""
-    return _advise_range(a.ctypes.data, a.nbytes)
 
 
 def empty(*shape: int, like: torch.Tensor, zero: bool = False) -> torch.Tensor:

@@ -317,8 +317,7 @@ def bench_build(
 
     _plain_forward(model, tok, docs[:2], window, batch)  # warm up
     plain_s, build_s = [], []
-    kept: list[Path] = []  # finished stores not deleted yet
-    last_size, deleted = 0, 0
+    last_size, deleted = 0, 0  # outs[:deleted] are gone already
     try:
         for i in range(max(1, pairs)):
             # Each build goes into a new folder and all are deleted at the end: on ext4
@@ -326,20 +325,19 @@ def bench_build(
             # last minute one by one, which made a build right after deleting the previous
             # store 1-2 s slower (and deleting a 6 GB store took 1.2 s by itself). Where the
             # disk cannot hold another store, the oldest go first (said in the note).
-            while kept and shutil.disk_usage(tmp).free < 1.2 * last_size + 2**30:
-                shutil.rmtree(kept.pop(0), ignore_errors=True)
+            while deleted < len(outs) and shutil.disk_usage(tmp).free < 1.2 * last_size + 2**30:
+                shutil.rmtree(outs[deleted], ignore_errors=True)
                 deleted += 1
             outs.append(tmp / f"build{i}")
             shutil.rmtree(outs[-1], ignore_errors=True)
             plain_s.append(_median_time(plain, 1))
             build_s.append(_median_time(build, 1))
-            kept.append(outs[-1])
             last_size = sum(f.stat().st_size for f in outs[-1].rglob("*") if f.is_file())
         ratio = statistics.median(b / p for p, b in zip(plain_s, build_s, strict=True))
         names = len(workbench.StateStore.open(outs[-1]).names)
         size = last_size
     finally:
-        for out in outs:
+        for out in outs[deleted:]:
             shutil.rmtree(out, ignore_errors=True)
     t = statistics.median(build_s)
     return [

@@ -167,9 +167,10 @@ class ChunkSink:
         self._ready: list[int] = []
         self._copies: list = []  # this window's (block, offset, value rows), not queued yet
         # float16 rows into float16 blocks: one compiled call a window for all the pieces
+        # (wb_put_many_h16 is compiled with the other float16 copies)
         from workbench.recorder import _ckernel
 
-        self._many = self.dtype == np.float16 and _ckernel.put_many_h16(np.zeros((0, 6)), 1)
+        self._many = self.dtype == np.float16 and _ckernel.has_half()
         self._runs: list[tuple] = []  # (src, rows, units, src stride, dst, dst stride)
         self._keep: list = []  # the tensors those pieces read, alive until they are copied
         self._ptr: dict[int, dict[str, int]] = {}  # chunk -> name -> its block's address
@@ -305,14 +306,14 @@ class ChunkSink:
 
 
 _IO_THREADS = 4
-_IO: dict = {"pool": None, "pid": None}
+_IO: dict = {"pool": None}
 _IO_LOCK = threading.Lock()
 
 
 def _forget_io_threads() -> None:  # in a forked child: the parent's threads are not there
     global _IO_LOCK
     _IO_LOCK = threading.Lock()
-    _IO.update(pool=None, pid=None)
+    _IO["pool"] = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -333,8 +334,7 @@ def run_all(jobs) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with _IO_LOCK:
-        if _IO["pool"] is None or _IO["pid"] != os.getpid():  # a forked child has no threads
-            _IO["pid"] = os.getpid()
+        if _IO["pool"] is None:
             _IO["pool"] = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="workbench-io")
         pool = _IO["pool"]
     futures = [pool.submit(job) for job in jobs]
