@@ -228,11 +228,17 @@ def test_navigation_find_prev_next_doc_and_brush(ctx):
            "size": 100}  # fmt: skip
     index = logic.corpus_text(store)
     text = "".join(store.tokens(900, 906))
-    start, *_rest, msg = states.navigate(ctx, "find", rec, 500, 100, text, None, None, None,
-                                         lambda: index)  # fmt: skip
-    hit = int(msg.rsplit(" ", 1)[-1])
-    assert "".join(store.tokens(hit, hit + 6)) == text and hit <= 900
-    assert start == max(hit - 10, 0)
+    start, hit, end, msg = states.navigate(ctx, "find", rec, 500, 100, text, None, None, None,
+                                           lambda: index)  # fmt: skip
+    assert "".join(store.tokens(hit, end)) == text and hit <= 900 and end == hit + 6
+    assert start == max(hit - 10, 0) and "brushed" in msg
+    # Find next: from the brushed hit on, the next occurrence (not the same one again)
+    first = states.navigate(ctx, "find", rec, 500, 100, "\n", None, None, None,
+                            lambda: index)  # fmt: skip
+    rec2 = {**rec, "start": first[0]}
+    again = states.navigate(ctx, "find", rec2, first[0], 100, "\n", None, None, None,
+                            lambda: index, brush_start=first[1])  # fmt: skip
+    assert again[1] > first[1] and "".join(store.tokens(again[1], again[2])) == "\n"
     none = states.navigate(ctx, "find", rec, 500, 100, "\x00never\x00", None, None, None,
                            lambda: index)  # fmt: skip
     assert "does not occur" in none[-1]
@@ -240,6 +246,9 @@ def test_navigation_find_prev_next_doc_and_brush(ctx):
     assert states.navigate(ctx, "next", rec, 500, 100, "", None, None, None, None)[0] == 550
     doc = states.navigate(ctx, "doc", rec, 500, 100, "", 0, None, None, None)
     assert doc[0] == 0
+    # the box follows the view: its echo of the view's own document moves nothing
+    echo = states.navigate(ctx, "doc", {**rec, "doc": 3}, 500, 100, "", 3, None, None, None)
+    assert echo[0] is states.no_update and echo[-1] is states.no_update
     relayout = {"selections": [{"x0": 12.4, "x1": 3.6, "type": "rect"}]}
     out = states.navigate(ctx, "brush", rec, 500, 100, "", None, None, relayout, None)
     assert out[1:3] == (504, 513)
@@ -292,7 +301,9 @@ def test_projection_map_colours_and_lasso_links(ctx):
     fig = projection.map_figure(ctx, "parens", name, "pca", 2000, "meta:depth", 0)
     n = sum(len(t.x) for t in fig.data)
     assert n == min(2000, store.n_tokens)
-    steps = np.concatenate([np.asarray(t.customdata) for t in fig.data])
+    custom = [row for t in fig.data for row in t.customdata]
+    assert all(isinstance(row, list | tuple) and len(row) == 3 for row in custom)  # JSON lists
+    steps = np.array([row[0] for row in custom])
     depth = np.concatenate([np.asarray(t.marker.color, dtype=float) for t in fig.data])
     np.testing.assert_array_equal(depth, store.meta("depth")[steps])
     proj = projection.fitted(ctx, "parens", name, "pca", 2000)
@@ -302,9 +313,13 @@ def test_projection_map_colours_and_lasso_links(ctx):
         assert projection.map_figure(ctx, "parens", name, "pca", 2000, colour, 3).data
     with pytest.raises(logic.ViewError):
         projection.map_figure(ctx, "parens", name, "pca", 2000, "unit", 9999)
-    items = projection.selected_list(ctx, "parens", name, [5, 7, 5])
-    links = _json(items[0])
+    items = projection.selected_list(ctx, "parens", name, [5, 7, 5], unit=3)
+    links = _json(items[1])
     assert links.count("/states?model=parens") == 2 and "brush=5,6" in links
+    value = float(store.states(name).rows(7, 8, [3])[0, 0])
+    assert f"{value:.4g}" in links and store.doc_ids[0] in links
+    lasso = {"points": [{"customdata": list(row)} for row in custom[:4]]}
+    assert projection.selected_steps(lasso) == [int(row[0]) for row in custom[:4]]
 
 
 def test_model_page_metrics_and_exactness(ctx):
