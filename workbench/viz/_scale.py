@@ -63,7 +63,8 @@ def axis(scale: str, values: np.ndarray, threshold: float | None = None) -> dict
     big = float(np.abs(finite).max()) if finite.size else 1.0
     if scale == "symlog":
         top = int(np.ceil(np.log10(1.0 + max(big, 1.0))))
-        raw = [0.0] + [s * 10.0**k for k in range(top) for s in (1, -1)]
+        first = 1 if top >= 3 else 0  # +-1 crowds 0 once the axis reaches +-100
+        raw = [0.0] + [s * 10.0**k for k in range(first, top) for s in (1, -1)]
         raw = sorted(raw)
         return {"title_text": "activation (symmetric log)", "tickmode": "array",
                 "tickvals": transform(raw, "symlog").tolist(),
