@@ -43,9 +43,13 @@ def display_token(tok: Any) -> str:
     goes into HTML made here, escape the raw token with :func:`html.escape` instead; Dash
     components escape their children themselves and get the raw token.
     """
+    return plotly_text(visible_token(tok))
+
+
+def visible_token(tok: Any) -> str:
+    """A token with whitespace made visible (``␣ ⏎ ⇥``), not escaped (for Dash children)."""
     s = str(tok)
-    s = _VISIBLE.get(s, s)
-    return plotly_text(s)
+    return _VISIBLE.get(s, s)
 
 
 def plotly_text(text: Any) -> str:

@@ -14,6 +14,7 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 
 from workbench.app import _states_logic as logic
+from workbench.viz._common import visible_token
 
 PATH = "/states"
 ALIASES = ("/",)
@@ -556,7 +557,8 @@ def _match_list(selection, result) -> html.Ol:
         view = logic.ViewState(**{**base.__dict__, "start": max(s - 20, 0), "size": 100,
                                   "brush": (s, s + n), "problems": []})  # fmt: skip
         span = toks[result["before"] : result["before"] + n]
-        text = "".join(span) if all(len(t) <= 1 for t in span) else " ".join(span)
+        chars = all(len(t) <= 1 for t in span)
+        text = "".join(visible_token(t) for t in span) if chars else " ".join(span)
         items.append(html.Li([dcc.Link(row, href=PATH + view.query(), className="wb-chip"),
                               html.Code(text[:120])]))  # fmt: skip
     return html.Ol(items)
