@@ -203,9 +203,13 @@ def selection_counts(
             showscale=False,
         )
     )  # fmt: skip
-    fig.update_layout(**base_layout(title, height=70 + 28 * len(rows)))
-    fig.update_layout(margin={"l": 120, "r": 20, "t": 10, "b": 40})
-    fig.update_xaxes(**token_axis(labels))
+    axis = token_axis(labels)
+    # vertical word labels need room below the cells (about 7 px a character)
+    longest = max((len(t) for t in axis["ticktext"]), default=1)
+    bottom = 40 if axis["tickangle"] == 0 else min(40 + 7 * longest, 140)
+    fig.update_layout(**base_layout(title, height=30 + bottom + 28 * len(rows)))
+    fig.update_layout(margin={"l": 120, "r": 20, "t": 10, "b": bottom})
+    fig.update_xaxes(**axis)
     return fig
 
 
