@@ -304,6 +304,9 @@ def test_projection_map_colours_and_lasso_links(ctx):
     custom = [row for t in fig.data for row in t.customdata]
     assert all(isinstance(row, list | tuple) and len(row) == 3 for row in custom)  # JSON lists
     steps = np.array([row[0] for row in custom])
+    docs = np.searchsorted(store.boundaries, steps, side="right") - 1
+    assert [row[1] for row in custom] == [store.doc_ids[d] for d in docs]  # hover: document
+    assert "customdata[1]" in fig.data[0].hovertemplate and "depth" in fig.data[0].hovertemplate
     depth = np.concatenate([np.asarray(t.marker.color, dtype=float) for t in fig.data])
     np.testing.assert_array_equal(depth, store.meta("depth")[steps])
     proj = projection.fitted(ctx, "parens", name, "pca", 2000)
