@@ -213,7 +213,8 @@ def test_lasso_on_the_projection_lists_the_selected_contexts(server, page):
     d = logic.document_of(store, step)
     assert first[1] == store.doc_ids[d]
     assert int(first[2]) == step - int(store.boundaries[d])
-    assert f"[{store.tokens(step, step + 1)[0]}]" in first[3]
+    mark = rows.first.locator("td mark").inner_text()
+    assert mark == _glyph(store.tokens(step, step + 1)[0])  # the step's own token, marked
     href = rows.first.locator("a").get_attribute("href")
     assert href.startswith("/states?") and f"brush={step},{step + 1}" in href
     assert "states selected" in page.inner_text("#projection-selected")

@@ -315,8 +315,9 @@ def projection_scatter(
         ``[point, 2]`` map positions.
     colour : array-like
         ``[point]`` values (numbers, or categories when ``categorical``).
-    hover : sequence of str
-        ``[point]`` raw context text shown on hover (escaped here, once).
+    hover : sequence of str or of (str, str, str)
+        ``[point]`` raw context text shown on hover (escaped here, once), or
+        ``(before, token, after)`` with the point's own token in bold.
     steps : sequence of int
         ``[point]`` global steps.
     colour_name : str
@@ -335,7 +336,7 @@ def projection_scatter(
     """
     p = as_array(xy, 2, "xy")
     n = p.shape[0]
-    hover_text = np.array([plotly_text(h) for h in hover], dtype=object)
+    hover_text = np.array([_hover_context(h) for h in hover], dtype=object)
     steps = np.asarray(steps, dtype=np.int64)
     docs = [""] * n if documents is None else [plotly_text(d) for d in documents]
     shown = [plotly_text(c) if categorical else f"{float(c):.4g}" for c in colour]
@@ -377,6 +378,13 @@ def projection_scatter(
     fig.update_xaxes(showticklabels=False, title_text="")
     fig.update_yaxes(showticklabels=False, title_text="")
     return fig
+
+
+def _hover_context(h) -> str:
+    if isinstance(h, tuple | list) and len(h) == 3:
+        before, tok, after = h
+        return f"{plotly_text(before)}<b>{display_token(tok)}</b>{plotly_text(after)}"
+    return plotly_text(h)
 
 
 def saturation_points(frame, *, low: float = 0.1, high: float = 0.9, title=None) -> go.Figure:

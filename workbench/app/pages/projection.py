@@ -10,6 +10,7 @@ import numpy as np
 from dash import Input, Output, State, dcc, html
 
 from workbench.app import _states_logic as slogic
+from workbench.viz._common import visible_token
 
 PATH = "/projection"
 TITLE = "Projection"
@@ -184,15 +185,23 @@ def colour_values(store, name: str, steps: np.ndarray, colour: str, unit: int):
     return col[steps].astype(np.float64), False, f"{name} unit {unit}"
 
 
-def context(store, step: int, width: int = 12) -> str:
-    """Tokens around ``step`` inside its document, the step itself in brackets."""
+def context_parts(store, step: int, width: int = 12) -> tuple[str, str, str]:
+    """``(before, token, after)``: the text around ``step`` inside its document."""
     d = slogic.document_of(store, step)
     lo, hi = int(store.boundaries[d]), int(store.boundaries[d + 1])
     a, b = max(step - width, lo), min(step + width + 1, hi)
     toks = store.tokens(a, b)
     sep = "" if all(len(t) <= 1 for t in toks) else " "
     i = step - a
-    return sep.join(toks[:i]) + sep + "[" + toks[i] + "]" + sep + sep.join(toks[i + 1 :])
+    before = sep.join(toks[:i]) + (sep if i else "")
+    after = (sep if i + 1 < len(toks) else "") + sep.join(toks[i + 1 :])
+    return before, toks[i], after
+
+
+def context(store, step: int, width: int = 12) -> str:
+    """Tokens around ``step`` inside its document, the step itself in brackets."""
+    before, tok, after = context_parts(store, step, width)
+    return f"{before}[{tok}]{after}"
 
 
 def map_figure(ctx, model, name, method, sample, colour, unit):
@@ -206,7 +215,7 @@ def map_figure(ctx, model, name, method, sample, colour, unit):
     steps = proj.sample
     values, categorical, label = colour_values(store, name, steps, colour, int(unit or 0))
     hover = ctx.cached(("hover", model, name, method, len(steps)),
-                       lambda: [context(store, int(s), 10) for s in steps])  # fmt: skip
+                       lambda: [context_parts(store, int(s), 10) for s in steps])  # fmt: skip
     ids = store.doc_ids
     docs = [ids[d] for d in np.searchsorted(store.boundaries, steps, side="right") - 1]
     return projection_scatter(
@@ -219,6 +228,11 @@ def map_figure(ctx, model, name, method, sample, colour, unit):
         documents=docs,
         title=f"{method.upper()} of {name} ({len(steps):,} states)",
     )
+
+
+def _marked(parts: tuple[str, str, str]) -> html.Code:
+    before, tok, after = parts
+    return html.Code([before, html.Mark(visible_token(tok)), after])
 
 
 def selected_steps(selected) -> list[int]:
@@ -253,7 +267,7 @@ def selected_list(ctx, model: str, name: str, steps: list[int], unit: int = 0) -
             html.Td(dcc.Link(f"step {s}", href="/states" + view.query(), className="wb-chip",
                              title="open in States with this step brushed")),
             html.Td(store.doc_ids[d]), html.Td(str(s - int(store.boundaries[d]))),
-            html.Td(html.Code(context(store, s))), html.Td(f"{value:.4g}"),
+            html.Td(_marked(context_parts(store, s))), html.Td(f"{value:.4g}"),
         ]))  # fmt: skip
     head = html.Tr([html.Th(t) for t in ("open in States", "document", "position", "context",
                                          f"{name} unit {unit}")])  # fmt: skip
