@@ -107,12 +107,15 @@ def test_url_round_trips_the_view_state(ctx):
     store = ctx.store("python")
     view = logic.ViewState("python", ["rnn.0.fwd.cell", "rnn.1.fwd.hidden"], start=120,
                            size=200, threshold=0.25, pad=(2, 1), brush=(130, 134),
-                           cells=[3, 17])  # fmt: skip
+                           cells=[3, 17], scale="tanh")  # fmt: skip
     again = logic.parse_query(ctx, **dict(parse_qsl(view.query().lstrip("?"))))
     assert again.problems == []
-    for field in ("model", "names", "start", "size", "threshold", "pad", "brush", "cells"):
+    for field in ("model", "names", "start", "size", "threshold", "pad", "brush", "cells",
+                  "scale"):  # fmt: skip
         assert getattr(again, field) == getattr(view, field), field
     assert store.n_tokens >= view.end
+    bad = logic.parse_query(ctx, model="python", scale="log")
+    assert bad.scale == "auto" and "scale" in bad.problems[0]
 
 
 # --------------------------------------------------------------------------- selection

@@ -20,6 +20,8 @@ PATH = "/states"
 ALIASES = ("/",)
 TITLE = "States"
 GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
+#: Longest window whose every token is labelled (:func:`~workbench.viz._common.token_axis`).
+LABELLED = 100
 #: Documents offered in the Document box at once (those around the current one).
 DOC_OPTIONS = 400
 SCALE_LABELS = {"auto": "auto", "linear": "linear", "symlog": "symmetric log",
@@ -413,6 +415,9 @@ def render_view(ctx, model, layers, direction, quantity, start, size, threshold,
     b = store.boundaries
     info = (f"tokens [{view.start}, {view.end}) of {store.n_tokens:,}; document {d} "
             f"{store.doc_ids[d]!r} spans [{int(b[d])}, {int(b[d + 1])})")  # fmt: skip
+    if view.size > LABELLED:
+        info += (f"; one token in {-(-view.size // LABELLED)} labelled (a window of "
+                 f"{LABELLED} or less labels each)")  # fmt: skip
     qs = ctx.cached(("quantiles", model, names[0]), lambda: logic.quantiles(store, names[0])) \
         if names else {}  # fmt: skip
     record = {"model": model, "names": names, "start": view.start, "size": view.size,
