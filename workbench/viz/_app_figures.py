@@ -346,6 +346,8 @@ def projection_scatter(
     fig = go.Figure()
     common = {
         "mode": "markers",
+        "selected": {"marker": {"opacity": 1.0}},
+        "unselected": {"marker": {"opacity": 0.12}},
         "hovertemplate": "%{text}<br>document %{customdata[1]}, step %{customdata[0]}<br>"
         f"{label}: %{{customdata[2]}}<extra></extra>",
     }
