@@ -18,10 +18,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.recorder import _cudnn, _graphs, _reserve, _rnn, _wavefront
+from workbench.names import QuantityName
+from workbench.recorder import _call, _cudnn, _graphs, _reserve, _rnn, _wavefront
 from workbench.recorder._names import (
-    GRU_QUANTITIES,
-    LSTM_QUANTITIES,
     NameFilter,
     RecordingError,
     Site,
@@ -50,7 +49,6 @@ def half_outputs():
         _HALF.reset(token)
 
 
-_KERNELS = {"lstm": "lstm", "gru": "gru", "lstm_cell": "lstm_cell", "gru_cell": "gru_cell"}
 _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 # cuDNN's RNN kernels round float32 products to TF32 unless torch.backends.cudnn.allow_tf32
 # is False (PyTorch's default is True): 3e-4 to 6e-4 from the float32 equations on an H100.
@@ -113,7 +111,7 @@ class _Mode(TorchFunctionMode):
         if stack:
             frame = stack[-1]
             name = getattr(func, "__name__", None)
-            if not frame.handled and name == _KERNELS.get(frame.site.kind):
+            if not frame.handled and name in frame.site.spec.kernels:
                 frame.handled = True
                 return self.recorder._run_kernel(frame, func, args, kwargs)
         return func(*args, **kwargs)
@@ -130,8 +128,10 @@ class Recorder:
     Parameters
     ----------
     model : nn.Module
-        The model, unmodified. It may hold ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell``,
-        ``nn.GRUCell``, ``nn.MultiheadAttention`` and :class:`workbench.HookPoint` modules.
+        The model, unmodified. It may hold ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``,
+        ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell``, ``nn.MultiheadAttention`` and
+        :class:`workbench.HookPoint` modules (and kinds added with
+        :func:`workbench.recorder.register_site`).
     names : None, str, list of str, or callable, optional
         What to keep: exact names, glob patterns (``"rnn.1.*.cell"``) or a predicate.
         Layers above the highest kept one run in the fused kernel and cost nothing extra.
@@ -146,6 +146,10 @@ class Recorder:
     edits : dict of str to callable, optional
         ``{name: fn(value[batch, units], step) -> Tensor}`` replacements (see
         :func:`workbench.intervene`).
+    extra : list of str, optional
+        Paths of further modules (``"encoder.proj"``) whose output is recorded as
+        ``{path}.output`` (``[batch, time, units]`` as returned, ``[batch, units]`` one step
+        a call), for code that cannot call a :class:`workbench.HookPoint`.
 
     Examples
     --------
@@ -163,6 +167,7 @@ class Recorder:
         check: str = "sample",
         strategy: str = "auto",
         edits: dict[str, Callable] | None = None,
+        extra: list[str] | tuple[str, ...] = (),
     ) -> None:
         if check not in ("sample", "full", "none"):
             raise RecordingError(f"check must be 'sample', 'full' or 'none', got {check!r}")
@@ -173,7 +178,7 @@ class Recorder:
         self.model = model
         self.check = check
         self.strategy = strategy
-        sites = find_sites(model)
+        sites = find_sites(model, extra)
         self._sites = {s.name: s for s in sites}
         self._kept = select(sites, names)
         self._edits = self._validate_edits(edits or {}, sites)
@@ -190,7 +195,7 @@ class Recorder:
     def _validate_edits(self, edits: dict[str, Callable], sites: list[Site]) -> dict:
         editable = {}
         for site in sites:
-            if site.kind == "attention":
+            if not site.spec.editable:
                 continue
             for name in site.quantity_names():
                 editable[name] = site
@@ -255,20 +260,16 @@ class Recorder:
         self._attention_requests.clear()
 
     def _check_module(self, site: Site) -> None:
-        m = site.module
-        if site.kind in ("lstm", "gru") and m.training and m.dropout > 0 and m.num_layers > 1:
-            raise RecordingError(
-                f"{site.name} is in training mode with dropout={m.dropout} between layers: "
-                "its states would depend on a random dropout mask that cannot be reproduced. "
-                "Call model.eval() before recording (gradients still work in eval mode)."
-            )
+        problem = site.spec.check(site.name, site.module)
+        if problem is not None:
+            raise RecordingError(problem)
 
     def _attach(self, site: Site) -> None:
         m = site.module
-        if site.kind in _KERNELS:
+        if site.hooking in ("fused", "cell"):
             self._handles.append(m.register_forward_pre_hook(self._push(site)))
             self._handles.append(m.register_forward_hook(self._pop, always_call=True))
-        elif site.kind == "attention":
+        elif site.hooking == "attention":
             self._handles.append(m.register_forward_pre_hook(self._attention_pre, with_kwargs=True))
             self._handles.append(
                 m.register_forward_hook(self._attention_post(site), with_kwargs=True)
@@ -292,20 +293,22 @@ class Recorder:
             return None
         if self._stack and self._stack[-1].site.module is module:
             frame = self._stack.pop()
-            if output is not None and not frame.handled and frame.site.kind in ("lstm", "gru"):
+            if output is not None and not frame.handled and frame.site.hooking == "fused":
+                kernels = "/".join(frame.site.spec.kernels)
                 warnings.warn(
                     f"{frame.site.name} ran without calling the fused kernel the recorder "
-                    "intercepts (torch._VF.lstm/gru); nothing was recorded for it",
+                    f"intercepts (torch._VF.{kernels}); nothing was recorded for it",
                     stacklevel=2,
                 )
         return None
 
     # -- fused recurrent kernels -----------------------------------------------------------
     def _run_kernel(self, frame: _Frame, func, args, kwargs):
-        if frame.site.kind in ("lstm_cell", "gru_cell"):
-            return self._run_cell(frame, func, args, kwargs)
-        call, packed_index, batch_first = self._parse(frame.site.kind, args)
         site = frame.site
+        if site.hooking == "cell":
+            return self._run_cell(frame, func, args, kwargs)
+        fused = site.spec.parse(site.spec.mode(func.__name__), args)
+        call = fused.call
         wanted, edits = self._wanted(site)
         rows = None
         sorted_idx = unsorted_idx = None
@@ -328,7 +331,7 @@ class Recorder:
             rest = self._real_rest(func, call, batch_first=False)
             half = _HALF.get() and not grad and frame.packed is None
             out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest, half)
-            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+            result = site.spec.pack(fused, out, h_n, c_n)
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
         else:
             check = self.check != "none"
@@ -344,7 +347,7 @@ class Recorder:
                 run_layer = self._real_layer(func, call)
                 run_rest = self._real_rest(func, call, batch_first=False)
                 out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest, check)
-            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+            result = site.spec.pack(fused, out, h_n, c_n)
             meta.update(
                 checked="full" if check else "none",
                 max_abs_error_hidden=errors["hidden"],
@@ -359,66 +362,23 @@ class Recorder:
         for (layer, d, q), v in rec.items():
             if unsorted_idx is not None:
                 v = v.index_select(1, unsorted_idx)
-            names[f"{site.name}.{layer}.{'fwd' if d == 0 else 'bwd'}.{q}"] = v.transpose(0, 1)
+            names[QuantityName.recurrent(site.name, layer, d, q).format()] = v.transpose(0, 1)
         kept = self._kept.get(site.name, [])
         self._calls[site.name].append({n: names[n] for n in kept if n in names})
         self._lengths[site.name].append(lengths)
         return result
 
     def _wanted(self, site: Site):
-        wanted, edits = set(), {}
-        direction = {"fwd": 0, "bwd": 1}
-        for name in self._kept.get(site.name, []):
-            layer, d, q = name[len(site.name) + 1 :].split(".")
-            wanted.add((int(layer), direction[d], q))
-        for name, fn in self._edits.items():
-            if name.startswith(site.name + ".") and name in site.quantity_names():
-                layer, d, q = name[len(site.name) + 1 :].split(".")
-                edits[(int(layer), direction[d], q)] = fn
+        """``(wanted, edits)`` of a recurrent site keyed ``(layer, direction, quantity)``."""
+
+        def key(name: str) -> tuple[int, int, str]:
+            parsed = QuantityName.parse(name)
+            return parsed.layer, parsed.direction_index, parsed.quantity
+
+        wanted = {key(name) for name in self._kept.get(site.name, [])}
+        own = set(site.quantity_names())
+        edits = {key(name): fn for name, fn in self._edits.items() if name in own}
         return wanted, edits
-
-    @staticmethod
-    def _parse(kind: str, args):
-        packed = (
-            isinstance(args[1], torch.Tensor)
-            if kind == "lstm"
-            else not isinstance(args[2], (list, tuple))
-        )
-        if packed:
-            data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
-            bs = [int(n) for n in batch_sizes.tolist()]
-            T, B = len(bs), bs[0]
-            flat = _rnn.packed_flat_index(bs, B).to(data.device)
-            x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data)
-            x = x.view(T, B, -1)
-            batch_first = False
-        else:
-            inp, hx, params, has_biases, layers, dropout, train, bidir, batch_first = args[:9]
-            x = inp.transpose(0, 1) if batch_first else inp
-            bs, flat = None, None
-        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
-        call = _rnn.RnnCall(
-            mode=kind,
-            x=x,
-            batch_sizes=bs if bs is not None and min(bs) < bs[0] else None,
-            h0=h0,
-            c0=c0,
-            params=list(params),
-            has_biases=bool(has_biases),
-            num_layers=int(layers),
-            bidirectional=bool(bidir),
-            dropout=float(dropout),
-            train=bool(train),
-        )
-        return call, flat, bool(batch_first)
-
-    @staticmethod
-    def _pack_result(call, out, h_n, c_n, flat, batch_first):
-        if flat is not None:
-            out = out.reshape(call.time * call.batch, -1).index_select(0, flat)
-        elif batch_first:
-            out = out.transpose(0, 1).contiguous()
-        return (out, h_n, c_n) if call.mode == "lstm" else (out, h_n)
 
     @staticmethod
     def _kernel_args(call, x, h0, c0, params, layers):
@@ -475,7 +435,7 @@ class Recorder:
         hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
         res = func(packed.data, packed.batch_sizes, hx, params, call.has_biases, count, 0.0,
                    False, call.bidirectional)  # fmt: skip
-        flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
+        flat = _call.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
         out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
         out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
         return out, res[1], res[2] if call.mode == "lstm" else None
@@ -546,25 +506,10 @@ class Recorder:
     # -- cells -----------------------------------------------------------------------------
     def _run_cell(self, frame: _Frame, func, args, kwargs):
         site = frame.site
-        kind = "lstm" if site.kind == "lstm_cell" else "gru"
-        x, hx, w_ih, w_hh = args[:4]
-        b_ih = args[4] if len(args) > 4 else None
-        b_hh = args[5] if len(args) > 5 else None
-        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
-        params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
-        call = _rnn.RnnCall(
-            kind,
-            x[None],
-            None,
-            h0[None],
-            None if c0 is None else c0[None],
-            params,
-            b_ih is not None,
-            1,
-            False,
-        )
-        wanted, edits = self._wanted(site)
-        wanted = {(0, 0, q) for q in (LSTM_QUANTITIES if kind == "lstm" else GRU_QUANTITIES)}
+        call = site.spec.parse(func.__name__, args)
+        x = call.x[0]
+        _, edits = self._wanted(site)
+        wanted = {(0, 0, q) for q in site.spec.quantities}
         grad = torch.is_grad_enabled()
         _, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, None, grad)
         meta = {"strategy": "unroll", "dtype": str(x.dtype).replace("torch.", "")}
@@ -573,7 +518,7 @@ class Recorder:
         else:
             with torch.no_grad():
                 real = func(*args, **kwargs)
-            if kind == "lstm":
+            if call.mode == "lstm":
                 meta.update(
                     checked="full",
                     max_abs_error_hidden=(real[0] - h_n[0]).abs().max().item(),
@@ -585,12 +530,12 @@ class Recorder:
         kept = set(self._kept.get(site.name, []))
         step = {}
         for (_, _, q), v in rec.items():
-            name = f"{site.name}.0.fwd.{q}"
+            name = QuantityName.recurrent(site.name, 0, 0, q).format()
             if name in kept:
                 step[name] = v[0][:, None]  # [batch, 1, units]
         self._calls[site.name].append(step)
         self._lengths[site.name].append(torch.ones(x.shape[0], dtype=torch.long))
-        return (h_n[0], c_n[0]) if kind == "lstm" else h_n[0]
+        return site.spec.pack(call, h_n, c_n)
 
     # -- attention and hook points -------------------------------------------------------
     def _attention_pre(self, module, args, kwargs):
@@ -623,13 +568,18 @@ class Recorder:
         return hook
 
     def _hookpoint(self, site: Site):
-        name = site.name
+        """A HookPoint's (or, for ``extra`` paths, any module's) forward hook."""
+        key = site.name
+        (name,) = site.quantity_names()
+        output_kind = site.hooking == "output"
 
         def hook(module, args, output):
             if self._other_thread():
                 return None
-            value = output
-            calls = self._calls[name]
+            value = site.spec.value(output) if output_kind else output
+            if value is None:
+                return None
+            calls = self._calls[key]
             if name in self._edits:
                 step = len(calls)
                 value = self._edits[name](value, step)
@@ -637,9 +587,9 @@ class Recorder:
                     raise ValueError(
                         f"the edit for {name!r} must return a tensor shaped {tuple(output.shape)}"
                     )
-            if name in self._kept:
+            if key in self._kept:
                 v = value
-                if v.dim() == 3 and not module.batch_first:
+                if v.dim() == 3 and not getattr(module, "batch_first", True):
                     v = v.transpose(0, 1)
                 calls.append({name: v[:, None] if v.dim() == 2 else v})
             elif name in self._edits:
@@ -670,7 +620,7 @@ class Recorder:
                         f"({sorted({len(x) for x in ls})}); record one batch at a time"
                     )
                 lengths[site_name] = torch.stack(ls).sum(0)
-            elif calls and self._sites[site_name].kind == "hookpoint":
+            elif calls and self._sites[site_name].hooking in ("hookpoint", "output"):
                 first = next(iter(calls[0].values()), None)
                 if first is not None and first.dim() == 3:
                     total = sum(next(iter(c.values())).shape[1] for c in calls if c)
@@ -717,6 +667,7 @@ def record(
     grad: bool = False,
     check: str = "sample",
     strategy: str = "auto",
+    extra: list[str] | tuple[str, ...] = (),
     **kwargs,
 ) -> Trace:
     """Run ``model(*args, **kwargs)`` once and return everything it computed inside.
@@ -732,8 +683,8 @@ def record(
     grad : bool, default False
         Keep the autograd graph (recorded tensors can then be differentiated). By default
         the forward runs under ``torch.no_grad()``, which is faster.
-    check, strategy
-        See :class:`Recorder`.
+    check, strategy, extra
+        See :class:`Recorder` (``extra=["encoder.proj"]`` records that module's output).
 
     Returns
     -------
@@ -741,7 +692,7 @@ def record(
         Recorded tensors ``[batch, time, units]``; ``trace.output`` holds the model's return
         value.
     """
-    recorder = Recorder(model, names, check=check, strategy=strategy)
+    recorder = Recorder(model, names, check=check, strategy=strategy, extra=extra)
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
         output = model(*args, **kwargs)
     trace = recorder.trace

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from workbench import viz
+from workbench.names import QuantityName
 
-_GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 _MAX_HEATMAP_UNITS = 64
 _MAX_HEATMAP_STEPS = 400
 
@@ -90,7 +90,8 @@ def _numpy(x: Any) -> np.ndarray:
 
 
 def _layer_of(name: str) -> str:
-    return name.rsplit(".", 1)[0]
+    parsed = QuantityName.parse(name)
+    return f"{parsed.group}.{parsed.direction}" if parsed.is_recurrent else parsed.module
 
 
 def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: float,
@@ -100,7 +101,7 @@ def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: f
     if not names:
         raise ValueError("the trace is empty: nothing was recorded")
     tokens = list(trace.tokens[index]) if trace.tokens is not None else None
-    recurrent = [n for n in names if n.rsplit(".", 1)[-1] != "weights"]
+    recurrent = [n for n in names if QuantityName.parse(n).kind != "attention"]
     summary = Section("Recorded quantities")
     summary.table = {
         "columns": ["name", "shape [batch, time, units]"],
@@ -163,7 +164,7 @@ def _states(trace, recurrent, tokens, index, quantity, threshold, pad) -> Sectio
 
 
 def _gates(trace, recurrent, tokens, index) -> Section | None:
-    gate_names = [n for n in recurrent if n.rsplit(".", 1)[-1] in _GATES]
+    gate_names = [n for n in recurrent if QuantityName.parse(n).is_gate]
     if not gate_names:
         return None
     sec = Section("Gates")
@@ -182,7 +183,7 @@ def _gates(trace, recurrent, tokens, index) -> Section | None:
             units = min(v.shape[-1], _MAX_HEATMAP_UNITS)
             sec.figures.append(
                 viz.gate_heatmap(v[index, :n], tokens[:n] if tokens else None,
-                                 gate=name.rsplit(".", 1)[-1], units=range(units),
+                                 gate=QuantityName.parse(name).quantity, units=range(units),
                                  title=f"{name} (units 0-{units - 1}, steps 0-{n - 1})")
             )  # fmt: skip
     sec.figures.insert(0, viz.saturation_scatter(saturation, title="Gate saturation"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.names import is_gate
 from workbench.store import search, stats
 from workbench.store._layout import (
     MANIFEST_KEY,
@@ -307,7 +308,7 @@ class StateStore:
         """Gate saturation per unit for every gate name (DataFrame ``name, unit, left, right``)."""
         import pandas as pd
 
-        gates = names or [n for n in self.names if n.rsplit(".", 1)[-1] in _GATES]
+        gates = names or [n for n in self.names if is_gate(n)]
         frames = []
         for n in gates:
             left, right = stats.gate_saturation(self.states(n), low, high)
@@ -359,6 +360,3 @@ class StateStore:
         from workbench.store.projection import project_store
 
         return project_store(self, name, **kwargs)
-
-
-_GATES = {"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"}

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.names import QuantityName, is_gate
 from workbench.store._layout import MANIFEST_KEY, SCHEMA_VERSION, StoreError
 
 __all__ = ["export_lstmvis", "import_lstmvis"]
 
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
 _BACK = {v: k for k, v in _VISIBLE.items()}
-_GATES = {"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"}
 
 
 def _escape(token: str) -> str:
@@ -49,13 +49,13 @@ def _unescape(text: str) -> str:
 
 
 def _lstmvis_type(name: str) -> str:
-    q = name.rsplit(".", 1)[-1]
+    q = QuantityName.parse(name).quantity
     return {"cell": "state", "hidden": "output"}.get(q, q)
 
 
 def _layer(name: str) -> int:
-    m = re.search(r"\.(\d+)\.(fwd|bwd)\.", name)
-    return int(m.group(1)) + 1 if m else 1
+    layer = QuantityName.parse(name).layer
+    return 1 if layer is None else layer + 1
 
 
 def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
@@ -130,7 +130,7 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
                     "layer": _layer(n),
                     "path": n,
                     "transform": "none",
-                    **({"unsigned": True} if n.rsplit(".", 1)[-1] in _GATES else {}),
+                    **({"unsigned": True} if is_gate(n) else {}),
                 }
                 for n in names
             ],
