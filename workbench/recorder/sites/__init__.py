@@ -123,6 +123,12 @@ def register_site(kind: SiteKind, *, builtin: bool = False) -> SiteKind:
     return kind
 
 
+def unregister_site(kind: SiteKind) -> None:
+    """Undo :func:`register_site` of a user's kind (no error when it is not registered)."""
+    if kind in _REGISTRY:
+        _REGISTRY.remove(kind)
+
+
 def register_equations(mode: str, equations: Equations) -> None:
     """Equations of a recurrent kernel mode other than ``lstm`` / ``gru``."""
     _EQUATIONS[mode] = equations

@@ -14,12 +14,10 @@ from workbench.recorder.sites import SiteKind
 
 
 class OutputKind(SiteKind):
-    """Matches no module by type: :func:`find_sites` adds it for the ``extra`` paths."""
+    """Matches no module by type (``modules`` is empty): :func:`find_sites` adds it for the
+    ``extra`` paths. A subclass with ``modules`` records every such module's output."""
 
     kind, hooking, editable = "output", "output", False
-
-    def matches(self, module):
-        return False
 
     def names(self, site, module):
         return [QuantityName(site.split("#")[0], "output").format()]
