@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.recorder import _ckernel
+from workbench._native import ckernel as _ckernel
 from workbench.store import _writer
 from workbench.store._runner import aligned_empty
 

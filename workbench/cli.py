@@ -46,14 +46,15 @@ def _user_errors(func):
     Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
     import functools
-    import os
+
+    from workbench.config import settings
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            if os.environ.get("WORKBENCH_DEBUG"):
+            if settings().debug:
                 raise
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -195,14 +195,14 @@ def shipped(name: str) -> Path:
     CheckpointError
         If ``name`` is not shipped or the folder cannot be found.
     """
-    import os
+    from workbench.config import settings
 
     if name not in SHIPPED:
         raise CheckpointError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED)}")
     here = Path(__file__).resolve()
     roots = [here.parents[2] / "assets" / "models", here.parents[1] / "assets" / "models"]
-    if os.environ.get("WORKBENCH_MODELS"):
-        roots.insert(0, Path(os.environ["WORKBENCH_MODELS"]))
+    if settings().models is not None:
+        roots.insert(0, settings().models)
     for root in roots:
         if (root / name / "config.json").exists():
             return root / name

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import torch
 
+from workbench.config import settings
 from workbench.recorder._kept import KeptWhileAlive
 
 _CACHE = KeptWhileAlive(8)  # layer sets (the oldest dropped first)
-_STATE = {"on": True}  # False: plain clones every call (the benchmark's baseline)
 
 
 def usable(params: list) -> bool:
     """Whether the kept flat buffers apply: CUDA tensors cuDNN accepts, outside autograd."""
-    if not _STATE["on"] or not params or not params[0].is_cuda:
+    if not settings().cudnn_weights or not params or not params[0].is_cuda:
         return False
     if not torch.backends.cudnn.enabled or not torch._use_cudnn_rnn_flatten_weight():
         return False

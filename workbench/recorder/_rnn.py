@@ -27,7 +27,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from workbench.recorder import _ckernel, _gemm, _kept, _pages, _scan, sites
+from workbench._native import ckernel as _ckernel
+from workbench._native import pages as _pages
+from workbench.recorder import _gemm, _kept, _scan, sites
 from workbench.recorder._call import RnnCall, packed_flat_index  # noqa: F401 (re-exported)
 
 Edit = Callable[[torch.Tensor, int], torch.Tensor]

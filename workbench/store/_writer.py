@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-_DIRECT = {"on": os.environ.get("WORKBENCH_DIRECT_IO", "1") != "0" and hasattr(os, "O_DIRECT")}
+from workbench.config import settings
+
+_HAS_DIRECT = hasattr(os, "O_DIRECT")
 _NO_DIRECT: set[int] = set()  # devices that refused O_DIRECT: buffered writes there
 _PAGE = 4096
 
@@ -33,7 +35,8 @@ def write_file(target: Path, data: np.ndarray) -> None:
     """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename)."""
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
     view = memoryview(data).cast("B")
-    if _DIRECT["on"] and data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0:
+    aligned = data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0
+    if _HAS_DIRECT and settings().direct_io and aligned:
         dev = os.stat(target.parent).st_dev
         if dev not in _NO_DIRECT and _write_direct(tmp, view):
             os.replace(tmp, target)
@@ -168,7 +171,7 @@ class ChunkSink:
         self._copies: list = []  # this window's (block, offset, value rows), not queued yet
         # float16 rows into float16 blocks: one compiled call a window for all the pieces
         # (wb_put_many_h16 is compiled with the other float16 copies)
-        from workbench.recorder import _ckernel
+        from workbench._native import ckernel as _ckernel
 
         self._many = self.dtype == np.float16 and _ckernel.has_half()
         self._runs: list[tuple] = []  # (src, rows, units, src stride, dst, dst stride)
@@ -233,7 +236,7 @@ class ChunkSink:
         if self._runs:
             import torch
 
-            from workbench.recorder._ckernel import put_many_h16
+            from workbench._native.ckernel import put_many_h16
 
             put_many_h16(np.array(self._runs, np.int64), torch.get_num_threads())
             self._runs, self._keep = [], []
@@ -352,7 +355,7 @@ def _copy_rows(copies) -> None:
     """``dst[:] = rows.T`` (cast to ``dst``'s dtype) for each ``(dst, rows)``."""
     import torch
 
-    from workbench.recorder._ckernel import put_rows
+    from workbench._native.ckernel import put_rows
 
     for dst, rows in copies:
         if not put_rows(dst, rows):

@@ -14,8 +14,11 @@ from workbench.recorder.sites import SiteKind
 
 
 class OutputKind(SiteKind):
-    """Matches no module by type (``modules`` is empty): :func:`find_sites` adds it for the
-    ``extra`` paths. A subclass with ``modules`` records every such module's output."""
+    """A module's output; matches no module by type unless a subclass sets ``modules``.
+
+    :func:`find_sites` adds it for the ``extra`` paths; a subclass with ``modules`` registered
+    by :func:`register_site` records every such module's output.
+    """
 
     kind, hooking, editable = "output", "output", False
 
