@@ -326,7 +326,7 @@ def reserve_vs_recover(device: str) -> list[str]:
 def ab(device: str) -> list[str]:
     """The GPU recording path before and after each change, interleaved in one process."""
     from workbench.recorder import _cudnn, _reserve, _wavefront
-    from workbench.recorder._bench import bench_case
+    from workbench.bench.recorder import bench_case
 
     torch.manual_seed(0)
     x = torch.randn(100, 64, 650, device=device)
@@ -465,7 +465,7 @@ def main() -> None:
     if "bench" not in parts:
         return
     print("\n3. recording cost on the device (median ratio to the plain forward):")
-    from workbench.recorder._bench import run_benchmarks
+    from workbench.bench.recorder import run_benchmarks
 
     for units, batch, steps in ((650, 64, 100), (1024, 256, 200)):
         for r in run_benchmarks(units, 2, batch, steps, 7, a.device, a.device == "cpu"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import inspect
 import math
 import threading
@@ -19,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
 from workbench.names import QuantityName
-from workbench.recorder import _call, _cudnn, _graphs, _reserve, _rnn, _wavefront
+from workbench.recorder import _cudnn, _graphs, _kernels, _rnn, backends
 from workbench.recorder._names import (
     NameFilter,
     RecordingError,
@@ -54,33 +53,6 @@ _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, to
 # is False (PyTorch's default is True): 3e-4 to 6e-4 from the float32 equations on an H100.
 _TF32_TOLERANCE = 1e-3
 _MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
-
-
-def _own_weights(params: list, call, count: int) -> list:
-    """``count`` layers' weights as tensors of their own, for a fused kernel on CUDA.
-
-    cuDNN given a subset of an ``nn.LSTM``/``nn.GRU``'s flat weights (views into the module's
-    one weight buffer) reads the wrong memory when the module has ``bias=False``: layer-by-layer
-    outputs then differ from the module's by 0.1-0.5 (seen on an H100, torch 2.11, cuDNN 9.19).
-    Copies are exact: outside autograd they are laid out in a flat buffer of their own once
-    and kept (:mod:`._cudnn`), else cloned each call. On the CPU nothing is copied.
-    """
-    if not params or not params[0].is_cuda:
-        return params
-    if _cudnn.usable(params):
-        return _cudnn.layer_weights(params, call.mode, count, call.bidirectional, call.has_biases)
-    return [p.clone() for p in params]
-
-
-def _quiet_compaction(fn):
-    """Run ``fn`` without cuDNN's warning that the copied weights get compacted each call."""
-
-    def run(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="RNN module weights are not part of")
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _tf32(x: torch.Tensor) -> bool:
@@ -321,37 +293,22 @@ class Recorder:
             strategy = "recover" if call.x.is_cuda and not edits else "unroll"
         if strategy == "recover" and edits:
             raise RecordingError("edits need strategy='unroll' (or 'auto')")
-        grad = torch.is_grad_enabled() and (
-            call.x.requires_grad
-            or call.h0.requires_grad
-            or any(p.requires_grad for p in call.params)
-        )
+        grad = backends.needs_grad(call)
         meta = {"strategy": strategy, "dtype": str(call.x.dtype).replace("torch.", "")}
-        if strategy == "unroll":
-            rest = self._real_rest(func, call, batch_first=False)
-            half = _HALF.get() and not grad and frame.packed is None
-            out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest, half)
-            result = site.spec.pack(fused, out, h_n, c_n)
+        check = self.check != "none"
+        half = _HALF.get() and not grad and frame.packed is None
+        how = backends.Run(func, rows, check, half)
+        name, res = backends.compute(strategy, call, wanted, edits, how)
+        out, h_n, c_n, rec = res.out, res.h_n, res.c_n, res.recorded
+        result = site.spec.pack(fused, out, h_n, c_n)
+        meta.update(res.meta)
+        if res.errors is None:  # the equations were evaluated: prove them against the kernel
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
-        else:
-            check = self.check != "none"
-            res = _reserve.recover(call, wanted, check) if _reserve.usable(call, grad) else None
-            if res is not None:  # every state from one training-mode cuDNN call
-                out, h_n, c_n, rec, errors = res
-                meta["source"] = "cudnn reserve space"
-            elif _wavefront.usable(call, grad):
-                runner = functools.partial(self._real_chunk, func, call)
-                with _rnn._kernel_precision(call.x):
-                    out, h_n, c_n, rec, errors = _graphs.recover(call, wanted, runner, check)
-            else:
-                run_layer = self._real_layer(func, call)
-                run_rest = self._real_rest(func, call, batch_first=False)
-                out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest, check)
-            result = site.spec.pack(fused, out, h_n, c_n)
+        else:  # the kernel's own states: the recovery measured its error
             meta.update(
                 checked="full" if check else "none",
-                max_abs_error_hidden=errors["hidden"],
-                max_abs_error_cell=errors["cell"],
+                max_abs_error_hidden=res.errors["hidden"],
+                max_abs_error_cell=res.errors["cell"],
                 cell_scale=c_n.abs().max().item() if c_n is not None and c_n.numel() else 1.0,
             )
         self._note_exactness(site.name, meta, call.x.dtype, _tf32(call.x))
@@ -380,66 +337,6 @@ class Recorder:
         edits = {key(name): fn for name, fn in self._edits.items() if name in own}
         return wanted, edits
 
-    @staticmethod
-    def _kernel_args(call, x, h0, c0, params, layers):
-        hx = [h0, c0] if call.mode == "lstm" else h0
-        return (x, hx, params, call.has_biases, layers, 0.0, False, call.bidirectional, False)
-
-    def _real_layer(self, func, call):
-        """Run one layer (all directions) with the fused kernel, padded, time-major."""
-        return _quiet_compaction(lambda layer_input, layer: self._fused(func, call, layer_input,
-                                                                        layer, 1))  # fmt: skip
-
-    def _real_rest(self, func, call, batch_first):
-        """Run layers ``first..`` with the fused kernel (nothing recorded there)."""
-        return _quiet_compaction(
-            lambda layer_input, first: self._fused(
-                func, call, layer_input, first, call.num_layers - first
-            )
-        )
-
-    def _real_chunk(self, func, call):
-        """``run(inp, layer, h0, c0)``: one one-way layer's fused kernel over a time chunk."""
-        stride = len(call.params) // call.num_layers
-        weights = [
-            _own_weights(call.params[j * stride : (j + 1) * stride], call, 1)
-            for j in range(call.num_layers)
-        ]
-        lstm = call.mode == "lstm"
-
-        def run(inp, layer, h0, c0):
-            res = func(*self._kernel_args(call, inp, h0, c0, weights[layer], 1))
-            return res[0], res[1], res[2] if lstm else None
-
-        run = _quiet_compaction(run)
-        run.weights, run.params = weights, list(call.params)  # for a CUDA graph's refresh
-        return run
-
-    def _fused(self, func, call, layer_input, first: int, count: int):
-        """Layers ``first .. first + count - 1`` in one fused call: ``(out, h_n, c_n)``.
-
-        ``layer_input`` and ``out`` are padded and time-major; a packed call is packed again
-        with its own lengths.
-        """
-        D = call.directions
-        stride = len(call.params) // (call.num_layers * D)
-        params = call.params[first * D * stride : (first + count) * D * stride]
-        if first or count < call.num_layers:  # a subset of the module's flat weights
-            params = _own_weights(params, call, count)
-        sl = slice(first * D, (first + count) * D)
-        c0 = call.c0[sl] if call.c0 is not None else None
-        if call.batch_sizes is None:
-            res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, count))
-            return res[0], res[1], res[2] if call.mode == "lstm" else None
-        packed = nn.utils.rnn.pack_padded_sequence(layer_input, call.lengths(), enforce_sorted=True)
-        hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
-        res = func(packed.data, packed.batch_sizes, hx, params, call.has_biases, count, 0.0,
-                   False, call.bidirectional)  # fmt: skip
-        flat = _call.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
-        out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
-        out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
-        return out, res[1], res[2] if call.mode == "lstm" else None
-
     def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
         """Compare the unrolled numbers with the module's own fused kernel."""
         if edits:
@@ -466,7 +363,7 @@ class Recorder:
             x = call.x[:length, :1].contiguous()
             c0 = call.c0[:, :1].contiguous() if call.c0 is not None else None
             h0 = call.h0[:, :1].contiguous()
-            real = func(*self._kernel_args(call, x, h0, c0, call.params, call.num_layers))
+            real = func(*_kernels.kernel_args(call, x, h0, c0, call.params, call.num_layers))
             err_h = (real[0] - out[:length, :1]).abs().max().item() if length else 0.0
             err_h = max(err_h, (real[1] - h_n[:, :1]).abs().max().item())
             err_c = (real[2] - c_n[:, :1]).abs().max().item() if call.mode == "lstm" else 0.0

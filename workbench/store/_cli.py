@@ -96,7 +96,7 @@ def bench_store(
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.store._bench import run
+    from workbench.bench.store import run
 
     rows = run(tuple(p.strip() for p in parts.split(",")), quick, tokens, strategy, pairs)
     table = Table(title="workbench bench store")
