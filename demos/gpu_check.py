@@ -325,8 +325,8 @@ def reserve_vs_recover(device: str) -> list[str]:
 
 def ab(device: str) -> list[str]:
     """The GPU recording path before and after each change, interleaved in one process."""
-    from workbench.recorder import _cudnn, _reserve, _wavefront
     from workbench.bench.recorder import bench_case
+    from workbench.recorder import _cudnn, _reserve, _wavefront
 
     torch.manual_seed(0)
     x = torch.randn(100, 64, 650, device=device)

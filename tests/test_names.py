@@ -46,9 +46,12 @@ def test_gates_and_bad_names():
     assert GATES == {"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"}
     assert is_gate("rnn.0.fwd.update_gate") and not is_gate("rnn.0.fwd.cell_input")
     assert not is_gate("")  # not a name: no gate, no error
-    for bad in ("", "rnn.", "rnn.0.fwd.0"):
+    for bad in ("", "rnn."):
         with pytest.raises(NameParseError):
             QuantityName.parse(bad)
+    odd = QuantityName.parse("points.0")  # a HookPoint in a ModuleList: a value named "0"
+    assert (odd.module, odd.quantity, odd.kind) == ("points", "0", "value")
+    assert QuantityName.parse("rnn.0.fwd.0").kind == "value"
     with pytest.raises(NameParseError, match="direction"):
         QuantityName("rnn", "cell", 0, "up")
 

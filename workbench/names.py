@@ -30,7 +30,7 @@ KINDS = ("recurrent", "attention", "value")
 _RECURRENT = re.compile(
     r"^(?:(?P<module>.+)\.)?(?P<layer>\d+)\.(?P<direction>fwd|bwd)\.(?P<quantity>[A-Za-z_]\w*)$"
 )
-_QUANTITY = re.compile(r"^[A-Za-z_]\w*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 
 
 class NameParseError(ValueError):
@@ -59,9 +59,14 @@ class QuantityName:
     direction: str | None = None
 
     def __post_init__(self) -> None:
-        if not _QUANTITY.match(self.quantity):
+        if not isinstance(self.quantity, str) or not self.quantity or "." in self.quantity:
             raise NameParseError(
-                f"quantity {self.quantity!r} must be an identifier (letters, digits, '_')"
+                f"a quantity is a non-empty name without '.', got {self.quantity!r}"
+            )
+        if self.layer is not None and not _IDENTIFIER.match(self.quantity):
+            raise NameParseError(
+                f"quantity {self.quantity!r} of a recurrent name must be an identifier "
+                "(letters, digits, '_')"
             )
         if (self.layer is None) != (self.direction is None):
             raise NameParseError("a recurrent name needs both a layer and a direction")
@@ -74,10 +79,13 @@ class QuantityName:
     def parse(cls, name: str) -> QuantityName:
         """Parse ``"rnn.0.fwd.cell"``, ``"attn.weights"`` or ``"cell.score"``.
 
+        Any non-empty string without an empty last part is a name; one that ends in
+        ``{layer}.{fwd|bwd}.{identifier}`` is a recurrent one.
+
         Raises
         ------
         NameParseError
-            If ``name`` is not a string ending in an identifier.
+            If ``name`` is empty, not a string, or ends in ``"."``.
         """
         if not isinstance(name, str) or not name:
             raise NameParseError(f"expected a quantity name such as 'rnn.0.fwd.cell', got {name!r}")
@@ -144,6 +152,17 @@ def try_parse(name: str) -> QuantityName | None:
         return QuantityName.parse(name)
     except NameParseError:
         return None
+
+
+def quantity(name: str) -> str:
+    """The quantity of ``name`` (its last part): ``"cell"`` of ``"rnn.0.fwd.cell"``."""
+    return name.rpartition(".")[2]
+
+
+def is_attention(name: str) -> bool:
+    """Whether ``name`` is an attention map ``{module}.weights``."""
+    parsed = try_parse(name)
+    return parsed is not None and parsed.kind == "attention"
 
 
 def is_gate(name: str) -> bool:

@@ -59,8 +59,8 @@ class HookPoint(nn.Module):
             raise ValueError(f"HookPoint layer must be an int >= 0, got {layer!r}")
         if direction not in DIRECTIONS:
             raise ValueError(f"HookPoint direction must be 'fwd' or 'bwd', got {direction!r}")
-        if quantity is not None:
-            QuantityName("", quantity)  # raises for a quantity that is no identifier
+        if quantity is not None and not (isinstance(quantity, str) and quantity.isidentifier()):
+            raise ValueError(f"HookPoint quantity must be an identifier, got {quantity!r}")
         self.batch_first = batch_first
         self.layer = layer
         self.direction = direction

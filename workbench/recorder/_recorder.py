@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.names import QuantityName
+from workbench.names import QuantityName, is_attention
 from workbench.recorder import _cudnn, _graphs, _kernels, _rnn, backends
 from workbench.recorder._names import (
     NameFilter,
@@ -176,7 +176,7 @@ class Recorder:
                 hint = (
                     " Attention weights cannot be edited (they are computed inside the fused "
                     "attention function)."
-                    if name.endswith(".weights")
+                    if is_attention(name)
                     else f" Editable names include: {', '.join(list(editable)[:8])} ..."
                 )
                 raise RecordingError(f"cannot edit {name!r}: no such recordable value.{hint}")
@@ -545,7 +545,7 @@ def release_gpu_caches() -> None:
 def _concat(name: str, parts: list[torch.Tensor]) -> torch.Tensor:
     if len(parts) == 1:
         return parts[0]
-    if name.endswith(".weights"):
+    if is_attention(name):
         keys = max(p.shape[-1] for p in parts)
         parts = [torch.nn.functional.pad(p, (0, keys - p.shape[-1])) for p in parts]
         return torch.cat(parts, dim=2)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench import names as _names
 from workbench import viz
 from workbench.names import QuantityName
 
@@ -117,7 +118,7 @@ def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: f
         if gates is not None:
             out.append(gates)
     # [batch, heads, query, key] maps only (a HookPoint named "weights" may be [batch, time, 1])
-    attention = [n for n in names if n.endswith(".weights") and len(trace[n].shape) == 4]
+    attention = [n for n in names if _names.is_attention(n) and len(trace[n].shape) == 4]
     if attention:
         sec = Section("Attention")
         for n in attention:
@@ -137,7 +138,7 @@ def _length(trace: Any, name: str, index: int) -> int:
 
 def _states(trace, recurrent, tokens, index, quantity, threshold, pad) -> Section:
     if quantity is None:
-        hidden = [n for n in recurrent if n.endswith(".hidden")]
+        hidden = [n for n in recurrent if _names.quantity(n) == "hidden"]
         quantity = (hidden or recurrent)[-1]
     if quantity not in trace.names:
         raise ValueError(f"quantity {quantity!r} was not recorded; pick one of {recurrent}")

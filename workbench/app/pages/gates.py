@@ -237,7 +237,7 @@ def record_input(ctx, model: str, text: str, quantity: str | None):
                                                else ""))  # fmt: skip
     attention = []
     for n in trace.names:
-        if not n.endswith(".weights"):
+        if not _names.is_attention(n):
             continue
         w = trace[n][0].detach().numpy()
         if w.ndim == 3:  # [heads, query, key]
