@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import workbench
-from workbench.config import SWITCHES, backends_off, configure, settings
+from workbench.config import SWITCHES, backends_off, configure, reload, settings
 
 
 def test_switches_nest_and_restore():
@@ -29,11 +29,13 @@ def test_switches_nest_and_restore():
 def test_the_environment_is_read_and_configure_wins(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_ONEDNN", "0")
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    assert settings().cache == tmp_path  # paths: read when asked
+    assert reload().onednn is False and settings().onednn is False  # switches: on reload
+    with configure(onednn=True, cache=tmp_path / "c"):
+        assert settings().onednn is True and settings().cache == tmp_path / "c"
     assert settings().onednn is False and settings().cache == tmp_path
-    with configure(onednn=True):
-        assert settings().onednn is True
     monkeypatch.delenv("WORKBENCH_ONEDNN")
-    assert settings().onednn is True
+    assert reload().onednn is True
 
 
 @pytest.mark.parametrize("off", [c for c in backends_off()], ids=lambda c: next(iter(c)))

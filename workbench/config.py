@@ -10,9 +10,9 @@ with :func:`configure`::
         trace = workbench.record(model, ids)
     settings().ckernel                              # True again
 
-The environment is read on every :func:`settings` call (a handful of dictionary lookups), so
-a variable set at run time is seen; :func:`configure` wins over it. Changes are process-wide
-(every thread sees them), as the variables are.
+The switches' environment variables are read once, at first use (:func:`reload` reads them
+again); :func:`configure` wins over them. Changes are process-wide (every thread sees them),
+as the variables are.
 
 =================  ==========================  =============================================
 switch             variable                    what it turns on
@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 #: switch -> (environment variable or None, default)
@@ -55,13 +55,11 @@ SWITCHES: dict[str, tuple[str | None, bool]] = {
     "half_states": (None, True),
     "direct_io": ("WORKBENCH_DIRECT_IO", True),
 }
-_PATHS = {"cache": "WORKBENCH_CACHE", "models": "WORKBENCH_MODELS"}
-_VARIABLES = tuple(v for v, _ in SWITCHES.values() if v) + (*_PATHS.values(), "WORKBENCH_DEBUG")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A snapshot of every switch (booleans) and path setting.
+    """A snapshot of every switch (booleans), with the path settings read when asked.
 
     Attributes
     ----------
@@ -83,42 +81,70 @@ class Settings:
     wavefront_cpu: bool = False
     half_states: bool = True
     direct_io: bool = True
-    cache: Path = Path.home() / ".cache" / "workbench"
-    models: Path | None = None
-    debug: bool = False
+    paths: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def cache(self) -> Path:
+        if "cache" in self.paths:
+            return Path(self.paths["cache"])
+        return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
+
+    @property
+    def models(self) -> Path | None:
+        if "models" in self.paths:
+            return None if self.paths["models"] is None else Path(self.paths["models"])
+        value = os.environ.get("WORKBENCH_MODELS")
+        return Path(value) if value else None
+
+    @property
+    def debug(self) -> bool:
+        if "debug" in self.paths:
+            return bool(self.paths["debug"])
+        return bool(os.environ.get("WORKBENCH_DEBUG"))
 
 
+PATHS = ("cache", "models", "debug")
 _LOCK = threading.Lock()
 _OVERRIDES: list[dict] = []
-_MEMO: dict = {}
+_CURRENT: list[Settings] = []  # [the settings in force], rebuilt by configure and reload
 
 
-def _from_env(env: tuple) -> Settings:
-    values = dict(zip(_VARIABLES, env, strict=True))
-    kw: dict = {}
+def _from_env() -> Settings:
+    kw = {}
     for name, (var, default) in SWITCHES.items():
-        raw = values.get(var) if var else None
+        raw = os.environ.get(var) if var else None
         kw[name] = default if raw is None else raw != "0"
-    kw["cache"] = Path(values["WORKBENCH_CACHE"] or Path.home() / ".cache" / "workbench")
-    kw["models"] = Path(values["WORKBENCH_MODELS"]) if values["WORKBENCH_MODELS"] else None
-    kw["debug"] = bool(values["WORKBENCH_DEBUG"])
     return Settings(**kw)
 
 
+def _rebuild() -> Settings:
+    base = _from_env()
+    if _OVERRIDES:
+        top = _OVERRIDES[-1]
+        paths = {k: v for k, v in top.items() if k in PATHS}
+        base = replace(base, paths=paths, **{k: v for k, v in top.items() if k not in PATHS})
+    _CURRENT[:] = [base]
+    return base
+
+
 def settings() -> Settings:
-    """The switches in force now: the environment, then any :func:`configure` blocks."""
-    env = tuple(os.environ.get(v) for v in _VARIABLES)
-    overrides = _OVERRIDES[-1] if _OVERRIDES else None
-    key = (env, id(overrides))
-    hit = _MEMO.get(key)
-    if hit is None:
-        hit = _from_env(env)
-        if overrides:
-            hit = replace(hit, **overrides)
-        if len(_MEMO) > 64:
-            _MEMO.clear()
-        _MEMO[key] = hit
-    return hit
+    """The switches in force now: the environment, then any :func:`configure` blocks.
+
+    The switches' variables are read once, at first use (and by :func:`reload`); the path
+    settings whenever they are asked for. This is called on the recorder's hot paths, so it
+    only returns the snapshot.
+    """
+    current = _CURRENT
+    if current:
+        return current[0]
+    with _LOCK:
+        return _rebuild()
+
+
+def reload() -> Settings:
+    """Read the switches' environment variables again (after changing ``os.environ``)."""
+    with _LOCK:
+        return _rebuild()
 
 
 @contextlib.contextmanager
@@ -135,25 +161,23 @@ def configure(**changes):
     TypeError
         For a name that is no setting (the message lists them).
     """
-    known = {f.name for f in fields(Settings)}
+    known = ({f.name for f in fields(Settings)} - {"paths"}) | set(PATHS)
     unknown = sorted(set(changes) - known)
     if unknown:
         raise TypeError(
             f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    if "cache" in changes:
-        changes["cache"] = Path(changes["cache"])
     with _LOCK:
         merged = {**(_OVERRIDES[-1] if _OVERRIDES else {}), **changes}
         _OVERRIDES.append(merged)
-        _MEMO.clear()
+        current = _rebuild()
     try:
-        yield settings()
+        yield current
     finally:
         with _LOCK:
             index = next(i for i, o in enumerate(_OVERRIDES) if o is merged)
             del _OVERRIDES[index]
-            _MEMO.clear()
+            _rebuild()
 
 
 def backends_off() -> list[dict]:
