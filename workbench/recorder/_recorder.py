@@ -161,6 +161,7 @@ class Recorder:
         self._calls: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
         self._lengths: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._meta: dict[str, dict] = {}
+        self._keyed: dict[str, tuple[set, dict]] = {}
         self.active = False
 
     # -- set-up and tear-down ------------------------------------------------------------
@@ -326,16 +327,24 @@ class Recorder:
         return result
 
     def _wanted(self, site: Site):
-        """``(wanted, edits)`` of a recurrent site keyed ``(layer, direction, quantity)``."""
+        """``(wanted, edits)`` of a recurrent site keyed ``(layer, direction, quantity)``.
 
-        def key(name: str) -> tuple[int, int, str]:
-            parsed = QuantityName.parse(name)
-            return parsed.layer, parsed.direction_index, parsed.quantity
+        Worked out once per site (a generation loop calls the module every step).
+        """
+        known = self._keyed.get(site.name)
+        if known is None:
 
-        wanted = {key(name) for name in self._kept.get(site.name, [])}
-        own = set(site.quantity_names())
-        edits = {key(name): fn for name, fn in self._edits.items() if name in own}
-        return wanted, edits
+            def key(name: str) -> tuple[int, int, str]:
+                parsed = QuantityName.parse(name)
+                return parsed.layer, parsed.direction_index, parsed.quantity
+
+            own = set(site.quantity_names())
+            known = (
+                {key(name) for name in self._kept.get(site.name, [])},
+                {key(name): fn for name, fn in self._edits.items() if name in own},
+            )
+            self._keyed[site.name] = known
+        return set(known[0]), dict(known[1])
 
     def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
         """Compare the unrolled numbers with the module's own fused kernel."""
