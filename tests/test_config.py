@@ -65,3 +65,12 @@ def test_debug_switch_reaches_the_cli(tmp_path):
     env = {**os.environ, "WORKBENCH_DEBUG": "1"}
     code = "from workbench.config import settings; assert settings().debug"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path)
+
+
+def test_the_backend_off_option_is_in_force(request):
+    """``pytest --backend-off NAME`` runs every test with that switch off."""
+    name = request.config.getoption("--backend-off")
+    if name:
+        assert getattr(settings(), name) is False
+    else:
+        assert settings() == reload()

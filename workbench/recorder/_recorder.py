@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import math
 import threading
 import warnings
@@ -52,7 +51,6 @@ _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, to
 # cuDNN's RNN kernels round float32 products to TF32 unless torch.backends.cudnn.allow_tf32
 # is False (PyTorch's default is True): 3e-4 to 6e-4 from the float32 equations on an H100.
 _TF32_TOLERANCE = 1e-3
-_MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 
 
 def _tf32(x: torch.Tensor) -> bool:
@@ -156,7 +154,6 @@ class Recorder:
         self._edits = self._validate_edits(edits or {}, sites)
         self._handles: list[Any] = []
         self._stack: list[_Frame] = []
-        self._attention_requests: list[tuple[bool, bool]] = []
         self._mode: _Mode | None = None
         self._calls: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
         self._lengths: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -230,7 +227,6 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self._stack.clear()
-        self._attention_requests.clear()
 
     def _check_module(self, site: Site) -> None:
         problem = site.spec.check(site.name, site.module)
@@ -242,13 +238,8 @@ class Recorder:
         if site.hooking in ("fused", "cell"):
             self._handles.append(m.register_forward_pre_hook(self._push(site)))
             self._handles.append(m.register_forward_hook(self._pop, always_call=True))
-        elif site.hooking == "attention":
-            self._handles.append(m.register_forward_pre_hook(self._attention_pre, with_kwargs=True))
-            self._handles.append(
-                m.register_forward_hook(self._attention_post(site), with_kwargs=True)
-            )
-        else:
-            self._handles.append(m.register_forward_hook(self._hookpoint(site)))
+        else:  # attention, HookPoints, outputs by path: the kind's own forward hooks
+            self._handles.extend(site.spec.attach(self, site))
 
     def _push(self, site: Site):
         def hook(module, args):
@@ -443,66 +434,26 @@ class Recorder:
         self._lengths[site.name].append(torch.ones(x.shape[0], dtype=torch.long))
         return site.spec.pack(call, h_n, c_n)
 
-    # -- attention and hook points -------------------------------------------------------
-    def _attention_pre(self, module, args, kwargs):
-        if self._other_thread():
-            return None
-        bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
-        bound.apply_defaults()
-        requested = (bound.arguments["need_weights"], bound.arguments["average_attn_weights"])
-        self._attention_requests.append(requested)
-        bound.arguments["need_weights"] = True
-        bound.arguments["average_attn_weights"] = False
-        new_args = bound.args[1:]
-        return new_args, dict(bound.kwargs)
+    # -- what site kinds' own hooks use ---------------------------------------------------
+    def other_thread(self) -> bool:
+        """Whether the calling thread is not the one that entered the recorder."""
+        return self._other_thread()
 
-    def _attention_post(self, site: Site):
-        def hook(module, args, kwargs, output):
-            if self._other_thread():
-                return None
-            requested = self._attention_requests.pop() if self._attention_requests else (True, True)
-            attn_out, weights = output
-            w = weights if weights.dim() == 4 else weights[None]
-            self._calls[site.name].append(
-                {f"{site.name}.weights": w.detach() if not torch.is_grad_enabled() else w}
-            )
-            need, average = requested
-            if not need:
-                return attn_out, None
-            return attn_out, weights.mean(dim=-3) if average else weights
+    def keeps(self, site: Site) -> bool:
+        """Whether anything of ``site`` is kept."""
+        return site.name in self._kept
 
-        return hook
+    def edit_of(self, name: str) -> Callable | None:
+        """The edit given for ``name``, or None."""
+        return self._edits.get(name)
 
-    def _hookpoint(self, site: Site):
-        """A HookPoint's (or, for ``extra`` paths, any module's) forward hook."""
-        key = site.name
-        (name,) = site.quantity_names()
-        output_kind = site.hooking == "output"
+    def steps(self, site: Site) -> int:
+        """How many calls of ``site`` were recorded so far."""
+        return len(self._calls[site.name])
 
-        def hook(module, args, output):
-            if self._other_thread():
-                return None
-            value = site.spec.value(output) if output_kind else output
-            if value is None:
-                return None
-            calls = self._calls[key]
-            if name in self._edits:
-                step = len(calls)
-                value = self._edits[name](value, step)
-                if not isinstance(value, torch.Tensor) or value.shape != output.shape:
-                    raise ValueError(
-                        f"the edit for {name!r} must return a tensor shaped {tuple(output.shape)}"
-                    )
-            if key in self._kept:
-                v = value
-                if v.dim() == 3 and not getattr(module, "batch_first", True):
-                    v = v.transpose(0, 1)
-                calls.append({name: v[:, None] if v.dim() == 2 else v})
-            elif name in self._edits:
-                calls.append({})
-            return value if name in self._edits else None
-
-        return hook
+    def append(self, site: Site, values: dict[str, torch.Tensor]) -> None:
+        """One call's values ``{name: [batch, time, ...]}`` of ``site``."""
+        self._calls[site.name].append(values)
 
     # -- the result ------------------------------------------------------------------------
     @property

@@ -80,6 +80,15 @@ class SiteKind:
         """A one-line problem that stops recording this module, or None."""
         return None
 
+    def attach(self, recorder, site) -> list:
+        """Hooks of an ``"attention"``/``"hookpoint"``/``"output"`` kind; their handles.
+
+        ``recorder`` offers ``other_thread()``, ``keeps(site)``, ``edit_of(name)``,
+        ``steps(site)`` and ``append(site, {name: value})``. Fused and cell kinds are hooked
+        by the recorder itself (their kernel call is intercepted).
+        """
+        raise NotImplementedError(f"the {self.kind!r} kind hooks through its kernel call")
+
     def mode(self, kernel: str) -> str:
         """The :class:`RnnCall` mode of a kernel this kind calls (``"lstm_cell"`` -> lstm)."""
         return kernel.removesuffix("_cell")

@@ -10,24 +10,24 @@ from __future__ import annotations
 import torch
 
 from workbench.names import QuantityName
-from workbench.recorder.sites import SiteKind
+from workbench.recorder.sites.hookpoint import HookPointKind
 
 
-class OutputKind(SiteKind):
+class OutputKind(HookPointKind):
     """A module's output; matches no module by type unless a subclass sets ``modules``.
 
     :func:`find_sites` adds it for the ``extra`` paths; a subclass with ``modules`` registered
     by :func:`register_site` records every such module's output.
     """
 
-    kind, hooking, editable = "output", "output", False
+    kind, modules, hooking, editable = "output", (), "output", False
 
     def names(self, site, module):
         return [QuantityName(site.split("#")[0], "output").format()]
 
     @staticmethod
     def value(output) -> torch.Tensor | None:
-        """The tensor recorded of a module's return value (None: nothing to record)."""
+        """The tensor recorded of a module's return value: it, or its first tensor."""
         if isinstance(output, torch.Tensor):
             return output
         if isinstance(output, tuple | list):
