@@ -16,6 +16,7 @@ from workbench.store._layout import (
     StoreError,
     StoreIncompleteError,
 )
+from workbench.store._manifest import validate as validate_manifest
 
 
 @dataclass
@@ -156,6 +157,7 @@ class StateStore:
                 f"of {len(manifest.get('segments', []))} segments done); run the same build "
                 "command again to resume it"
             )
+        validate_manifest(path, manifest)
         if model is not None:
             from workbench.store._runner import model_fingerprint
 
