@@ -71,8 +71,8 @@ _OS_HINTS = {
     "EDQUOT": "the disk quota is used up: free some space or pick a path on another disk",
     "EFBIG": "a file outgrew the size limit (ulimit -f, or the file system's): raise it",
     "EROFS": "the file system is read-only: pick a writable path",
-    "EACCES": "permission denied: pick a path you can write to",
-    "EPERM": "the operation is not permitted there: pick another path",
+    "EACCES": "permission denied: pick a writable path",
+    "EPERM": "not permitted there (read-only?): pick a writable path",
     "EEXIST": "it exists already: pick a new path",
     "ENOTEMPTY": "the folder is not empty: pick a new path",
 }

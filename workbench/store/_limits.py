@@ -40,8 +40,7 @@ def check_size(name: str, value) -> int:
     if not exact or not lo <= number <= hi:
         flag = name.replace("_", "-")
         raise StoreError(
-            f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}; "
-            f"pass a smaller {name} (--{flag})"
+            f"{name} (--{flag}) must be a whole number from {lo:,} to {hi:,}, got {value!r}"
         )
     return number
 
