@@ -82,7 +82,7 @@ def estimate_bytes(manifest: dict) -> int:
     return int(total + shared + arrays * 2 * _FILE_BLOCK)
 
 
-def check_disk(path: Path, needed: int) -> None:
+def check_disk(path: Path, needed: int, what: str = "the store") -> None:
     """Refuse (one line: the estimate and the free space) when ``path``'s disk lacks room."""
     here = Path(path).absolute()
     while not here.exists() and here != here.parent:
@@ -90,7 +90,7 @@ def check_disk(path: Path, needed: int) -> None:
     free = shutil.disk_usage(here).free
     if needed > free:
         raise StoreError(
-            f"the store needs about {format_bytes(needed)} and {here} has "
+            f"{what} needs about {format_bytes(needed)} and {here} has "
             f"{format_bytes(free)} free; pass a smaller max_tokens (--max-tokens), fewer "
             "names, float16, or a path on a larger disk"
         )

@@ -89,6 +89,11 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
     missing = [n for n in names if n not in store.manifest["units"]]
     if missing:
         raise StoreError(f"{missing[0]!r} is not in this store; it holds {', '.join(store.names)}")
+    from workbench.store._limits import check_disk
+
+    width = sum(int(store.manifest["units"][n]) for n in names) + 2 * len(store.meta_tracks) + 2
+    needed = 4 * store.n_tokens * width + (1 << 20)  # float32 states, int64 words, meta
+    check_disk(folder, needed, "the export")
     folder.mkdir(parents=True, exist_ok=True)
     block = 1 << 16
     with h5py.File(folder / "states.h5", "w") as f:
