@@ -162,8 +162,8 @@ def test_an_export_the_disk_cannot_hold_is_refused_up_front(tmp_path):
 def test_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path):
     out = tmp_path / "st"
     args = ("record", "--model", "parens", "--corpus", "parens", "--max-tokens", 3000,
-            "--out", out)  # fmt: skip (a state chunk file is 512 kB)
-    line = one_line(cli(*args, limit_bytes=20_000))
+            "--out", out)  # fmt: skip
+    line = one_line(cli(*args, limit_bytes=20_000))  # a state chunk file is 512 kB
     assert "EFBIG" in line and str(out) in line, line
     assert not list(out.rglob("*.partial")), "a partial chunk file was left behind"
     assert cli(*args).returncode == 0  # the same command, with room: resumes

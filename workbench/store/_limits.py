@@ -8,6 +8,7 @@ and a half-created store.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -87,13 +88,21 @@ def check_disk(path: Path, needed: int, what: str = "the store") -> None:
     here = Path(path).absolute()
     while not here.exists() and here != here.parent:
         here = here.parent
-    free = shutil.disk_usage(here).free
+    free = free_bytes(here)
     if needed > free:
         raise StoreError(
             f"{what} needs about {format_bytes(needed)} and {here} has "
             f"{format_bytes(free)} free; pass a smaller max_tokens (--max-tokens), fewer "
             "names, float16, or a path on a larger disk"
         )
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged user may still write on ``path``'s file system."""
+    if hasattr(os, "statvfs"):
+        st = os.statvfs(path)
+        return int(st.f_bavail * st.f_frsize)
+    return int(shutil.disk_usage(path).free)
 
 
 def format_bytes(n: float) -> str:
