@@ -113,6 +113,10 @@ def test_text_folder_links_inside_are_read_outside_refused(tmp_path):
     (folder / "sub" / "z.txt").symlink_to(tmp_path / "out.txt")
     with pytest.raises(DataError, match="outside the corpus folder"):
         from_text_folder(folder)
+    (folder / "sub" / "z.txt").unlink()
+    (folder / "sub" / "loop.txt").symlink_to(folder / "sub" / "loop.txt")
+    with pytest.raises(DataError, match="leads nowhere"):
+        from_text_folder(folder)
 
 
 def test_estimate_is_an_upper_bound_of_the_store(tmp_path):

@@ -41,7 +41,7 @@ _COMMANDS: list[tuple[str, str, str, str]] = [
 
 
 def _user_errors(func):
-    """Print a user mistake (a ValueError or missing file) as one line on stderr, exit 1.
+    """Print a user mistake (a ValueError, a missing file, an OSError) as one line, exit 1.
 
     Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
@@ -60,36 +60,12 @@ def _user_errors(func):
         except OSError as exc:  # the disk, the file system or permissions refused
             if os.environ.get("WORKBENCH_DEBUG"):
                 raise
+            from workbench._os_errors import os_error_line
+
             typer.echo(f"error: {os_error_line(exc)}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-_OS_HINTS = {
-    "ENOSPC": "the disk is full: free some space or pick a path on another disk",
-    "EDQUOT": "the disk quota is used up: free some space or pick a path on another disk",
-    "EFBIG": "a file outgrew the size limit (ulimit -f, or the file system's): raise it",
-    "EROFS": "the file system is read-only: pick a writable path",
-    "EACCES": "permission denied: pick a writable path",
-    "EPERM": "not permitted there (read-only?): pick a writable path",
-    "EEXIST": "it exists already: pick a new path",
-    "ENOTEMPTY": "the folder is not empty: pick a new path",
-}
-
-
-def os_error_line(exc: OSError) -> str:
-    """One line for an OSError: what failed, on which path, and the fix where one is known."""
-    import errno
-
-    name = errno.errorcode.get(exc.errno or 0, "")
-    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    what = exc.strerror or str(exc) or type(exc).__name__
-    line = f"{what} ({name})" if name else what
-    if where:
-        line += f" on {where}"
-    hint = _OS_HINTS.get(name)
-    return f"{line}; {hint}" if hint else line
 
 
 def _command_module(name: str):

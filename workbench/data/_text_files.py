@@ -37,7 +37,12 @@ def read_text_files(
     for f in files:
         if max_tokens is not None and total >= max_tokens:
             break
-        target = f.resolve()
+        try:
+            target = f.resolve(strict=True)
+        except (OSError, RuntimeError):  # a dangling link or a loop of links
+            raise DataError(
+                f"{f} is a link that leads nowhere (dangling, or a loop); remove it"
+            ) from None
         if target != inside and inside not in target.parents:
             raise DataError(
                 f"{f} links to {target}, outside the corpus folder {root}; "
