@@ -194,10 +194,10 @@ def _check_config(path: Path, config) -> None:
         ("arch", "the architecture's settings", dict),
     ):
         if not isinstance(config.get(key), types):
-            got = "missing" if key not in config else f"{config[key]!r}"
+            got = "has no field" if key not in config else "has a wrong field"
             raise CheckpointError(
-                f"{path}/config.json: field {key!r} is {got}, expected {want}; "
-                "save checkpoints with workbench.models.checkpoint.save (or workbench train)"
+                f"{path}/config.json {got} {key!r} ({want}); write checkpoints with "
+                "workbench train or workbench.models.checkpoint.save"
             )
     if config["kind"] not in KINDS:
         raise CheckpointError(

@@ -81,9 +81,9 @@ def _array_meta(path: Path, key: str, field: str) -> dict:
 def _refuse(path: Path, field: str, value, why: str) -> None:
     shown = "" if value is None else f" ({_short(value)})"
     raise StoreError(
-        f"{path}: the manifest field {field!r}{shown} does not match the store"
-        f"{': ' + why if why else ''}; the manifest was edited or the store is damaged: "
-        "rebuild the store"
+        f"{path}: manifest field {field!r}{shown} disagrees with the store"
+        f"{' (' + why + ')' if why else ''}; the manifest was edited or the store damaged: "
+        "rebuild it"
     )
 
 

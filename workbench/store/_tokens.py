@@ -28,16 +28,15 @@ def check_corpus_tokens(tokenizer, docs) -> None:
         for t in d.tokens[: SAMPLE - seen]:
             if level == "char" and len(t) != 1:
                 raise StoreError(
-                    f"the model reads characters (one token each), but document {d.doc_id!r} "
-                    f"holds the token {t!r}; give it text split into characters "
-                    "(from_text_folder(path), or --corpus python / parens / a folder of .txt)"
+                    f"this model reads characters, but document {d.doc_id!r} holds the token "
+                    f"{t!r} (a word corpus); pass characters: from_text_folder(path), or "
+                    "--corpus python / parens / a folder of .txt files"
                 )
             if level == "word" and (not t or t.isspace() or any(c.isspace() for c in t)):
                 raise StoreError(
-                    f"the model reads words (as workbench.data.sentiment.tokenize splits "
-                    f"text), but document {d.doc_id!r} holds the token {t!r}, a character "
-                    "corpus; give it words (from_text_folder(path, level='word'), from_csv, "
-                    "or --corpus sentiment / a folder of .txt, which `record` splits into words)"
+                    f"this model reads words, but document {d.doc_id!r} holds the token {t!r} "
+                    "(a character corpus); pass words: from_text_folder(path, level='word'), "
+                    "from_csv, or --corpus sentiment / a folder of .txt files"
                 )
         seen += min(len(d.tokens), SAMPLE - seen)
         if seen >= SAMPLE:
