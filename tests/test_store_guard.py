@@ -14,12 +14,14 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from test_store import SETTINGS, assert_same_store, make_corpus, make_model
 
-from workbench.data import DataError, from_text_folder
+import workbench
+from workbench.data import DataError, corpus, from_text_folder
 from workbench.store import StateStore, StoreError
 from workbench.store._build import _size_on_disk, build
 from workbench.store._limits import estimate_bytes
@@ -203,6 +205,40 @@ def test_a_second_build_into_the_same_folder_is_refused_with_the_pid(tmp_path):
     with build_lock(path), pytest.raises(StoreBusyError):  # in one process too
         with build_lock(path):
             pass
+
+
+def test_two_real_builds_into_one_folder_one_is_refused_the_other_finishes(tmp_path):
+    """A CLI build runs; a second build started meanwhile is refused with its pid."""
+
+    path = tmp_path / "st"
+    first = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.argv[0] = 'workbench'; "
+         "from workbench.cli import main; main()", "record", "--model", "parens", "--corpus",
+         "parens", "--split", "train", "--max-tokens", "30000", "--out", str(path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None and not _holder(path):
+            time.sleep(0.05)
+        assert first.poll() is None, "the first build ended before the second could start"
+        with pytest.raises(StoreBusyError, match=f"pid {first.pid}"):
+            StateStore.build(workbench.load("parens"), corpus("parens", "train", 30_000), path,
+                             progress=False)  # fmt: skip
+    finally:
+        _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert StateStore.open(path).n_tokens == 30_000
+    assert not (path / LOCK_NAME).exists()
+
+
+def _holder(path: Path) -> str:
+    """The pid in ``path``'s build lock ('' while there is none)."""
+    try:
+        return (path / LOCK_NAME).read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def test_a_store_that_never_committed_is_rebuilt_with_other_settings(tmp_path):
