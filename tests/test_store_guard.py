@@ -209,7 +209,6 @@ def test_a_second_build_into_the_same_folder_is_refused_with_the_pid(tmp_path):
 
 def test_two_real_builds_into_one_folder_one_is_refused_the_other_finishes(tmp_path):
     """A CLI build runs; a second build started meanwhile is refused with its pid."""
-
     path = tmp_path / "st"
     first = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.argv[0] = 'workbench'; "
