@@ -7,8 +7,8 @@ _OS_HINTS = {
     "EDQUOT": "the disk quota is used up: free some space or pick a path on another disk",
     "EFBIG": "a file outgrew the size limit (ulimit -f, or the file system's): raise it",
     "EROFS": "the file system is read-only: pick a writable path",
-    "EACCES": "permission denied: pick a writable path",
-    "EPERM": "not permitted there (read-only?): pick a writable path",
+    "EACCES": "pick a writable path, or fix its permissions",
+    "EPERM": "pick a writable path, or fix its permissions (read-only, immutable?)",
     "EEXIST": "it exists already: pick a new path",
     "ENOTEMPTY": "the folder is not empty: pick a new path",
 }
