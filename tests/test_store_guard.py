@@ -103,6 +103,11 @@ def test_text_folder_reads_only_as_far_as_the_limit(tmp_path):
     (folder / "b.txt").unlink()
     (folder / "b.txt").write_text("the end")
     assert [len(d) for d in from_text_folder(folder)] == [len(text), 7]
+    # a file is read only as far as the limit needs: a NUL byte 1 MB in is never seen
+    (folder / "a.txt").write_bytes(b"x" * (1 << 20) + b"\x00")
+    assert len(from_text_folder(folder, max_tokens=1000)[0]) == 1000
+    with pytest.raises(DataError, match="looks binary"):
+        from_text_folder(folder)
 
 
 def test_text_folder_links_inside_are_read_outside_refused(tmp_path):
