@@ -22,10 +22,10 @@ from test_store import SETTINGS, assert_same_store, make_corpus, make_model
 
 import workbench
 from workbench.data import DataError, corpus, from_text_folder
-from workbench.store import StateStore, StoreError
+from workbench.store import StateStore, StoreBusyError, StoreError
 from workbench.store._build import _size_on_disk, build
 from workbench.store._limits import estimate_bytes
-from workbench.store._lock import LOCK_NAME, StoreBusyError, build_lock
+from workbench.store._lock import LOCK_NAME, build_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 

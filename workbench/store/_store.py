@@ -111,6 +111,15 @@ class StateStore:
         Returns
         -------
         StateStore
+
+        Raises
+        ------
+        StoreError
+            Before anything is written: a size setting out of bounds, a store the disk
+            cannot hold (the estimate and the free space), a corpus tokenized otherwise than
+            the model reads (characters or words), a path holding something else.
+        StoreBusyError
+            Another process is building into ``path`` (the message names its pid).
         """
         from workbench.store._build import build
 
