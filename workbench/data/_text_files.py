@@ -59,8 +59,9 @@ def read_text_files(
 
 def _read_tokens(f: Path, left: int | None, tokenize) -> list[str] | None:
     """Tokens of file ``f`` (at most ``left``); None for a directory."""
-    try:  # non-blocking: opening a FIFO must not wait for a writer
-        fd = os.open(f, os.O_RDONLY | os.O_NONBLOCK)
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a FIFO must not wait for a writer
+    try:
+        fd = os.open(f, os.O_RDONLY | nonblock)
     except IsADirectoryError:
         return None
     with os.fdopen(fd, "rb") as handle:
@@ -72,7 +73,8 @@ def _read_tokens(f: Path, left: int | None, tokenize) -> list[str] | None:
                 f"{f} is not a regular file (it is a {_kind(mode)}); a corpus folder may hold "
                 "only regular text files: move it out of the folder"
             )
-        os.set_blocking(handle.fileno(), True)
+        if nonblock:
+            os.set_blocking(handle.fileno(), True)
         decoder = codecs.getincrementaldecoder("utf-8")()
         text, size, seen = "", _FIRST_READ, 0
         while True:
