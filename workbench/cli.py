@@ -41,7 +41,7 @@ _COMMANDS: list[tuple[str, str, str, str]] = [
 
 
 def _user_errors(func):
-    """Print a user mistake (a ValueError or missing file) as one line on stderr, exit 1.
+    """Print a user mistake (a ValueError, a missing file, an OSError) as one line, exit 1.
 
     Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
@@ -57,6 +57,13 @@ def _user_errors(func):
             if settings().debug:
                 raise
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # the disk, the file system or permissions refused
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            from workbench._os_errors import os_error_line
+
+            typer.echo(f"error: {os_error_line(exc)}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper

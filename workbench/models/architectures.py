@@ -251,6 +251,7 @@ class Forecaster(nn.Module):
 
 
 _CLASSES = {"charlm": CharLM, "classifier": Classifier, "forecaster": Forecaster}
+KINDS = tuple(_CLASSES)  # the model kinds a checkpoint's config.json may name
 
 
 def build(kind: str, **arch) -> nn.Module:

@@ -17,6 +17,7 @@ from workbench.store._layout import (
     StoreError,
     StoreIncompleteError,
 )
+from workbench.store._manifest import validate as validate_manifest
 
 
 @dataclass
@@ -111,6 +112,15 @@ class StateStore:
         Returns
         -------
         StateStore
+
+        Raises
+        ------
+        StoreError
+            Before anything is written: a size setting out of bounds, a store the disk
+            cannot hold (the estimate and the free space), a corpus tokenized otherwise than
+            the model reads (characters or words), a path holding something else.
+        StoreBusyError
+            Another process is building into ``path`` (the message names its pid).
         """
         from workbench.store._build import build
 
@@ -157,6 +167,7 @@ class StateStore:
                 f"of {len(manifest.get('segments', []))} segments done); run the same build "
                 "command again to resume it"
             )
+        validate_manifest(path, manifest)
         if model is not None:
             from workbench.store._runner import model_fingerprint
 

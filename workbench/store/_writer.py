@@ -32,8 +32,25 @@ _PAGE = 4096
 
 
 def write_file(target: Path, data: np.ndarray) -> None:
-    """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename)."""
+    """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename).
+
+    Raises
+    ------
+    OSError
+        As the system raised it, naming ``target`` (a failed ``write`` names no file); the
+        partial file is removed.
+    """
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        _write_file(target, tmp, data)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
+
+
+def _write_file(target: Path, tmp: Path, data: np.ndarray) -> None:
     view = memoryview(data).cast("B")
     aligned = data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0
     if _HAS_DIRECT and settings().direct_io and aligned:
