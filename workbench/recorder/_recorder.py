@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.recorder import _cudnn, _graphs, _reserve, _rnn, _wavefront
+from workbench.recorder import _checks, _cudnn, _graphs, _nesting, _reserve, _rnn, _wavefront
 from workbench.recorder._names import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
@@ -110,12 +110,11 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         stack = self.recorder._stack
-        if stack:
+        if stack and not _nesting.internal():  # a recorder's own kernel calls pass through
             frame = stack[-1]
             name = getattr(func, "__name__", None)
             if not frame.handled and name == _KERNELS.get(frame.site.kind):
-                frame.handled = True
-                return self.recorder._run_kernel(frame, func, args, kwargs)
+                return _nesting.run_shared(self.recorder, frame, func, args, kwargs)
         return func(*args, **kwargs)
 
 
@@ -230,11 +229,13 @@ class Recorder:
             for site in self._sites_to_hook():
                 self._check_module(site)
                 self._attach(site)
+            self._handles.extend(_checks.guard_embeddings(self.model))
             self._mode = _Mode(self)
             self._mode.__enter__()
         except BaseException:
             self._detach()
             raise
+        _nesting.activate(self)
         self.active = True
         return self
 
@@ -243,6 +244,7 @@ class Recorder:
             if self._mode is not None:
                 self._mode.__exit__(*exc)
         finally:
+            _nesting.deactivate(self)
             self._mode = None
             self._detach()
             self.active = False
@@ -256,6 +258,7 @@ class Recorder:
 
     def _check_module(self, site: Site) -> None:
         m = site.module
+        _checks.check_weights(site)
         if site.kind in ("lstm", "gru") and m.training and m.dropout > 0 and m.num_layers > 1:
             raise RecordingError(
                 f"{site.name} is in training mode with dropout={m.dropout} between layers: "
@@ -306,6 +309,8 @@ class Recorder:
             return self._run_cell(frame, func, args, kwargs)
         call, packed_index, batch_first = self._parse(frame.site.kind, args)
         site = frame.site
+        if _checks.empty_call(site, call):  # a batch of 0 rows: nothing to unroll
+            return self._run_empty(site, call, func(*args, **kwargs))
         wanted, edits = self._wanted(site)
         rows = None
         sorted_idx = unsorted_idx = None
@@ -363,6 +368,16 @@ class Recorder:
         kept = self._kept.get(site.name, [])
         self._calls[site.name].append({n: names[n] for n in kept if n in names})
         self._lengths[site.name].append(lengths)
+        return result
+
+    def _run_empty(self, site: Site, call, result):
+        """Record a call on a batch of 0 rows: the kernel's own (empty) result, empty tensors."""
+        rec = _checks.empty_recording(call, self._wanted(site)[0])
+        names = {f"{site.name}.{k[0]}.{'fwd' if k[1] == 0 else 'bwd'}.{k[2]}": v
+                 for k, v in rec.items()}  # fmt: skip
+        self._calls[site.name].append({n: names[n] for n in self._kept.get(site.name, [])})
+        self._lengths[site.name].append(torch.zeros(0, dtype=torch.long))
+        self._meta.setdefault(site.name, {"strategy": "none", "checked": "none (empty batch)"})
         return result
 
     def _wanted(self, site: Site):
@@ -535,7 +550,9 @@ class Recorder:
         if "max_abs_error_cell" in meta:
             meta["max_rel_error_cell"] = meta["max_abs_error_cell"] / scale
         worst = max(meta.get("max_abs_error_hidden", 0.0), meta.get("max_rel_error_cell", 0.0))
-        if worst > tol * 10 and not math.isnan(worst):
+        if math.isnan(worst):
+            _checks.warn_not_finite(self._sites[site_name])
+        elif worst > tol * 10:
             warnings.warn(
                 f"recorded states of {site_name} differ from the fused kernel by {worst:.2e} "
                 f"(tolerance {tol:.0e} for {dtype}); TF32 or low precision may be on",
@@ -568,8 +585,9 @@ class Recorder:
         grad = torch.is_grad_enabled()
         _, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, None, grad)
         meta = {"strategy": "unroll", "dtype": str(x.dtype).replace("torch.", "")}
-        if edits or self.check == "none":
-            meta["checked"] = "none (edited)" if edits else "none"
+        if edits or self.check == "none" or not x.shape[0]:
+            empty = "none" if x.shape[0] else "none (empty batch)"
+            meta["checked"] = "none (edited)" if edits else empty
         else:
             with torch.no_grad():
                 real = func(*args, **kwargs)
@@ -789,6 +807,7 @@ def intervene(
     recorder = Recorder(model, names, edits=edits, strategy="unroll")
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
         output = model(*args, **kwargs)
+    _checks.check_edit_reach(recorder, edits)
     trace = recorder.trace
     trace.output = output
     trace.meta["edits"] = sorted(edits)
