@@ -136,3 +136,15 @@ def test_dropout_between_rnn_layers_in_training_mode_warns():
     model.rnn.train()
     with pytest.warns(RuntimeWarning, match="dropout in rnn"):
         workbench.explain(model, ids, 0, "saliency", lengths=lengths)
+
+
+def test_metric_sizes_are_bounded_too():
+    from workbench.explain.metrics import eraser, perturbation_curve
+
+    ids, lengths = batch()
+    model = _model()
+    e = workbench.explain(model, ids, 0, "saliency", lengths=lengths)
+    with pytest.raises(ExplainError, match="points must be between 2 and 10,000"):
+        perturbation_curve(model, ids, e, points=10**9, lengths=lengths)
+    with pytest.raises(ExplainError, match="batch_size must be between"):
+        eraser(model, ids, e, batch_size=0, lengths=lengths)

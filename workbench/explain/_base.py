@@ -23,6 +23,7 @@ LIMITS = {
     "batch_size": 65_536,
     "window": 1_000_000,
     "stride": 1_000_000,
+    "points": 10_000,
 }
 
 
