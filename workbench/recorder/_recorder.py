@@ -124,7 +124,9 @@ class Recorder:
     A context manager: hooks are attached on entry and removed on exit, also when the
     forward pass raises; nothing is written onto the model's modules. Everything the model
     runs inside the ``with`` block is recorded (several calls of a module extend its time
-    axis, so generation loops and step-by-step cells record naturally).
+    axis, so generation loops and step-by-step cells record naturally). Recorders nest: an
+    inner one on the same module records the same real calls as the outer one (edits in
+    either are refused there).
 
     Parameters
     ----------
@@ -786,7 +788,8 @@ def intervene(
     edits : dict of str to callable
         ``{name: fn(value, step) -> value}``: ``value`` is ``[batch, units]`` at one step of
         a recurrent quantity (or what a HookPoint received); the returned tensor is used in
-        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits.
+        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits
+        (steps count from 0; one starting after the last step that ran is refused).
     names : optional
         What to record besides (everything by default).
 
