@@ -281,6 +281,9 @@ CASES: list[Case] = [
     Case("out-of-vocabulary ids (explain)", "python",
          lambda env: _explain_ids(env, torch.tensor([[2, -4]]), method="saliency"),
          "token ids -4 are outside the vocabulary", error=ExplainError),
+    Case("non-integer search cells [3.7, 17.2]", "python",
+         lambda env: env.store().match("rnn.0.fwd.cell", [3.7, 17.2]), "not an integer",
+         error=SearchError),
 ]  # fmt: skip
 
 
