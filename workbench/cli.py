@@ -59,7 +59,7 @@ def _user_errors(func):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except OSError as exc:  # the disk, the file system or permissions refused
-            if os.environ.get("WORKBENCH_DEBUG"):
+            if settings().debug:
                 raise
             from workbench._os_errors import os_error_line
 
