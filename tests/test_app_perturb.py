@@ -205,3 +205,20 @@ def test_page_functions_render_or_explain(ctx):
     assert "perturb-ablate-diff" in [getattr(c, "id", None) for c in out]
     out = page.intervene(ctx, "sentiment", SENTENCE, "rnn.0.fwd.cell", "", "zero")
     assert "no cells" in out[0].children
+
+
+def test_cells_field_keeps_a_readable_width(ctx):
+    """In the flex row of intervention controls an unsized text field shrank to ~3 characters."""
+
+    def find(node, wanted):
+        if getattr(node, "id", None) == wanted:
+            return node
+        kids = getattr(node, "children", None)
+        for kid in kids if isinstance(kids, (list, tuple)) else [kids]:
+            if hasattr(kid, "to_plotly_json") and (hit := find(kid, wanted)) is not None:
+                return hit
+        return None
+
+    field = find(page.layout(ctx, model="python"), "perturb-cells")
+    assert field is not None
+    assert (field.style or {}).get("width", "").endswith("em")

@@ -146,6 +146,7 @@ def layout(ctx, model=None, text=None, edited=None, name=None, cells=None, mode=
                             type="text",
                             value=cells_text,
                             placeholder="e.g. 3, 17, 40",
+                            style={"width": "10em"},
                         ),
                     ),
                     _label(
