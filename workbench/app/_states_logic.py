@@ -112,24 +112,22 @@ class ViewState:
 
 
 def _int(text, what: str, problems: list[str]) -> int | None:
-    if text is None or text == "":
-        return None
-    try:
-        return int(float(str(text)))
-    except ValueError:
-        problems.append(f"ignored {what}={text!r}: not a number")
-        return None
+    from workbench.app._limits import query_int
+
+    return query_int(text, what, problems)
 
 
 def _pair(text, what: str, problems: list[str]) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
-    try:
-        a, b = (int(x) for x in str(text).split(","))
-    except ValueError:
+    from workbench.app._limits import query_int
+
+    parts = str(text).split(",")
+    values = [query_int(x, what, []) for x in parts] if len(parts) == 2 else []
+    if len(values) != 2 or None in values:
         problems.append(f"ignored {what}={text!r}: expected two integers like 10,20")
         return None
-    return a, b
+    return values[0], values[1]
 
 
 def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None, pad=None,
@@ -177,10 +175,13 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
             view.pad = p
     view.brush = _pair(brush, "brush", problems)
     if cells:
-        try:
-            view.cells = sorted({int(c) for c in str(cells).split(",") if c.strip()})
-        except ValueError:
+        from workbench.app._limits import MAX_ITEMS, query_int
+
+        found = [query_int(c, "cells", [], 0) for c in str(cells).split(",")[:MAX_ITEMS] if c.strip()]
+        if None in found:
             problems.append(f"ignored cells={cells!r}: expected integers like 3,17")
+        else:
+            view.cells = sorted(set(found))
     return clamp(view, n_tokens)
 
 
