@@ -94,6 +94,14 @@ def _bad_request(message: str):
     return Response(f"bad request: {message}\n", status=400, mimetype="text/plain")
 
 
+def _tag_worker(response):
+    """Say which process answered (``serve(workers=N)`` runs several)."""
+    import os
+
+    response.headers["X-Workbench-Worker"] = str(os.getpid())
+    return response
+
+
 def _too_large(_exc):
     from flask import Response
 
@@ -188,6 +196,7 @@ def create_app(ctx=None):
     app.server.before_request(_refuse_file_paths)
     app.server.config["MAX_CONTENT_LENGTH"] = _limits.MAX_BODY
     app.server.register_error_handler(413, _too_large)
+    app.server.after_request(_tag_worker)
     for page in pages:
         page.register(app, ctx)
     _guard_callbacks(app.server)

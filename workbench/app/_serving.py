@@ -80,13 +80,6 @@ def make_server(app, sock: socket.socket):
     from waitress import create_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queueing is expected
-    pid = str(os.getpid())
-
-    def tag(response):
-        response.headers["X-Workbench-Worker"] = pid
-        return response
-
-    app.server.after_request(tag)
     return create_server(app.server, sockets=[sock], **waitress_options())
 
 
