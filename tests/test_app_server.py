@@ -367,3 +367,47 @@ def test_workers_serve_in_parallel_and_stop_with_the_supervisor(ctx):
         time.sleep(0.2)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
                    for p in workers)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- jobs
+def _wait(jobs, job, states, timeout=300):
+    deadline = time.monotonic() + timeout
+    while (status := jobs.status(job))["state"] not in states:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    return status
+
+
+def test_a_job_reports_progress_and_its_result_lands_in_the_store(ctx):
+    jobs = ctx.jobs()
+    name = next(n for n in ctx.store("parens").names if n.endswith("hidden"))
+    kwargs = dict(model="parens", name=name, method="pca", sample=500, seed=3)
+    job = jobs.start("projection", restart=True, **kwargs)
+    assert jobs.start("projection", **kwargs) == job  # the same request joins the same job
+    status = _wait(jobs, job, ("done", "failed"))
+    assert status == {"state": "done", "fraction": 1.0, "message": "done"}
+    assert jobs.result(job) == {"points": 500}
+    proj = ctx.store("parens").projection(name, method="pca", sample=500, seed=3,
+                                          progress=False)  # fmt: skip
+    assert proj.sample.size == 500  # read back from the store's cache
+
+
+def test_a_job_can_be_cancelled_and_its_process_stops(ctx):
+    import psutil
+
+    jobs = ctx.jobs()
+    name = next(n for n in ctx.store("python").names if n.endswith("cell"))
+    job = jobs.start("projection", restart=True, model="python", name=name, method="umap",
+                     sample=3000, seed=11)  # fmt: skip
+    _wait(jobs, job, ("running",))
+    pid = json.loads((jobs.folder / f"{job}.json").read_text())["pid"]
+    assert pid and psutil.pid_exists(pid)
+    assert jobs.cancel(job)
+    assert jobs.status(job)["state"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert jobs.status(job)["state"] == "cancelled"
+    with pytest.raises(ValueError, match="not a job id"):
+        jobs.status("../../etc/passwd")

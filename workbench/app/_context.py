@@ -125,6 +125,15 @@ class AppContext:
         """The context :meth:`spec` describes (in a worker process)."""
         return cls(**spec)
 
+    def jobs(self):
+        """The :class:`~workbench.app._jobs.Jobs` of this context (long work: progress and
+        cancel, shared by every worker of a server)."""
+        from workbench.app._jobs import Jobs
+
+        if getattr(self, "_jobs", None) is None:
+            self._jobs = Jobs(self.cache / "jobs", self.spec())
+        return self._jobs
+
     @contextmanager
     def warming(self):
         """Mark this thread as warm-up: its :meth:`cached` computations never make a
