@@ -139,6 +139,8 @@ def test_mutated_callback_bodies_are_400_never_500(client, bodies):
         {**bodies[0], "state": "x"}, {**bodies[0], "changedPropIds": [1]},
         {**bodies[0], "output": "nope.children"},
         {**bodies[0], "inputs": [{"id": "wb-url", "property": "pathname"}]},
+        {**bodies[0], "inputs": bodies[0]["inputs"][:1]},  # fewer inputs than declared
+        {**bodies[0], "inputs": bodies[0]["inputs"] * 2},
     ]  # fmt: skip
     for body in structural:
         res = _post(client, body)

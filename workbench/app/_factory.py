@@ -57,6 +57,7 @@ def _guard_callbacks(server) -> None:
     """
     import threading
 
+    from dash.exceptions import CallbackException
     from flask import request
 
     lock = threading.Lock()
@@ -75,6 +76,10 @@ def _guard_callbacks(server) -> None:
                         _log.warning("callback request refused (HTTP 400)", exc_info=True)
                         return _bad_request(f"the callback cannot take these values "
                                             f"({type(exc).__name__}: {_one_line(exc)})")  # fmt: skip
+                    except CallbackException as exc:  # its subclasses are Dash's own answers
+                        if type(exc) is not CallbackException:  # (PreventUpdate: 204) or bugs
+                            raise
+                        return _bad_request(_one_line(exc))  # "Inputs do not match ..."
 
             server.view_functions[endpoint] = guarded
 
