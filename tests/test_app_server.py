@@ -89,7 +89,8 @@ def bodies(client):
 
         def items(specs):
             return [{"id": s["id"], "property": s["property"],
-                     "value": props.get(s["id"], {}).get(s["property"])} for s in specs]  # fmt: skip
+                     "value": props.get(s["id"], {}).get(s["property"])}
+                    for s in specs]  # fmt: skip
 
         inputs = items(dep["inputs"])
         out.append({"output": output, "outputs": outs, "inputs": inputs,

@@ -230,7 +230,23 @@ CASES: list[Case] = [
     Case("foreign trace file", "python",
          lambda env: workbench.Trace.load(env.pickle_file("t.safetensors")),
          "not a safetensors trace", error=ValueError),
+    Case("serve --port 70000", "cli", lambda env: ["serve", "--port", "70000", "--no-build"],
+         "--port 70000 is outside 1-65535; pass a port in that range"),
+    Case("serve on a busy port (before ready)", "cli", lambda env: _busy_port(env),
+         "is in use; pass --port"),
+    Case("serve STORE --model OTHER", "cli",
+         lambda env: ["serve", str(env.store().path), "--model", "parens", "--port", "8139"],
+         "recorded from another model"),
 ]  # fmt: skip
+
+
+def _busy_port(env):
+    import socket
+
+    env.busy = socket.socket()  # held by the case's env while the command runs
+    env.busy.bind(("127.0.0.1", 0))
+    env.busy.listen(1)
+    return ["serve", "--port", str(env.busy.getsockname()[1]), "--no-build"]
 
 
 def _other():

@@ -126,8 +126,10 @@ class AppContext:
         return cls(**spec)
 
     def jobs(self):
-        """The :class:`~workbench.app._jobs.Jobs` of this context (long work: progress and
-        cancel, shared by every worker of a server)."""
+        """The :class:`~workbench.app._jobs.Jobs` of this context.
+
+        Long work with progress and cancel, shared by every worker of a server.
+        """
         from workbench.app._jobs import Jobs
 
         if getattr(self, "_jobs", None) is None:
@@ -136,8 +138,11 @@ class AppContext:
 
     @contextmanager
     def warming(self):
-        """Mark this thread as warm-up: its :meth:`cached` computations never make a
-        request wait (a request that needs the same key computes it itself)."""
+        """Mark this thread as warm-up.
+
+        Its :meth:`cached` computations never make a request wait: a request that needs the
+        same key computes it itself.
+        """
         self._local.warming = True
         try:
             yield

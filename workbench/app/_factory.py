@@ -67,15 +67,15 @@ def _guard_callbacks(server) -> None:
             def guarded(*args, _view=view, **kwargs):
                 try:
                     _limits.check_callback_body(request.get_json(silent=True))
-                except _limits.BadRequest as exc:
+                except _limits.BadRequestError as exc:
                     return _bad_request(str(exc))
                 with lock:
                     try:
                         return _view(*args, **kwargs)
                     except _CALLER_ERRORS as exc:
                         _log.warning("callback request refused (HTTP 400)", exc_info=True)
-                        return _bad_request(f"the callback cannot take these values "
-                                            f"({type(exc).__name__}: {_one_line(exc)})")  # fmt: skip
+                        why = f"{type(exc).__name__}: {_one_line(exc)}"
+                        return _bad_request(f"the callback cannot take these values ({why})")
                     except CallbackException as exc:  # its subclasses are Dash's own answers
                         if type(exc) is not CallbackException:  # (PreventUpdate: 204) or bugs
                             raise

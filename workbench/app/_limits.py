@@ -29,24 +29,26 @@ MAX_QUERY = 8192
 MAX_QUERY_KEYS = 32
 
 
-class BadRequest(ValueError):
+class BadRequestError(ValueError):
     """A callback request the app refuses (HTTP 400); the message is one line."""
 
 
 def _check_value(value, where: str, items: int, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
-        raise BadRequest(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        raise BadRequestError(f"{where} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
-            raise BadRequest(f"{where} has {len(value):,} characters; the limit is {MAX_TEXT:,}")
+            raise BadRequestError(
+                f"{where} has {len(value):,} characters; the limit is {MAX_TEXT:,}"
+            )
     elif isinstance(value, list):
         if len(value) > items:
-            raise BadRequest(f"{where} has {len(value):,} entries; the limit is {items:,}")
+            raise BadRequestError(f"{where} has {len(value):,} entries; the limit is {items:,}")
         for v in value:
             _check_value(v, where, items, depth + 1)
     elif isinstance(value, dict):
         if len(value) > items:
-            raise BadRequest(f"{where} has {len(value):,} keys; the limit is {items:,}")
+            raise BadRequestError(f"{where} has {len(value):,} keys; the limit is {items:,}")
         for v in value.values():
             _check_value(v, where, items, depth + 1)
 
@@ -54,15 +56,15 @@ def _check_value(value, where: str, items: int, depth: int = 0) -> None:
 def _check_item(item, field: str) -> None:
     if isinstance(item, list):  # pattern-matching ALL: a list of items
         if len(item) > MAX_ITEMS:
-            raise BadRequest(f"{field} has {len(item):,} entries; the limit is {MAX_ITEMS:,}")
+            raise BadRequestError(f"{field} has {len(item):,} entries; the limit is {MAX_ITEMS:,}")
         for i in item:
             _check_item(i, field)
         return
     if not isinstance(item, dict):
-        raise BadRequest(f"{field} entries must be objects with id and property")
+        raise BadRequestError(f"{field} entries must be objects with id and property")
     cid, prop = item.get("id"), item.get("property")
     if not isinstance(cid, str | dict) or not isinstance(prop, str):
-        raise BadRequest(f"{field} entries need a string id and property")
+        raise BadRequestError(f"{field} entries need a string id and property")
     items = ITEMS_BY_PROPERTY.get(prop, MAX_ITEMS)
     name = cid if isinstance(cid, str) else "pattern id"
     _check_value(item.get("value"), f"{name}.{prop}", items)
@@ -78,31 +80,33 @@ def check_callback_body(body) -> None:
 
     Raises
     ------
-    BadRequest
+    BadRequestError
         One line naming the field and the limit.
     """
     if not isinstance(body, dict):
-        raise BadRequest("the callback body must be a JSON object")
+        raise BadRequestError("the callback body must be a JSON object")
     output = body.get("output")
     if not isinstance(output, str) or not output or len(output) > MAX_TEXT:
-        raise BadRequest("the callback body needs an 'output' string")
+        raise BadRequestError("the callback body needs an 'output' string")
     outputs = body.get("outputs")
     outs = outputs if isinstance(outputs, list) else [outputs]
     if len(outs) > MAX_ITEMS or not all(isinstance(o, dict | list) for o in outs):
-        raise BadRequest("'outputs' must be an object or a list of objects")
+        raise BadRequestError("'outputs' must be an object or a list of objects")
     for field in ("inputs", "state"):
         entries = body.get(field, [])
         if not isinstance(entries, list):
-            raise BadRequest(f"'{field}' must be a list")
+            raise BadRequestError(f"'{field}' must be a list")
         if len(entries) > MAX_ITEMS:
-            raise BadRequest(f"'{field}' has {len(entries):,} entries; the limit is {MAX_ITEMS:,}")
+            raise BadRequestError(
+                f"'{field}' has {len(entries):,} entries; the limit is {MAX_ITEMS:,}"
+            )
         for item in entries:
             _check_item(item, field)
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
-        raise BadRequest("'changedPropIds' must be a list of strings")
+        raise BadRequestError("'changedPropIds' must be a list of strings")
     if len(changed) > MAX_ITEMS:
-        raise BadRequest(f"'changedPropIds' has {len(changed):,} entries")
+        raise BadRequestError(f"'changedPropIds' has {len(changed):,} entries")
 
 
 # --------------------------------------------------------------------------- URL values

@@ -59,7 +59,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def waitress_options() -> dict:
-    """waitress settings shared by every way the app is served (bounded bodies)."""
+    """Waitress settings shared by every way the app is served (bounded bodies)."""
     from workbench.app import _limits
 
     return dict(

@@ -177,7 +177,9 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
     if cells:
         from workbench.app._limits import MAX_ITEMS, query_int
 
-        found = [query_int(c, "cells", [], 0) for c in str(cells).split(",")[:MAX_ITEMS] if c.strip()]
+        found = [
+            query_int(c, "cells", [], 0) for c in str(cells).split(",")[:MAX_ITEMS] if c.strip()
+        ]
         if None in found:
             problems.append(f"ignored cells={cells!r}: expected integers like 3,17")
         else:
