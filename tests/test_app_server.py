@@ -414,3 +414,39 @@ def test_a_job_can_be_cancelled_and_its_process_stops(ctx):
     assert jobs.status(job)["state"] == "cancelled"
     with pytest.raises(ValueError, match="not a job id"):
         jobs.status("../../etc/passwd")
+
+
+def test_the_job_panel_shows_progress_and_cancels(ctx):
+    from workbench.app import _job_panel
+
+    app = create_app(ctx)
+    _job_panel.register(app, ctx, "tjob")
+    client = app.server.test_client()
+    name = next(n for n in ctx.store("python").names if n.endswith("hidden"))
+    job = ctx.jobs().start("projection", restart=True, model="python", name=name,
+                           method="umap", sample=3000, seed=12)  # fmt: skip
+    outs = ["tjob-job-bar.value", "tjob-job-message.children", "tjob-job-panel.style",
+            "tjob-job-poll.disabled", "tjob-job-done.data"]  # fmt: skip
+
+    def poll(trigger):
+        inputs = [{"id": "tjob-job", "property": "data", "value": job},
+                  {"id": "tjob-job-poll", "property": "n_intervals", "value": 1},
+                  {"id": "tjob-job-cancel", "property": "n_clicks", "value": 1}]  # fmt: skip
+        body = {"output": ".." + "...".join(outs) + "..",
+                "outputs": [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
+                            for o in outs],
+                "inputs": inputs, "changedPropIds": [trigger],
+                "state": [{"id": "tjob-job-done", "property": "data", "value": None}]}  # fmt: skip
+        res = _post(client, body)
+        assert res.status_code == 200, res.get_data(as_text=True)
+        return res.get_json()["response"]
+
+    _wait(ctx.jobs(), job, ("running",))
+    shown = poll("tjob-job-poll.n_intervals")
+    assert shown["tjob-job-panel"]["style"] == {"display": "flex"}
+    assert shown["tjob-job-poll"]["disabled"] is False and shown["tjob-job-message"]["children"]
+    stopped = poll("tjob-job-cancel.n_clicks")
+    assert stopped["tjob-job-message"]["children"] == "cancelled"
+    assert stopped["tjob-job-poll"]["disabled"] is True
+    assert stopped["tjob-job-done"]["data"]["state"] == "cancelled"
+    assert ctx.jobs().status(job)["state"] == "cancelled"
