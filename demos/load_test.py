@@ -5,7 +5,7 @@ then drives N concurrent clients for S seconds, each looping over the Explain, P
 (compare and ablate) and States match callbacks with the payloads
 the pages send (``POST /_dash-update-component``, built from ``/_dash-dependencies`` and the
 page layouts the app returns). Reports errors, p50/p95/p99 latencies per callback and the
-server's memory (RSS) after warm-up, at its peak and at the end.
+server's memory (PSS of all its processes) after warm-up, at its peak and at the end.
 
 Usage::
 
@@ -273,10 +273,22 @@ CALLBACKS: Callbacks
 
 
 def rss(pid: int) -> int:
+    """Memory of the server and its workers: the sum of their PSS where the OS has it.
+
+    PSS counts a page shared by several processes (the memory-mapped stores, the libraries)
+    once in all, split between them; plain RSS would count it once per worker.
+    """
     import psutil
 
+    def one(p) -> int:
+        try:
+            info = p.memory_full_info()
+            return getattr(info, "pss", info.rss)
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            return 0
+
     proc = psutil.Process(pid)
-    return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(True))
+    return one(proc) + sum(one(c) for c in proc.children(True))
 
 
 def percentile(xs, q):
@@ -367,7 +379,7 @@ def main(argv=None) -> int:
         )
     mb = 1024 * 1024
     print(
-        f"\nserver memory (RSS): {mem_start / mb:.0f} MB after warm-up, peak {peak / mb:.0f} MB, "
+        f"\nserver memory (PSS, all processes): {mem_start / mb:.0f} MB after warm-up, peak {peak / mb:.0f} MB, "
         f"{mem_end / mb:.0f} MB at the end (growth {(mem_end - mem_start) / mb:+.0f} MB; "
         f"{(mem_end - (mem_half or mem_end)) / mb:+.0f} MB over the second half)"
     )

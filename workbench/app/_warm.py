@@ -6,9 +6,10 @@ Two parts, neither holding anything a callback waits on:
   CPU priority (``nice`` 10) into numba's disk cache, from which every worker loads them;
   compiling in the serving process would hold numba's compiler lock, which a callback's
   first match waits on while it holds the worker's callback lock;
-- each worker's derived tables (gate saturation, best cells) fill in a low-priority thread
+- the derived tables (gate saturation, best cells) fill in a thread of the first worker
   under :meth:`AppContext.warming`: a request for one of them before it is ready computes it
-  itself instead of waiting.
+  itself instead of waiting. The thread keeps the normal priority: a descheduled
+  low-priority thread holding the GIL would stall the worker's requests.
 """
 
 from __future__ import annotations
@@ -17,14 +18,6 @@ import os
 import subprocess
 import sys
 import threading
-
-
-def _lower_priority(increment: int = 10) -> None:
-    """Lower the calling thread's CPU priority (Linux: per thread; elsewhere: no-op)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), increment)
-    except (AttributeError, OSError):
-        pass
 
 
 def compile_kernels_process() -> subprocess.Popen:
@@ -37,22 +30,26 @@ def warm_tables(ctx) -> None:
     """Fill ``ctx``'s cached tables now (call in a thread; see :func:`warm_in_background`)."""
     from workbench.app.pages import gates
 
-    _lower_priority()
     with ctx.warming():
         gates.warm(ctx)
 
 
-def warm_in_background(ctx, compile_kernels: bool = True):
-    """Start the warm-up; returns ``(thread, process or None)``.
+def warm_in_background(ctx, compile_kernels: bool = True, tables: bool = True):
+    """Start the warm-up; returns ``(thread or None, process or None)``.
 
     Parameters
     ----------
     ctx : AppContext
     compile_kernels : bool
-        Also start :func:`compile_kernels_process` (once per machine start, not per worker).
+        Also start :func:`compile_kernels_process` (once per server, not per worker).
+    tables : bool
+        Fill the derived tables in a thread (one worker does; the others compute them on
+        the first request that needs them).
     """
-    thread = threading.Thread(target=warm_tables, args=(ctx,), daemon=True, name="wb-warm")
-    thread.start()
+    thread = None
+    if tables:
+        thread = threading.Thread(target=warm_tables, args=(ctx,), daemon=True, name="wb-warm")
+        thread.start()
     return thread, compile_kernels_process() if compile_kernels else None
 
 

@@ -30,7 +30,8 @@ def main(argv: list[str]) -> None:
     app = create_app(ctx)
     for name in ctx.model_names():
         ctx.store(name)  # open the stores now, so the first page is quick
-    warm_in_background(ctx, compile_kernels=False)  # the supervisor compiles the kernels
+    # the supervisor compiles the kernels; the first worker fills the tables
+    warm_in_background(ctx, compile_kernels=False, tables=os.environ["WORKBENCH_WORKER"] == "0")
     sock = socket.socket(fileno=listen_fd)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     os.write(ready_fd, b"ready\n")
