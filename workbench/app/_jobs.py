@@ -33,6 +33,8 @@ from pathlib import Path
 TARGETS: dict[str, str] = {"projection": "workbench.app._jobs:fit_projection"}
 STATES = ("starting", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
+#: Seconds a job may take from its start to its first progress report.
+START_TIMEOUT = 300
 
 
 def register(name: str, target: str) -> None:
@@ -51,6 +53,16 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _alive(pid: int | None, job_id: str) -> bool:
@@ -105,6 +117,8 @@ class Jobs:
         state = self.status(job_id)["state"]
         if state in ("starting", "running") or (state == "done" and not restart):
             return job_id
+        if not self._claim(job_id):  # another worker is starting the same job right now
+            return job_id
         _write(path, {"state": "starting", "fraction": 0.0, "message": "starting", "pid": None,
                       "name": name, "started": time.time()})  # fmt: skip
         self._path(job_id, "cancel").unlink(missing_ok=True)
@@ -115,6 +129,26 @@ class Jobs:
         threading.Thread(target=self._reap, args=(proc, job_id), daemon=True).start()
         return job_id
 
+    def _claim(self, job_id: str) -> bool:
+        """Take the job's start lock (one starter across workers); stale locks are taken over."""
+        lock = self._path(job_id, "lock")
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                try:
+                    owner = int(lock.read_text() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _pid_exists(owner) and owner != os.getpid():
+                    return False
+                lock.unlink(missing_ok=True)  # its starter is gone, or it is this process
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return True
+        return False
+
     def _reap(self, proc: subprocess.Popen, job_id: str) -> None:
         _, err = proc.communicate()
         state = _read(self._path(job_id)) or {}
@@ -122,6 +156,7 @@ class Jobs:
             lines = (err or b"").decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"its process exited with status {proc.returncode}"
             _write(self._path(job_id), {**state, "state": "failed", "message": why})
+        self._path(job_id, "lock").unlink(missing_ok=True)
 
     def status(self, job_id: str) -> dict:
         """``{"state", "fraction", "message"}`` (state ``"none"`` for a job never started)."""
@@ -133,6 +168,9 @@ class Jobs:
                 state = {**state, "state": "cancelled", "message": "cancelled"}
             else:
                 state = {**state, "state": "failed", "message": "the job's process ended"}
+        stuck = time.time() - float(state.get("started") or 0) > START_TIMEOUT
+        if state["state"] == "starting" and stuck:  # its starter died before it ran
+            state = {**state, "state": "failed", "message": "the job did not start"}
         return {k: state.get(k) for k in ("state", "fraction", "message")}
 
     def cancel(self, job_id: str) -> bool:
