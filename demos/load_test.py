@@ -291,6 +291,21 @@ def rss(pid: int) -> int:
     return one(proc) + sum(one(c) for c in proc.children(True))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server's processes have used so far."""
+    import psutil
+
+    total = 0.0
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def percentile(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
@@ -332,6 +347,7 @@ def main(argv=None) -> int:
             res.raise_for_status()
         startup = time.perf_counter() - t0
         mem_start = peak = rss(server.pid)
+        cpu_start = cpu_seconds(server.pid)
         results: list = []
         lock = threading.Lock()
         deadline = time.time() + args.seconds
@@ -349,6 +365,7 @@ def main(argv=None) -> int:
                 mem_half = rss(server.pid)
             time.sleep(0.5)
         mem_end = rss(server.pid)
+        cpu = cpu_seconds(server.pid) - cpu_start
         wall = args.seconds
     finally:
         server.terminate()
@@ -379,9 +396,14 @@ def main(argv=None) -> int:
         )
     mb = 1024 * 1024
     print(
-        f"\nserver memory (PSS, all processes): {mem_start / mb:.0f} MB after warm-up, peak {peak / mb:.0f} MB, "
+        f"\nserver memory (PSS, all processes): {mem_start / mb:.0f} MB after warm-up, "
+        f"peak {peak / mb:.0f} MB, "
         f"{mem_end / mb:.0f} MB at the end (growth {(mem_end - mem_start) / mb:+.0f} MB; "
         f"{(mem_end - (mem_half or mem_end)) / mb:+.0f} MB over the second half)"
+    )
+    print(
+        f"server CPU time during the run: {cpu:.0f} s ({cpu / max(len(all_lat), 1):.2f} s per "
+        f"request; {cpu / wall:.2f} cores busy on average)"
     )
     for r in rows:
         if r["first_error"]:
@@ -403,6 +425,7 @@ def main(argv=None) -> int:
                     p99=percentile(all_lat, 99),
                     errors=errors,
                     requests=len(all_lat),
+                    cpu_seconds=cpu,
                 ),
                 indent=1,
             )  # fmt: skip

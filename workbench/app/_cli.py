@@ -77,7 +77,7 @@ def serve(
         ready()
         run_app(ctx, host=host, port=port, debug=True)
         return
-    from workbench.app._warm import compile_kernels_process, warm_in_background
+    from workbench.app._warm import compile_kernels_process, warm_in_background, warm_process
 
     workers = workers if workers > 0 else _serving.default_workers()
     kernels = compile_kernels_process()  # low priority, in its own process
@@ -90,6 +90,7 @@ def serve(
         app = create_app(ctx)
         for name in ctx.model_names():
             ctx.store(name)  # open the stores now, so the first page is quick
+        warm_process(ctx)  # first-call costs, before "ready"
         warm_in_background(ctx, compile_kernels=False)
         ready()
         _serving.serve_socket(app, sock)

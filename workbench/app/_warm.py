@@ -6,10 +6,11 @@ Two parts, neither holding anything a callback waits on:
   CPU priority (``nice`` 10) into numba's disk cache, from which every worker loads them;
   compiling in the serving process would hold numba's compiler lock, which a callback's
   first match waits on while it holds the worker's callback lock;
-- the derived tables (gate saturation, best cells) fill in a thread of the first worker
-  under :meth:`AppContext.warming`: a request for one of them before it is ready computes it
-  itself instead of waiting. The thread keeps the normal priority: a descheduled
-  low-priority thread holding the GIL would stall the worker's requests.
+- a single-process server fills its derived tables (gate saturation, best cells) in a
+  thread under :meth:`AppContext.warming`: a request for one of them before it is ready
+  computes it itself instead of waiting. The thread keeps the normal priority: a descheduled
+  low-priority thread holding the GIL would stall the process's requests. Worker processes
+  of a multi-process server skip this (each would redo it, at the cost of the users' CPU).
 """
 
 from __future__ import annotations
@@ -24,6 +25,53 @@ def compile_kernels_process() -> subprocess.Popen:
     """Start the low-priority process that compiles the numba kernels into the disk cache."""
     return subprocess.Popen([sys.executable, "-m", "workbench.app._warm"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+#: Pages whose layout :func:`warm_process` renders once (imports, first figures).
+WARM_PAGES = ("states", "explain", "perturb")
+
+
+def warm_process(ctx, text: str = "the cat sat on the mat") -> None:
+    """Pay a process's first-call costs before it takes requests (called before "ready").
+
+    A fresh worker's first explain took 9-10 s and its first match 6-11 s (2-core machine
+    under load): module imports, the match kernels loaded from numba's disk cache, the first
+    autograd and LRP runs. Here they run once on a short text, for every model, before the
+    worker accepts a request, so no user pays them and no request waits on numba's compiler
+    lock. Failures are ignored (the pages report their own errors).
+    """
+    import importlib
+    import json
+
+    import plotly
+
+    from workbench.app import _states_logic as slogic
+    from workbench.store import search
+
+    pages = {p: importlib.import_module(f"workbench.app.pages.{p}") for p in WARM_PAGES}
+    steps = [search.warm_up]
+    for name in ctx.model_names():
+        steps.append(lambda n=name: ctx.bundle(n))
+        store = ctx.store(name)
+        for quantity in slogic.default_names(store.names)[:1] if store is not None else []:
+            sel = {"model": name, "name": quantity, "cells": [0, 1], "threshold": 0.3,
+                   "pad": [1, 0]}  # fmt: skip
+            steps.append(lambda s=sel: pages["states"].match_view(ctx, s, None))
+        steps.append(lambda n=name: pages["explain"].run(ctx, n, text, ["saliency", "lrp"],
+                                                         "prediction", None))  # fmt: skip
+
+        def perturb(n=name):
+            quantity = pages["perturb"].recorded_names(ctx, n)[0]
+            yield pages["perturb"].compare(ctx, n, text, text + " x", quantity)
+            yield pages["perturb"].intervene(ctx, n, text, quantity, "0, 1", "zero")
+
+        steps.append(lambda p=perturb: list(p()))
+    steps += [lambda m=m: m.layout(ctx) for m in pages.values()]
+    for step in steps:
+        try:  # the answer made into JSON too, as the callback's would be
+            json.dumps(step(), cls=plotly.utils.PlotlyJSONEncoder)
+        except Exception:  # noqa: BLE001, S112 - a model that cannot take text, say
+            continue
 
 
 def warm_tables(ctx) -> None:
