@@ -36,9 +36,10 @@ def warm_process(ctx, text: str = "the cat sat on the mat") -> None:
 
     A fresh worker's first explain took 9-10 s and its first match 6-11 s (2-core machine
     under load): module imports, the match kernels loaded from numba's disk cache, the first
-    autograd and LRP runs. Here they run once on a short text, for every model, before the
-    worker accepts a request, so no user pays them and no request waits on numba's compiler
-    lock. Failures are ignored (the pages report their own errors).
+    autograd and LRP runs. Here they run once (one match, one explanation and one perturbation
+    on a short text; every model loaded) before the worker accepts a request, so no user pays
+    them and no request waits on numba's compiler lock. Failures are ignored (the pages
+    report their own errors).
     """
     import importlib
     import json
@@ -50,13 +51,18 @@ def warm_process(ctx, text: str = "the cat sat on the mat") -> None:
 
     pages = {p: importlib.import_module(f"workbench.app.pages.{p}") for p in WARM_PAGES}
     steps = [search.warm_up]
-    for name in ctx.model_names():
-        steps.append(lambda n=name: ctx.bundle(n))
+    # first-call costs are per process (imports, kernels, plotly's validators), not per
+    # model: the first model with a store matches, the first model explains and perturbs
+    stored = [n for n in ctx.model_names() if ctx.store(n) is not None][:1]
+    for name in stored:
         store = ctx.store(name)
-        for quantity in slogic.default_names(store.names)[:1] if store is not None else []:
+        for quantity in slogic.default_names(store.names)[:1]:
             sel = {"model": name, "name": quantity, "cells": [0, 1], "threshold": 0.3,
                    "pad": [1, 0]}  # fmt: skip
             steps.append(lambda s=sel: pages["states"].match_view(ctx, s, None))
+    for name in ctx.model_names():
+        steps.append(lambda n=name: ctx.bundle(n))
+    for name in ctx.model_names()[:1]:
         steps.append(lambda n=name: pages["explain"].run(ctx, n, text, ["saliency", "lrp"],
                                                          "prediction", None))  # fmt: skip
 
