@@ -165,6 +165,12 @@ class LRPMode(TorchFunctionMode):
     state_leaves : list of (torch.Tensor, int, torch.Tensor or None)
         Initial states made into leaves (they collect relevance), with their batch
         dimension and the batch order (sorted indices of a packed sequence) they are in.
+    site : tuple or None
+        ``(layer, direction, quantity)`` of a unit target (``quantity`` is ``"hidden"`` or
+        ``"cell"``), read while :attr:`site_active` (the target's module is running).
+    captured : tuple or None
+        ``(values [time, batch, units], batch order or None)`` of the unit target's quantity
+        at every step, from the first run of its module.
     """
 
     def __init__(self, epsilon: float, bias_factor: float) -> None:
@@ -174,6 +180,9 @@ class LRPMode(TorchFunctionMode):
         self.state_leaves: list[tuple[torch.Tensor, int, torch.Tensor | None]] = []
         self.sorted_indices: list[torch.Tensor | None] = []
         self.unruled: set[str] = set()
+        self.site: tuple[int, int, str] | None = None
+        self.site_active = False
+        self.captured: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -356,7 +365,7 @@ class LRPMode(TorchFunctionMode):
                 w = params[k * stride : (k + 1) * stride]
                 b_ih, b_hh = (w[2], w[3]) if stride == 4 else (None, None)
                 if kind == "lstm":
-                    out, h, c = LSTMLayerRule.apply(
+                    out, h, c, cells = LSTMLayerRule.apply(
                         layer_in,
                         h0[k],
                         c0[k],
@@ -370,6 +379,7 @@ class LRPMode(TorchFunctionMode):
                         self.bf,
                     )
                     c_n.append(c)
+                    self._capture(layer, d, out, cells)
                 else:
                     out, h = GRULayerRule.apply(
                         layer_in,
@@ -383,6 +393,7 @@ class LRPMode(TorchFunctionMode):
                         self.eps,
                         self.bf,
                     )
+                    self._capture(layer, d, out, None)
                 outs.append(out)
                 h_n.append(h)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]
@@ -396,6 +407,15 @@ class LRPMode(TorchFunctionMode):
             return out, h_n, torch.stack(c_n)
         return out, h_n
 
+    def _capture(self, layer: int, d: int, out, cells) -> None:
+        """Keep the unit target's values if this is its layer and direction."""
+        if not self.site_active or self.captured is not None or self.site is None:
+            return
+        if self.site[:2] == (layer, d):
+            values = cells if self.site[2] == "cell" else out
+            order = self.sorted_indices[-1] if self.sorted_indices else None
+            self.captured = (values, order)
+
     def _cell(self, func, args, kwargs):
         kind = func.__name__
         x, hx, w_ih, w_hh = args[:4]
@@ -403,7 +423,7 @@ class LRPMode(TorchFunctionMode):
         b_hh = args[5] if len(args) > 5 else None
         if kind == "lstm_cell":
             h0, c0 = self._leaf(hx[0], 0), self._leaf(hx[1], 0)
-            _, h, c = LSTMLayerRule.apply(
+            _, h, c, _ = LSTMLayerRule.apply(
                 x[None], h0, c0, w_ih, w_hh, b_ih, b_hh, None, False, self.eps, self.bf
             )
             return h, c
