@@ -491,4 +491,12 @@ def use_selection(ctx, selection, text):
             )
         except logic.InputError as err:
             info = f"{err}; explaining the typed text at its last step instead"
+    if new_text is no_update:  # the typed text must suit the selection's model
+        bundle = ctx.bundle(model)
+        try:
+            logic.prepare(bundle, text)
+        except logic.InputError:
+            found = logic.examples_for(bundle, ctx.corpus_name(model))
+            new_text = found[0] if found else ""
+            info += " (of its first example: the typed text does not suit this model)"
     return cells, model, new_text, "cells", info
