@@ -155,3 +155,38 @@ def test_large_ig_delta_offers_more_steps_in_one_click(server, browser):
     assert page.input_value("#explain-ig-steps") == "128"
     assert "Rerun with 512 steps" in page.locator("#explain-more-steps").inner_text()
     assert not errors, errors
+
+
+def test_perturb_states_selection_stale_results_and_cells_width(server, browser):
+    page, errors = _open(browser, f"{server}/perturb?model=sentiment")
+    selection = {"model": "parens", "name": "rnn.0.fwd.cell", "cells": [2, 5],
+                 "threshold": 0.3, "start": 10, "end": 20}  # fmt: skip
+    page.evaluate("s => sessionStorage.setItem('wb-selection', JSON.stringify(s))", selection)
+    page.goto(f"{server}/perturb?model=sentiment")
+    page.wait_for_selector("#perturb-use-selection")
+    default = page.input_value("#perturb-text")
+    page.click("#perturb-use-selection")
+    page.wait_for_function(
+        "document.querySelector('#perturb-selection-info').innerText.includes('[10, 20)')",
+        timeout=30_000,
+    )
+    window = page.input_value("#perturb-text")
+    assert window != default and page.input_value("#perturb-edited") == window
+    assert page.input_value("#perturb-cells") == "2, 5"
+    assert page.locator("#perturb-cells").bounding_box()["width"] >= 150
+    assert page.locator("#perturb-stale").is_hidden()
+    page.click("#perturb-compare")
+    page.wait_for_selector("#perturb-diff .main-svg", timeout=60_000)
+    assert page.locator("#perturb-stale").is_hidden()
+    page.fill("#perturb-edited", window[:-1] + ("(" if window[-1] != "(" else ")"))
+    page.wait_for_selector("#perturb-stale", state="visible", timeout=10_000)
+    assert "out of date" in page.locator("#perturb-stale").inner_text()
+    page.click("#perturb-compare")
+    page.wait_for_selector("#perturb-stale", state="hidden", timeout=60_000)
+    page.click("#perturb-ablate")
+    page.wait_for_selector("#perturb-ablate-diff .main-svg", timeout=60_000)
+    assert page.locator("#perturb-ablate-stale").is_hidden()
+    page.fill("#perturb-cells", "2")
+    page.wait_for_selector("#perturb-ablate-stale", state="visible", timeout=10_000)
+    assert "Run intervention" in page.locator("#perturb-ablate-stale").inner_text()
+    assert not errors, errors
