@@ -30,6 +30,8 @@ import numpy as np
 QUIET_MS = 400
 #: Targets on a quiet 2-core machine (p95, seconds).
 TARGETS = {"brush -> selected cells": 0.300, "brush -> match list": 0.600}
+#: In-flight seconds of each measurement since the last :func:`_take_busy` (see _measure).
+_BUSY: list[float] = []
 #: Longest wait for one answer (ms).
 TIMEOUT_MS = 120_000
 
@@ -39,11 +41,15 @@ _INIT = """
   const orig = window.fetch;
   window.__wbPending = 0;
   window.__wbFetchEnd = 0;
+  window.__wbBusy = 0;  // ms with a request in flight (server, network), since armed
+  let since = 0;
   window.fetch = function (...args) {
+    if (window.__wbPending === 0) { since = performance.now(); }
     window.__wbPending += 1;
     return orig.apply(this, args).finally(() => {
       window.__wbPending -= 1;
       window.__wbFetchEnd = performance.now();
+      if (window.__wbPending === 0) { window.__wbBusy += window.__wbFetchEnd - since; }
     });
   };
 })();
@@ -53,6 +59,7 @@ _ARM = """
 (selectors) => {
   const st = {t0: null, last: {}, observers: []};
   window.__wbTiming = st;
+  window.__wbBusy = 0;
   document.addEventListener('mouseup', () => { if (st.t0 === null) st.t0 = performance.now(); },
                             {capture: true, once: true});
   for (const sel of selectors) {
@@ -85,6 +92,7 @@ _READ = """
   st.observers.forEach(o => o.disconnect());
   const out = {};
   for (const [sel, t] of Object.entries(st.last)) { out[sel] = t === null ? null : t - st.t0; }
+  out.busy = window.__wbBusy;
   return out;
 }
 """
@@ -109,12 +117,31 @@ def _server(ctx):
 
 
 def _measure(page, selectors: list[str], action) -> dict[str, float | None]:
-    """Seconds from the action's mouseup to the last change under each selector."""
+    """Seconds from the action's mouseup to the last change under each selector.
+
+    ``busy`` is the time some callback request was in flight (server and network); the
+    rest is the browser's (Dash's renderer, React, plotly drawing).
+    """
     page.evaluate(_ARM, selectors)
     action()
     page.wait_for_function(_SETTLED, arg=QUIET_MS, timeout=TIMEOUT_MS, polling=50)
     got = page.evaluate(_READ)
-    return {k: None if v is None else v / 1e3 for k, v in got.items()}
+    busy = got.pop("busy") / 1e3
+    out = {k: None if v is None else v / 1e3 for k, v in got.items()}
+    _BUSY.append(busy)
+    return out
+
+
+def _take_busy() -> float | None:
+    """Median in-flight seconds of the measurements since the last call (then cleared)."""
+    out = float(np.median(_BUSY)) if _BUSY else None
+    _BUSY.clear()
+    return out
+
+
+def _with_busy(note: str) -> str:
+    busy = _take_busy()
+    return note if busy is None else f"{note}; requests in flight {busy * 1e3:.0f} ms (median)"
 
 
 def _idle(page) -> None:
@@ -176,6 +203,7 @@ def _states(page, url, ctx, model, repeats, rng, times, notes):
         )
         chips = page.locator("#states-cells .wb-chip").count()
         if i == 0:
+            _take_busy()  # not the warm-up's
             continue
         hits += chips > 0
         if got["#states-cells"] is not None:
@@ -183,7 +211,7 @@ def _states(page, url, ctx, model, repeats, rng, times, notes):
         if chips and got["#states-match-list"] is not None:
             times["brush -> match list"].append(got["#states-match-list"])
     notes["brush -> selected cells"] = f"{model} store, {store.n_tokens:,} tokens"
-    notes["brush -> match list"] = f"{hits} of the brushes selected cells"
+    notes["brush -> match list"] = _with_busy(f"{hits} of the brushes selected cells")
 
 
 def _tweets(n: int) -> list[str]:
@@ -204,7 +232,7 @@ def _explain(page, url, repeats, times, notes):
         got = _measure(page, ["#explain-output"], lambda: page.click("#explain-run"))
         if got["#explain-output"] is not None and page.locator("#explain-heatmap").count():
             times["explain (lrp + ig)"].append(got["#explain-output"])
-    notes["explain (lrp + ig)"] = "sentiment model, tweets of 8-30 words, IG 32 steps"
+    notes["explain (lrp + ig)"] = _with_busy("sentiment, tweets of 8-30 words, IG 32 steps")
 
 
 def _perturb(page, url, repeats, times, notes):
@@ -217,9 +245,11 @@ def _perturb(page, url, repeats, times, notes):
         page.fill("#perturb-text", text)
         page.fill("#perturb-edited", " ".join(words[:-1] + ["terrible"]))
         got = _measure(page, ["#perturb-output"], lambda: page.click("#perturb-compare"))
+        if i == 0:
+            _take_busy()
         if i and got["#perturb-output"] is not None and page.locator("#perturb-diff").count():
             times["perturb compare"].append(got["#perturb-output"])
-    notes["perturb compare"] = "sentiment model, last word replaced"
+    notes["perturb compare"] = _with_busy("sentiment, last word replaced")
 
 
 def _projection(page, url, model, repeats, times, notes):
@@ -238,9 +268,11 @@ def _projection(page, url, model, repeats, times, notes):
         page.click("#projection-colour")
         option = page.locator(f".dash-dropdown-option:has(input[value='{value}'])")
         got = _measure(page, ["#projection-map"], lambda option=option: option.click())
+        if i == 0:
+            _take_busy()
         if i and got["#projection-map"] is not None:
             times["projection recolour"].append(got["#projection-map"])
-    notes["projection recolour"] = f"{model} store, PCA of 2,000 states, colours {', '.join(cheap)}"
+    notes["projection recolour"] = _with_busy(f"{model}, PCA of 2,000 states, {len(cheap)} colours")
 
 
 def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python") -> list:
@@ -277,6 +309,7 @@ def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python"
     cases = ("brush -> selected cells", "brush -> match list", "explain (lrp + ig)",
              "perturb compare", "projection recolour")  # fmt: skip
     times: dict[str, list[float]] = {c: [] for c in cases}
+    _take_busy()
     notes: dict[str, str] = dict.fromkeys(cases, "")
     with _server(ctx) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=_ARGS)
