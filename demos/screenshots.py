@@ -90,8 +90,9 @@ def main() -> None:
             if name == "states":
                 page.locator("#states-graph-box-0").scroll_into_view_if_needed()
             if name in ("explain", "perturb"):  # the results, with the input above them
-                anchor = "#explain-methods" if name == "explain" else "#perturb-compare"
+                anchor = "#explain-methods" if name == "explain" else "#perturb-text"
                 page.evaluate(f"document.querySelector('{anchor}').scrollIntoView()")
+                page.evaluate("window.scrollBy(0, -90)")  # below the navigation bar
             page.screenshot(path=str(out / f"{name}.png"))
             print("wrote", out / f"{name}.png")
             if name == "states":  # the match view below the trajectories
