@@ -221,8 +221,8 @@ def bench_app(
         except RuntimeError as err:
             raise typer.BadParameter(str(err)) from None
         title = "workbench bench app --browser (mouse-up to settled DOM, headless Chromium)"
-        Console().print(_table(title, rows, _bench_browser.TARGETS))
+        Console(width=max(Console().width, 150)).print(_table(title, rows, _bench_browser.TARGETS))
         return
     rows = run(tokens, units, repeats)
     title = f"workbench bench app ({tokens:,} tokens x {units} units)"
-    Console().print(_table(title, rows, TARGETS))
+    Console(width=max(Console().width, 150)).print(_table(title, rows, TARGETS))
