@@ -1,4 +1,4 @@
-"""LRP for LSTM/GRU: agreement with a numpy reference, conservation, invariants, errors."""
+"""LRP for LSTM/GRU/RNN: agreement with a numpy reference, conservation, invariants, errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from lrp_reference import reference_lrp
 
 from workbench.explain import LRPError, explain
 
-CASES = [
-    (kind, bi, layers) for kind in ("lstm", "gru") for bi in (False, True) for layers in (1, 2)
-]
+KINDS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CASES = [(kind, bi, layers) for kind in KINDS for bi in (False, True) for layers in (1, 2)]
 
 
 def _random_biases(model):
@@ -60,12 +59,25 @@ def test_conservation_with_bias_factor_one(kind, bi, layers):
     [
         Unpacked("gru"),
         Unpacked("lstm"),
+        Unpacked("rnn_tanh"),
         CellLoop("lstm"),
         CellLoop("gru"),
+        CellLoop("rnn_tanh"),
+        CellLoop("rnn_relu"),
         Classifier("lstm", pool="attention"),
         Classifier("gru", bidirectional=False, layers=3, pool="attention", bias=False),
     ],
-    ids=["unpacked-gru", "unpacked-lstm", "lstmcell", "grucell", "attention", "gru-nobias"],
+    ids=[
+        "unpacked-gru",
+        "unpacked-lstm",
+        "unpacked-rnn",
+        "lstmcell",
+        "grucell",
+        "rnncell-tanh",
+        "rnncell-relu",
+        "attention",
+        "gru-nobias",
+    ],  # fmt: skip
 )
 def test_conservation_glue(model):
     model.eval()
@@ -179,3 +191,17 @@ def test_unit_target_gates_are_a_clear_error(name, fragment):
         explain(model, ids, Target(name, 0), "lrp", lengths=lengths)
     assert fragment in can_explain(model, name)
     assert can_explain(model, "rnn.0.fwd.hidden") is None
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu"])
+def test_unit_target_of_an_elman_rnn_conserves(kind):
+    from workbench import Target, record
+
+    model = Classifier(kind, bidirectional=True, layers=2).eval()
+    _random_biases(model)
+    ids, lengths = batch(lengths=(7, 3, 5, 4))
+    target = Target("rnn.1.bwd.hidden", (0, 2), 1)
+    e = explain(model, ids, target, "lrp", lengths=lengths, bias_factor=1.0)
+    value = record(model, ids, lengths, names=[target.name])[target.name][:, 1, [0, 2]].sum(-1)
+    torch.testing.assert_close(e.output.float(), value, atol=1e-5, rtol=0)  # float32 recorder
+    assert e.delta.abs().max().item() < 1e-10  # output = inputs + initial states
