@@ -71,3 +71,77 @@ def test_import_applies_lstmvis_default_tanh(tmp_path):
     np.testing.assert_allclose(s.states("states1")[:], np.tanh(x), atol=1e-3)
     with pytest.raises(FileNotFoundError, match="lstm.yml"):
         StateStore.from_lstmvis(tmp_path, tmp_path / "t")
+
+
+def test_lstm_yml_is_what_lstmvis_reads(store, tmp_path):
+    """Meta ranges are explicit lists (a "0...3" string becomes a Python range that LSTMVis's
+    /info drops, and its client then fails on ``range.length``)."""
+    import json
+
+    folder = store.export(tmp_path / "proj")
+    text = (folder / "lstm.yml").read_text(encoding="utf-8")
+    assert "LSTMVis" in text.splitlines()[0] and "e0628ca" in text.splitlines()[0]
+    cfg = yaml.load(text, Loader=yaml.FullLoader)  # how lstm_server.py loads it
+    assert set(cfg["meta"]) == set(store.meta_tracks)
+    for track, info in cfg["meta"].items():
+        values = store.meta(track)
+        vis = info["vis"]
+        json.dumps(vis)  # survives /info as it is
+        assert isinstance(vis["range"], list)
+        if vis["type"] == "discrete":
+            assert vis["range"] == list(range(int(values.min()), int(values.max()) + 1))
+        else:
+            assert vis["type"] == "scalar" and len(vis["range"]) == 2
+        assert info["file"] in cfg["files"] and info["type"] == "general"
+        with h5py.File(folder / cfg["files"][info["file"]], "r") as f:
+            np.testing.assert_array_equal(f[info["path"]][:], values)
+    assert cfg["meta"]["depth"]["vis"]["type"] == "discrete"
+    assert cfg["meta"]["is_open"]["vis"]["range"] == [0, 1]
+
+
+def test_scalar_meta_range_is_the_float_extent():
+    from workbench.store.lstmvis import _vis
+
+    assert _vis(np.array([0.25, np.nan, 1.75], np.float32)) == {
+        "type": "scalar",
+        "range": [0.25, 1.75],
+    }
+    assert _vis(np.arange(1000))["type"] == "scalar"  # too many values to list
+
+
+def test_dict_keeps_tokens_that_look_like_the_escapes():
+    from workbench.store.lstmvis import _escape, _unescape
+
+    for tok in [" ", "␣", "\n", "⏎", "a b", "\\", "\\u0041", "", "x"]:
+        esc = _escape(tok)
+        assert len(esc.split()) == 1 and _unescape(esc) == tok
+
+
+@pytest.mark.parametrize("source,asked,kept", [
+    (np.float32, None, "float32"),
+    (np.float16, None, "float16"),
+    (np.float64, None, "float32"),
+    (np.float32, "float16", "float16"),
+])  # fmt: skip
+def test_import_keeps_the_source_dtype(tmp_path, source, asked, kept):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    x = np.random.default_rng(1).normal(size=(9, 4)).astype(source)
+    with h5py.File(folder / "states.h5", "w") as f:
+        f["states1"] = x
+    with h5py.File(folder / "train.h5", "w") as f:
+        f["words"] = np.zeros(9, np.int64)
+    (folder / "words.dict").write_text("a 0\n")
+    cfg = {
+        "name": "tiny",
+        "files": {"states": "states.h5", "train": "train.h5", "words": "words.dict"},
+        "word_sequence": {"file": "train", "path": "words", "dict_file": "words"},
+        "states": {
+            "file": "states",
+            "types": [{"type": "state", "layer": 1, "path": "states1", "transform": "none"}],
+        },
+    }
+    (folder / "lstm.yml").write_text(yaml.safe_dump(cfg))
+    s = StateStore.from_lstmvis(folder, tmp_path / "s", dtype=asked)
+    assert s.states("states1").dtype == np.dtype(kept)
+    np.testing.assert_array_equal(s.states("states1")[:], x.astype(kept))

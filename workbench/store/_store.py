@@ -364,11 +364,16 @@ class StateStore:
         return export_lstmvis(self, folder, names=names)
 
     @classmethod
-    def from_lstmvis(cls, folder, path, chunk_tokens: int = 8192) -> StateStore:
-        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``."""
+    def from_lstmvis(
+        cls, folder, path, chunk_tokens: int = 8192, dtype: str | None = None
+    ) -> StateStore:
+        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``.
+
+        ``dtype`` (float16 / float32) defaults to the source's (see ``import_lstmvis``).
+        """
         from workbench.store.lstmvis import import_lstmvis
 
-        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens)
+        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens, dtype=dtype)
 
     # ------------------------------------------------------------------ projection
     def projection(self, name: str, **kwargs):
