@@ -82,9 +82,14 @@ def match(values, cells, threshold, pad, mode="precise", top_k=50, window=None, 
                 continue
             prev = vals[i - 1]  # i = 0: Python's wrap to the last run
             nxt = vals[i + 1] if i + 1 < len(vals) else 0
-            h = level
-            h -= prev if constrain_left else 0
-            h -= nxt if constrain_right else 0
+            if constrain_left and constrain_right:
+                h = level - nxt - prev
+            elif constrain_left:
+                h = level - prev
+            elif constrain_right:
+                h = level - nxt
+            else:
+                h = 0
             tuples.append((lengths[i], positions[i], int(h)))
         for run in set(tuples):
             collected.setdefault(f"{run[0]}_{run[1]}", run)

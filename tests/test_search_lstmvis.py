@@ -206,3 +206,16 @@ def test_store_compat_equals_reference(store):
                     assert as_tuples(m) == want
                     assert m.fuzzy_histogram.tolist() == fuzzy
     assert checked > 3
+
+
+def test_heuristic_is_zero_without_padding_and_uses_neighbours_with_it():
+    from workbench.store.search import _kernels
+
+    count = np.array([0, 2, 2, 1, 2, 2, 0, 2, 2, 2, 1, 0], np.int16)
+    runs = _kernels()["level_runs"]
+    _, start, h, _, _ = _lstmvis_compat.candidates(count, 2, (0, 0), 2, 100, runs)
+    assert h.tolist() == [0] * start.size
+    length, start, h, level, _ = _lstmvis_compat.candidates(count, 2, (1, 1), 2, 100, runs)
+    got = dict(zip(zip(length.tolist(), start.tolist()), zip(h.tolist(), level.tolist())))
+    assert got[(2, 1)] == (2 - 0 - 1, 2) and got[(2, 4)] == (2 - 1 - 0, 2)
+    assert got[(5, 1)] == (1 - 0 - 0, 1) and got[(4, 7)] == (1 - 0 - 0, 1)

@@ -25,10 +25,10 @@ cells:
 2. For ``level = k, k - 1, ...`` while ``level > 0`` and fewer than ``N`` candidates are
    collected (``N = 10_000`` precise, ``1_000`` fast): every maximal run ``[a, b)`` of
    ``count >= level`` of length ``>= 2`` gives ``(length, a, h)`` with the heuristic
-   ``h = level - cl * prev - cr * next``: ``prev = count[a - 1]`` (for ``a = 0``:
-   ``min(count[W - 1], level)``, LSTMVis's wrap-around), ``next = count[b]`` (0 for
-   ``b = W``, where LSTMVis fails with an IndexError). The runs of one level form a Python
-   set; iterating it, each ``(length, a)`` not collected yet is appended.
+   ``h = level - cl * prev - cr * next`` (``h = 0`` without padding): ``prev = count[a-1]``
+   (for ``a = 0``: ``min(count[W - 1], level)``, LSTMVis's wrap-around), ``next = count[b]``
+   (0 for ``b = W``, where LSTMVis fails with an IndexError). The runs of one level form a
+   Python set; iterating it, each ``(length, a)`` not collected yet is appended.
 3. Candidates are sorted by ``h``, largest first, keeping their order within ties (stable);
    the first ``N`` are kept.
 4. A candidate ``(length, a)`` with ``a < 1`` or ``a + length + 1 > T`` is dropped. Unit ``u``
@@ -172,7 +172,7 @@ def candidates(count, k, pad, min_length, n_keep, level_runs):
         a, b = a[keep], b[keep]
         prev = np.where(a > 0, c64[np.maximum(a - 1, 0)], min(int(c64[w - 1]), level))
         nxt = np.where(b < w, c64[np.minimum(b, w - 1)], 0)
-        h = level - cl * prev - cr * nxt
+        h = level - cl * prev - cr * nxt if cl or cr else np.zeros_like(a)
         for run in set(zip((b - a).tolist(), a.tolist(), h.tolist(), strict=True)):
             key = (run[0], run[1])
             if key not in collected:

@@ -142,7 +142,7 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
         "# LSTMVis shows and searches tanh(value) whatever 'transform' says; 'transform: none'\n"
         "# tells `workbench import` that the values are the raw activations.\n"
     )
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)
     (folder / "lstm.yml").write_text(header + text, encoding="utf-8")
     return folder
 
