@@ -216,6 +216,7 @@ def test_heuristic_is_zero_without_padding_and_uses_neighbours_with_it():
     _, start, h, _, _ = _lstmvis_compat.candidates(count, 2, (0, 0), 2, 100, runs)
     assert h.tolist() == [0] * start.size
     length, start, h, level, _ = _lstmvis_compat.candidates(count, 2, (1, 1), 2, 100, runs)
-    got = dict(zip(zip(length.tolist(), start.tolist()), zip(h.tolist(), level.tolist())))
+    keys = zip(length.tolist(), start.tolist(), strict=True)
+    got = dict(zip(keys, zip(h.tolist(), level.tolist(), strict=True), strict=True))
     assert got[(2, 1)] == (2 - 0 - 1, 2) and got[(2, 4)] == (2 - 1 - 0, 2)
     assert got[(5, 1)] == (1 - 0 - 0, 1) and got[(4, 7)] == (1 - 0 - 0, 1)
