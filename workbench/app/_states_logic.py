@@ -241,21 +241,23 @@ def check_brush(store, brush: tuple[int, int]) -> tuple[int, int, int]:
     return doc, a - lo, b - lo
 
 
-def select(store, name: str, brush, threshold: float, pad) -> np.ndarray:
+def select(store, name: str, brush, threshold: float, pad, compat=None) -> np.ndarray:
     """LSTMVis selection (:meth:`StateStore.select_cells`) for a global brush."""
     from workbench.store.search import SearchError
 
     doc, a, b = check_brush(store, brush)
     try:
-        return store.select_cells(name, doc, a, b, threshold=threshold, pad=pad)
+        return store.select_cells(name, doc, a, b, threshold=threshold, pad=pad, compat=compat)
     except SearchError as exc:
         raise ViewError(str(exc)) from None
 
 
-def selections(store, view: ViewState) -> dict[str, np.ndarray]:
+def selections(store, view: ViewState, compat=None) -> dict[str, np.ndarray]:
     """Selected cells per shown name (brush rule, or the URL's cells when no brush)."""
     if view.brush is not None:
-        return {n: select(store, n, view.brush, view.threshold, view.pad) for n in view.names}
+        return {
+            n: select(store, n, view.brush, view.threshold, view.pad, compat) for n in view.names
+        }
     if view.cells:
         units = int(store.states(view.names[0]).shape[1])
         bad = [c for c in view.cells if not 0 <= c < units]
@@ -278,7 +280,7 @@ def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshol
 # ---------------------------------------------------------------------------------- match
 def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MATCHES,
               width: int = MATCH_WIDTH, track: str | None = None,
-              before: int = MATCH_BEFORE) -> dict:  # fmt: skip
+              before: int = MATCH_BEFORE, compat: str | None = None) -> dict:  # fmt: skip
     """Ranked matches of ``cells`` with grids aligned at the match starts, as in LSTMVis.
 
     Returns
@@ -293,7 +295,7 @@ def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MAT
     from workbench.store.search import SearchError
 
     try:
-        m = store.match(name, cells, threshold=threshold, pad=pad, top_k=top)
+        m = store.match(name, cells, threshold=threshold, pad=pad, top_k=top, compat=compat)
     except SearchError as exc:
         raise ViewError(str(exc)) from None
     cells = np.asarray(m.cells)
