@@ -45,6 +45,7 @@ set order of the ``(length, a, h)`` int tuples: it is reproduced here on the sam
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 
@@ -155,9 +156,10 @@ def candidates(count, k, pad, min_length, n_keep, level_runs):
     per_level = np.zeros(k + 1, np.int64)
     none = np.zeros(0, np.int64)
     level_runs(count, np.array([0, w], np.int64), k, int(min_length), 0, per_level, none, none)
-    collected: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    parts = []
     total, level = 0, k
     c64 = count.astype(np.int64)
+    tail = np.r_[c64, 0]  # reduceat needs an index past every run's end
     for level in range(k, 0, -1):
         if total >= n_keep:
             level += 1
@@ -173,16 +175,20 @@ def candidates(count, k, pad, min_length, n_keep, level_runs):
         prev = np.where(a > 0, c64[np.maximum(a - 1, 0)], min(int(c64[w - 1]), level))
         nxt = np.where(b < w, c64[np.minimum(b, w - 1)], 0)
         h = level - cl * prev - cr * nxt if cl or cr else np.zeros_like(a)
-        for run in set(zip((b - a).tolist(), a.tolist(), h.tolist(), strict=True)):
-            key = (run[0], run[1])
-            if key not in collected:
-                collected[key] = (*run, level)
+        # new iff not a run of a higher level: its smallest count is this level
+        new = np.minimum.reduceat(tail, np.stack([a, b], 1).ravel())[0::2] == level
+        # LSTMVis's order: iteration order of the set of the level's (length, a, h) tuples
+        runs = set(zip((b - a).tolist(), a.tolist(), h.tolist(), strict=True))
+        flat = np.fromiter(itertools.chain.from_iterable(runs), np.int64, 3 * len(runs))
+        rows = flat.reshape(-1, 3)
+        rows = rows[new[np.searchsorted(a, rows[:, 1])]]
+        parts.append(np.c_[rows, np.full(len(rows), level)])
     else:
         level = 1
-    if not collected:
+    if not parts:
         z = np.zeros(0, np.int64)
         return z, z, z, z, max(level, 1)
-    arr = np.array(list(collected.values()), dtype=np.int64)
+    arr = np.concatenate(parts)
     order = np.argsort(-arr[:, 2], kind="stable")[: int(n_keep)]
     arr = arr[order]
     return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], max(level, 1)

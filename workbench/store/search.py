@@ -699,8 +699,13 @@ def _match_lstmvis(states, cells, threshold, pad, top_k, min_length, window, kee
     inter = np.empty(start.size, np.int64)
     union = np.empty(start.size, np.int64)
     inter[by_pos] = _shows(src, on_k, cells if on_k is None else np.arange(k), lo, s, e, hi)
-    others = np.setdiff1d(np.arange(units), cells)
-    union[by_pos] = k + _shows(src, None, others, lo, s, e, hi)
+    # unions only break ties of intersection: only candidates that can reach the top_k need one
+    union[:] = units + 1
+    if start.size:
+        need = inter[by_pos] >= -np.sort(-inter)[min(top_k, start.size) - 1]
+        others = np.setdiff1d(np.arange(units), cells)
+        part = (x[need] for x in (lo, s, e, hi))
+        union[by_pos[need]] = k + _shows(src, None, others, *part)
     best = lv.rank(inter, union, length, top_k)
     return Matches(
         start=start[best],
