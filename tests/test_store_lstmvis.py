@@ -145,3 +145,20 @@ def test_import_keeps_the_source_dtype(tmp_path, source, asked, kept):
     s = StateStore.from_lstmvis(folder, tmp_path / "s", dtype=asked)
     assert s.states("states1").dtype == np.dtype(kept)
     np.testing.assert_array_equal(s.states("states1")[:], x.astype(kept))
+
+
+def test_cli_import_keeps_the_dtype_unless_asked(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    folder = store.export(tmp_path / "proj")  # float32 HDF5
+    res = CliRunner().invoke(app, ["import", str(folder), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert StateStore.open(tmp_path / "a").states("rnn.0.fwd.cell").dtype == np.float32
+    args = ["import", str(folder), "--out", str(tmp_path / "b"), "--dtype", "float16"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert StateStore.open(tmp_path / "b").states("rnn.0.fwd.cell").dtype == np.float16
+    bad = CliRunner().invoke(app, [*args[:3], str(tmp_path / "c"), "--dtype", "int8"])
+    assert bad.exit_code != 0 and "float16 or float32" in bad.output
+    assert "Traceback" not in bad.output
