@@ -267,13 +267,23 @@ def selections(store, view: ViewState, compat=None) -> dict[str, np.ndarray]:
     return {}
 
 
-def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshold: float):
-    """``[layer, time]`` number of each layer's selected cells on (``>= threshold``)."""
+def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshold: float,
+           compat: str | None = None):  # fmt: skip
+    """``[layer, time]`` number of each layer's selected cells on (``>= threshold``).
+
+    With ``compat="lstmvis"``: LSTMVis's shown value (tanh rounded to 5 digits) is.
+    """
+    from workbench.store._lstmvis_compat import shown_on
+
     rows = []
     for n, v in values.items():
         c = cells.get(n, np.zeros(0, np.int64))
         c = c[c < v.shape[1]]
-        rows.append((v[:, c] >= threshold).sum(axis=1) if c.size else np.zeros(v.shape[0]))
+        if not c.size:
+            rows.append(np.zeros(v.shape[0]))
+            continue
+        on = shown_on(v[:, c], threshold) if compat == "lstmvis" else v[:, c] >= threshold
+        rows.append(on.sum(axis=1))
     return np.stack(rows) if rows else np.zeros((0, 0))
 
 

@@ -446,7 +446,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         c = [int(u) for u in c if u < data["values"][n].shape[1]]
         updates.append(trajectory_selection(data["values"][n], data["tokens"], c, brush=rel,
                                             threshold=state.threshold))  # fmt: skip
-    counts = selection_counts(logic.counts(data["values"], cells, state.threshold),
+    counts = selection_counts(logic.counts(data["values"], cells, state.threshold, compat),
                               state.names, data["tokens"])  # fmt: skip
     primary = cells.get(state.names[0]) if state.names else None
     if state.brush is None:
