@@ -162,3 +162,35 @@ def test_cli_import_keeps_the_dtype_unless_asked(store, tmp_path):
     bad = CliRunner().invoke(app, [*args[:3], str(tmp_path / "c"), "--dtype", "int8"])
     assert bad.exit_code != 0 and "float16 or float32" in bad.output
     assert "Traceback" not in bad.output
+
+
+# the lstm.yml keys LSTMVis 2 reads (lstmdata/data_handler.py, lstm_server.py, client/*.html
+# and client/js/apps/*.js at e0628ca): nothing else is written
+READ = {
+    "": {"name", "description", "files", "word_sequence", "states", "meta"},
+    "word_sequence": {"file", "path", "dict_file"},
+    "states": {"file", "types"},
+    "type": {"type", "layer", "path", "transform", "unsigned"},
+    "meta": {"file", "path", "type", "vis"},
+    "vis": {"type", "range"},
+}
+
+
+def test_every_lstm_yml_field_is_one_lstmvis_reads(store, tmp_path):
+    cfg = yaml.safe_load((store.export(tmp_path / "proj") / "lstm.yml").read_text())
+    assert set(cfg) <= READ[""]
+    assert set(cfg["word_sequence"]) <= READ["word_sequence"]
+    assert set(cfg["states"]) <= READ["states"]
+    for t in cfg["states"]["types"]:
+        assert set(t) <= READ["type"] and t["type"] in ("state", "output", *_QUANTITIES)
+        assert isinstance(t["layer"], int) and t["layer"] >= 1
+    for info in cfg["meta"].values():
+        assert set(info) <= READ["meta"] and set(info["vis"]) <= READ["vis"]
+        assert info["vis"]["type"] in ("discrete", "scalar")
+    # LSTMVis opens files by extension: HDF5 ends .h5 / .hdf5, dicts .dict / .txt
+    for key, name in cfg["files"].items():
+        assert name.endswith((".h5", ".dict")), (key, name)
+    assert cfg["files"][cfg["word_sequence"]["dict_file"]].endswith(".dict")
+
+
+_QUANTITIES = ("input_gate", "forget_gate", "cell_input", "output_gate")
