@@ -152,6 +152,9 @@ def candidates(count, k, pad, min_length, n_keep, level_runs):
         its heuristic sort and cut; the lowest level looked at.
     """
     w = int(count.size)
+    if w == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z, k
     cl, cr = int(pad[0] > 0), int(pad[1] > 0)
     per_level = np.zeros(k + 1, np.int64)
     none = np.zeros(0, np.int64)
