@@ -1,7 +1,7 @@
 """The compiled LSTM step of the CPU unroll, and the huge-page buffers it writes into.
 
 The unroll computes a step's element-wise part (gate activations, cell, hidden) in one C call
-(``workbench/recorder/_ckernel.py``) and its input projection a few steps at a time. These tests
+(``workbench/_native/ckernel.py``) and its input projection a few steps at a time. These tests
 pin it against the float64 reference from the equations at sizes where the projection really is
 split into blocks (forward and reverse, packed, projections, initial states, hidden edits), and
 against the PyTorch-ops path, and check that without a compiler everything still works.
@@ -18,7 +18,9 @@ from reference import run as reference
 from torch import nn
 
 import workbench
-from workbench.recorder import _ckernel, _pages, _rnn
+from workbench._native import ckernel as _ckernel
+from workbench._native import pages as _pages
+from workbench.recorder import _rnn
 
 DIRS = ("fwd", "bwd")
 needs_kernel = pytest.mark.skipif(_ckernel.load() is None, reason="no C compiler here")
@@ -140,7 +142,7 @@ def test_edited_runs_match_the_unedited_run_bit_for_bit_before_the_edit(name, hi
 def test_without_a_compiler_the_recorder_still_works(tmp_path):
     code = (
         "import torch, workbench\n"
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "m = torch.nn.LSTM(3, 4).eval()\n"
         "tr = workbench.record(m, torch.randn(5, 2, 3), check='full')\n"
         "assert _ckernel.load() is None, 'kernel loaded'\n"
@@ -156,7 +158,7 @@ def test_without_a_compiler_the_recorder_still_works(tmp_path):
 
 def test_kernel_cache_is_keyed_and_reused(tmp_path):
     code = (
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "import sys\n"
         "sys.exit(0 if _ckernel.load() is not None else 3)\n"
     )
@@ -181,7 +183,7 @@ def test_a_library_others_could_write_is_not_loaded(tmp_path):
     kernels.chmod(0o777)
     code = (
         "import torch, workbench\n"
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "tr = workbench.record(torch.nn.LSTM(3, 4).eval(), torch.randn(5, 2, 3))\n"
         "assert _ckernel.load() is None\n"
         "print(_ckernel._STATE['error'])\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -41,21 +42,29 @@ _COMMANDS: list[tuple[str, str, str, str]] = [
 
 
 def _user_errors(func):
-    """Print a user mistake (a ValueError or missing file) as one line on stderr, exit 1.
+    """Print a user mistake (a ValueError, a missing file, an OSError) as one line, exit 1.
 
     Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
     import functools
-    import os
+
+    from workbench.config import settings
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            if os.environ.get("WORKBENCH_DEBUG"):
+            if settings().debug:
                 raise
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # the disk, the file system or permissions refused
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            from workbench._os_errors import os_error_line
+
+            typer.echo(f"error: {os_error_line(exc)}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from workbench.names import quantity
+
 _SCHEMA = "workbench.trace/1"
 
 
@@ -61,7 +63,8 @@ class Trace:
         try:
             return self._tensors[name]
         except KeyError:
-            close = [n for n in self._tensors if n.split(".")[-1] == name.split(".")[-1]]
+            wanted = quantity(str(name))
+            close = [n for n in self._tensors if quantity(n) == wanted]
             hint = f" Did you mean one of {close[:5]}?" if close else ""
             raise KeyError(
                 f"{name!r} was not recorded.{hint} Recorded: {len(self._tensors)} names, "

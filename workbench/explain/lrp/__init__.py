@@ -46,9 +46,12 @@ def _packing_order(model: nn.Module, mode: LRPMode):
         if mode.sorted_indices:
             mode.sorted_indices.pop()
 
+    from workbench.recorder.sites import kind_of
+
     handles = []
     for m in model.modules():
-        if isinstance(m, (nn.LSTM, nn.GRU)):
+        kind = kind_of(m)
+        if kind is not None and kind.hooking == "fused":  # nn.LSTM, nn.GRU, nn.RNN
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post, always_call=True))
     try:

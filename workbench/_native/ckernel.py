@@ -15,7 +15,6 @@ about 1 ulp, so a sigmoid differs from ``torch.sigmoid`` by a few 1e-7 at most.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
@@ -24,6 +23,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from workbench.config import configure, settings
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -487,10 +488,12 @@ def _check_owned(target: Path) -> None:
 
 def load():
     """The compiled library, or None where it cannot be built (then the caller's ops run)."""
+    if not settings().ckernel:
+        return None
     if _STATE["tried"]:
         return _STATE["lib"]
     _STATE["tried"] = True
-    if os.environ.get("WORKBENCH_CKERNEL", "1") == "0" or platform.system() != "Linux":
+    if platform.system() != "Linux":
         return None
     import torch  # noqa: F401  (its OpenMP runtime must be loaded first: we share it)
 
@@ -525,14 +528,9 @@ def load():
     return lib
 
 
-@contextlib.contextmanager
 def disabled():
-    """Within the block the unroll uses PyTorch's ops (for comparisons and tests)."""
-    lib, _STATE["lib"] = load(), None
-    try:
-        yield
-    finally:
-        _STATE["lib"] = lib
+    """Within the block the unroll uses PyTorch's ops: ``configure(ckernel=False)``."""
+    return configure(ckernel=False)
 
 
 def put_rows(dst, src) -> bool:
