@@ -27,6 +27,7 @@ from workbench.data import DataError
 from workbench.explain import ExplainError
 from workbench.models.checkpoint import CheckpointError
 from workbench.recorder import RecordingError
+from workbench.recorder.edits import zero
 from workbench.store import StateStore, StoreError, StoreIncompleteError
 from workbench.store.search import SearchError
 
@@ -231,6 +232,59 @@ CASES: list[Case] = [
     Case("foreign trace file", "python",
          lambda env: workbench.Trace.load(env.pickle_file("t.safetensors")),
          "not a safetensors trace", error=ValueError),
+    # ------------------------------------------------------------------ recorder and explainers
+    Case("nested Recorders on one module: both traces whole", "python", lambda env: _nested(env),
+         "", error=None),
+    Case("nested Recorders with an edit", "python", lambda env: _nested_edit(env), "nested",
+         error=RecordingError),
+    Case("non-integer target (1.7)", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), target=1.7, method="saliency"),
+         "not an integer", error=ExplainError),
+    Case("non-integer Target unit (3.7)", "python",
+         lambda env: workbench.Target("lm.rnn.0.fwd.cell", unit=3.7), "must be an integer",
+         error=ExplainError),
+    Case("non-integer edit units [3.7, 17.2]", "python",
+         lambda env: _edit(env, zero([3.7, 17.2])), "must be an integer", error=RecordingError),
+    Case("edit with a negative start (-2)", "python", lambda env: _edit(env, zero(1, start=-2)),
+         "start must be >= 0", error=RecordingError),
+    Case("edit starting past the last step", "python",
+         lambda env: _edit(env, zero(1, start=50)), "nothing would be edited",
+         error=RecordingError),
+    Case("LRP epsilon=0", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lrp", epsilon=0),
+         "epsilon must be a finite number > 0", error=ExplainError),
+    Case("LRP epsilon=NaN", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lrp", epsilon=math.nan),
+         "epsilon must be a finite number > 0", error=ExplainError),
+    Case("NaN weights: a warning naming the parameter", "python", lambda env: _nan_weights(env),
+         "", error=None),
+    Case("training mode with dropout: a warning", "python", lambda env: _dropout(env), "",
+         error=None),
+    Case("integrated gradients with n_steps=10**9", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), n_steps=10**9),
+         "n_steps must be between 1 and 10,000", error=ExplainError),
+    Case("LIME with n_samples=10**9", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lime", n_samples=10**9),
+         "n_samples must be between", error=ExplainError),
+    Case("trace file that is a FIFO", "python", lambda env: workbench.Trace.load(_fifo(env)),
+         "not a regular file", error=ValueError),
+    Case("record a batch of 0 rows: an empty trace", "python", lambda env: _empty_batch(env),
+         "", error=None),
+    Case("record a sequence of length 0", "python",
+         lambda env: workbench.record(env.charlm()[0], torch.zeros(2, 0, dtype=torch.long)),
+         "sequence length 0", error=RecordingError),
+    Case("model on the meta device", "python",
+         lambda env: workbench.record(env.charlm()[0].to("meta"), torch.tensor([[2, 3]])),
+         "'meta' device", error=RecordingError),
+    Case("out-of-vocabulary ids (record)", "python",
+         lambda env: workbench.record(env.charlm()[0], torch.tensor([[2, 3, 999]])),
+         "token ids 999 are outside the vocabulary", error=RecordingError),
+    Case("out-of-vocabulary ids (explain)", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, -4]]), method="saliency"),
+         "token ids -4 are outside the vocabulary", error=ExplainError),
+    Case("non-integer search cells [3.7, 17.2]", "python",
+         lambda env: env.store().match("rnn.0.fwd.cell", [3.7, 17.2]), "not an integer",
+         error=SearchError),
 ]  # fmt: skip
 
 # ---------------------------------------------------------------------- corpus, store and CLI
@@ -507,3 +561,66 @@ def test_nothing_half_written_after_a_refused_record(tmp_path):
                          segment_tokens=150, window=32, batch_size=3).boundaries,
         env.store("fresh").boundaries,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- recorder and explainer cases
+_IDS = torch.tensor([[2, 3, 4, 5, 6], [6, 5, 4, 3, 2]])
+
+
+def _nested(env):
+    model = env.charlm()[0]
+    with workbench.Recorder(model) as outer, workbench.Recorder(model, names="rnn.1.*") as inner:
+        model(_IDS)
+    alone = workbench.record(model, _IDS)
+    for rec in (outer, inner):
+        for name in rec.trace.names:
+            assert rec.trace[name].shape == alone[name].shape == (2, 5, 10), name
+            torch.testing.assert_close(rec.trace[name], alone[name])
+
+
+def _nested_edit(env):
+    model = env.charlm()[0]
+    with workbench.Recorder(model):
+        workbench.intervene(model, _IDS, edits={"rnn.0.fwd.cell": zero(1)})
+
+
+def _edit(env, fn):
+    return workbench.intervene(env.charlm()[0], _IDS, edits={"rnn.0.fwd.cell": fn})
+
+
+def _nan_weights(env):
+    model = env.charlm()[0]
+    with torch.no_grad():
+        model.rnn.weight_ih_l0[0, 0] = math.nan
+    with pytest.warns(RuntimeWarning, match="weight_ih_l0 holds NaN/inf"):
+        workbench.record(model, _IDS)
+
+
+def _dropout(env):
+    lm = env.charlm()[0]
+    lm.drop.p = 0.5
+
+    class Last(nn.Module):  # the last step's logits, in training mode
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, x):
+            return self.lm(x)[0][:, -1]
+
+    with pytest.warns(RuntimeWarning, match="not reproducible; call model.eval"):
+        workbench.explain(Last().train(), _IDS, 2, "saliency")
+
+
+def _fifo(env):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(env.tmp / "t.safetensors")
+    return env.tmp / "t.safetensors"
+
+
+def _empty_batch(env):
+    trace = workbench.record(env.charlm()[0], torch.zeros(0, 5, dtype=torch.long))
+    assert trace["rnn.1.fwd.cell"].shape == (0, 5, 10) and trace.output[0].shape[0] == 0

@@ -149,7 +149,7 @@ def test_without_a_compiler_the_recorder_still_works(tmp_path):
         "assert 'failed' in _ckernel._STATE['error'], _ckernel._STATE['error']\n"
         "print(tr.meta['exactness']['lstm']['max_abs_error_hidden'])\n"
     )
-    env = {**os.environ, "CC": "false", "WORKBENCH_CACHE": str(tmp_path)}
+    env = {**os.environ, "CC": "false", "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) <= 1e-5
@@ -162,7 +162,7 @@ def test_kernel_cache_is_keyed_and_reused(tmp_path):
         "import sys\n"
         "sys.exit(0 if _ckernel.load() is not None else 3)\n"
     )
-    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path)}
+    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if first.returncode == 3:
         pytest.skip("no C compiler here")
@@ -174,6 +174,38 @@ def test_kernel_cache_is_keyed_and_reused(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert built[0].stat().st_mtime_ns == stamp
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 target names")
+def test_the_build_target_is_chosen_by_an_environment_switch(tmp_path, monkeypatch):
+    """``WORKBENCH_CKERNEL_MARCH`` picks ``-march`` (a build of its own); a bad value: no kernel."""
+    code = (
+        "import torch, workbench\n"
+        "from workbench.recorder import _ckernel\n"
+        "m = torch.nn.LSTM(3, 32).eval()\n"
+        "tr = workbench.record(m, torch.randn(9, 2, 3), check='full')\n"
+        "print(_ckernel.load() is not None, _ckernel._STATE['error'])\n"
+        "print(tr.meta['exactness']['lstm']['max_abs_error_hidden'])\n"
+    )
+
+    def run(march):
+        env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
+        env["WORKBENCH_CKERNEL_MARCH"] = march
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    loaded, err = run("x86-64")
+    if loaded.startswith("False") and "failed" in loaded:
+        pytest.skip("no C compiler here")
+    assert loaded == "True None" and float(err) <= 1e-5
+    assert len(list((tmp_path / "kernels").glob("wb_lstm_*.so"))) == 1
+    monkeypatch.setenv("WORKBENCH_CKERNEL_MARCH", "x86-64")
+    generic = _ckernel._flags()
+    monkeypatch.delenv("WORKBENCH_CKERNEL_MARCH")
+    assert "-march=x86-64" in generic and "-march=native" in _ckernel._flags()  # keyed apart
+    bad, err = run("x86-64; rm -rf ~")
+    assert bad.startswith("False") and "not a -march value" in bad and float(err) <= 1e-5
 
 
 @needs_kernel

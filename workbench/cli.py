@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def _user_errors(func):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except OSError as exc:  # the disk, the file system or permissions refused
-            if os.environ.get("WORKBENCH_DEBUG"):
+            if settings().debug:
                 raise
             from workbench._os_errors import os_error_line
 

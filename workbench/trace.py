@@ -213,13 +213,16 @@ class Trace:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a workbench trace.
+            If ``path`` is not a regular file (a folder, FIFO or device) or not a
+            workbench trace.
         """
         from safetensors import safe_open
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no trace file at {path}")
+        if not path.is_file():  # a FIFO or device would block the read forever
+            raise ValueError(f"{path} is not a regular file; pass a trace file written by save")
         try:
             with safe_open(str(path), framework="pt") as f:
                 metadata = f.metadata() or {}

@@ -7,7 +7,8 @@ PyTorch's OpenMP threads. It is compiled on first use with the system C compiler
 into ``~/.cache/workbench/kernels`` (or ``$WORKBENCH_CACHE/kernels``), keyed by its source, the
 compiler flags and the CPU, and loaded with ctypes; nothing is downloaded. Without a compiler,
 or with ``WORKBENCH_CKERNEL=0``, the unroll keeps its PyTorch ops (same results to float32
-rounding).
+rounding). It is built for this CPU (``-march=native``) unless ``WORKBENCH_CKERNEL_MARCH``
+names another target (``x86-64``: any x86-64 CPU).
 
 The exponential is our own (Cody-Waite range reduction and a degree-6 polynomial), accurate to
 about 1 ulp, so a sigmoid differs from ``torch.sigmoid`` by a few 1e-7 at most.
@@ -19,6 +20,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -433,9 +435,20 @@ void wb_lstm_hidden(long n, long H, const float *g, long gs, const float *c, lon
 }
 """
 
-_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
-_FLAGS += ["-shared", "-fPIC"]
+_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"]
 _STATE: dict = {"lib": None, "tried": False, "error": None}
+
+
+def _flags() -> list[str]:
+    """Compiler flags: ``_FLAGS`` with ``-march=$WORKBENCH_CKERNEL_MARCH`` (``native``).
+
+    ``WORKBENCH_CKERNEL_MARCH=x86-64`` builds for any x86-64 CPU (SSE2, no FMA or AVX-512),
+    as the CI does to test the kernels without this CPU's extensions.
+    """
+    march = os.environ.get("WORKBENCH_CKERNEL_MARCH", "native") or "native"
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", march):
+        raise RuntimeError(f"WORKBENCH_CKERNEL_MARCH={march!r} is not a -march value")
+    return [_FLAGS[0], f"-march={march}", *_FLAGS[1:]]
 
 
 def _cpu_key() -> str:
@@ -463,8 +476,10 @@ def _compile(target: Path) -> None:
         src = Path(tmp) / "wb_lstm.c"
         src.write_text(_SOURCE)
         out = Path(tmp) / target.name
+        # about 2 s of CPU for -march=native, 11 s for x86-64 (512-bit vectors made of SSE
+        # ones); minutes of wall time where many processes share two cores
         proc = subprocess.run(
-            [cc, *_FLAGS, "-o", str(out), str(src)], capture_output=True, text=True, timeout=120
+            [cc, *_flags(), "-o", str(out), str(src)], capture_output=True, text=True, timeout=300
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[:500]}")
@@ -497,9 +512,9 @@ def load():
         return None
     import torch  # noqa: F401  (its OpenMP runtime must be loaded first: we share it)
 
-    key = hashlib.sha256("\0".join([_SOURCE, *_FLAGS, _cpu_key()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"wb_lstm_{key}.so"
     try:
+        key = hashlib.sha256("\0".join([_SOURCE, *_flags(), _cpu_key()]).encode()).hexdigest()
+        target = _cache_dir() / f"wb_lstm_{key[:16]}.so"
         if not target.exists():
             _compile(target)
         _check_owned(target)

@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
 from workbench.names import QuantityName, is_attention
-from workbench.recorder import _cudnn, _graphs, _kernels, _rnn, backends
+from workbench.recorder import _checks, _cudnn, _graphs, _kernels, _nesting, _rnn, backends
 from workbench.recorder._names import (
     NameFilter,
     RecordingError,
@@ -78,12 +78,11 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         stack = self.recorder._stack
-        if stack:
+        if stack and not _nesting.internal():  # a recorder's own kernel calls pass through
             frame = stack[-1]
             name = getattr(func, "__name__", None)
             if not frame.handled and name in frame.site.spec.kernels:
-                frame.handled = True
-                return self.recorder._run_kernel(frame, func, args, kwargs)
+                return _nesting.run_shared(self.recorder, frame, func, args, kwargs)
         return func(*args, **kwargs)
 
 
@@ -93,7 +92,9 @@ class Recorder:
     A context manager: hooks are attached on entry and removed on exit, also when the
     forward pass raises; nothing is written onto the model's modules. Everything the model
     runs inside the ``with`` block is recorded (several calls of a module extend its time
-    axis, so generation loops and step-by-step cells record naturally).
+    axis, so generation loops and step-by-step cells record naturally). Recorders nest: an
+    inner one on the same module records the same real calls as the outer one (edits in
+    either are refused there).
 
     Parameters
     ----------
@@ -205,11 +206,13 @@ class Recorder:
             for site in self._sites_to_hook():
                 self._check_module(site)
                 self._attach(site)
+            self._handles.extend(_checks.guard_embeddings(self.model))
             self._mode = _Mode(self)
             self._mode.__enter__()
         except BaseException:
             self._detach()
             raise
+        _nesting.activate(self)
         self.active = True
         return self
 
@@ -218,6 +221,7 @@ class Recorder:
             if self._mode is not None:
                 self._mode.__exit__(*exc)
         finally:
+            _nesting.deactivate(self)
             self._mode = None
             self._detach()
             self.active = False
@@ -229,6 +233,7 @@ class Recorder:
         self._stack.clear()
 
     def _check_module(self, site: Site) -> None:
+        _checks.check_weights(site)
         problem = site.spec.check(site.name, site.module)
         if problem is not None:
             raise RecordingError(problem)
@@ -273,6 +278,8 @@ class Recorder:
             return self._run_cell(frame, func, args, kwargs)
         fused = site.spec.parse(site.spec.mode(func.__name__), args)
         call = fused.call
+        if _checks.empty_call(site, call):  # a batch of 0 rows: nothing to unroll
+            return self._run_empty(site, call, func(*args, **kwargs))
         wanted, edits = self._wanted(site)
         rows = None
         sorted_idx = unsorted_idx = None
@@ -315,6 +322,15 @@ class Recorder:
         kept = self._kept.get(site.name, [])
         self._calls[site.name].append({n: names[n] for n in kept if n in names})
         self._lengths[site.name].append(lengths)
+        return result
+
+    def _run_empty(self, site: Site, call, result):
+        """Record a call on a batch of 0 rows: the kernel's own (empty) result, empty tensors."""
+        rec = _checks.empty_recording(call, self._wanted(site)[0])
+        names = {QuantityName.recurrent(site.name, *k).format(): v for k, v in rec.items()}
+        self._calls[site.name].append({n: names[n] for n in self._kept.get(site.name, [])})
+        self._lengths[site.name].append(torch.zeros(0, dtype=torch.long))
+        self._meta.setdefault(site.name, {"strategy": "none", "checked": "none (empty batch)"})
         return result
 
     def _wanted(self, site: Site):
@@ -392,7 +408,9 @@ class Recorder:
         if "max_abs_error_cell" in meta:
             meta["max_rel_error_cell"] = meta["max_abs_error_cell"] / scale
         worst = max(meta.get("max_abs_error_hidden", 0.0), meta.get("max_rel_error_cell", 0.0))
-        if worst > tol * 10 and not math.isnan(worst):
+        if math.isnan(worst):
+            _checks.warn_not_finite(self._sites[site_name])
+        elif worst > tol * 10:
             warnings.warn(
                 f"recorded states of {site_name} differ from the fused kernel by {worst:.2e} "
                 f"(tolerance {tol:.0e} for {dtype}); TF32 or low precision may be on",
@@ -410,8 +428,9 @@ class Recorder:
         grad = torch.is_grad_enabled()
         _, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, None, grad)
         meta = {"strategy": "unroll", "dtype": str(x.dtype).replace("torch.", "")}
-        if edits or self.check == "none":
-            meta["checked"] = "none (edited)" if edits else "none"
+        if edits or self.check == "none" or not x.shape[0]:
+            empty = "none" if x.shape[0] else "none (empty batch)"
+            meta["checked"] = "none (edited)" if edits else empty
         else:
             with torch.no_grad():
                 real = func(*args, **kwargs)
@@ -576,7 +595,8 @@ def intervene(
     edits : dict of str to callable
         ``{name: fn(value, step) -> value}``: ``value`` is ``[batch, units]`` at one step of
         a recurrent quantity (or what a HookPoint received); the returned tensor is used in
-        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits.
+        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits
+        (steps count from 0; one starting after the last step that ran is refused).
     names : optional
         What to record besides (everything by default).
 
@@ -597,6 +617,7 @@ def intervene(
     recorder = Recorder(model, names, edits=edits, strategy="unroll")
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
         output = model(*args, **kwargs)
+    _checks.check_edit_reach(recorder, edits)
     trace = recorder.trace
     trace.output = output
     trace.meta["edits"] = sorted(edits)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import threading
 
 import torch
@@ -133,7 +135,7 @@ class LRP(Method):
     ----------
     model : nn.Module
     epsilon : float, default 1e-3
-        Stabiliser ``eps`` of the epsilon rule.
+        Stabiliser ``eps`` of the epsilon rule: a finite number > 0.
     bias_factor : float, default 0.0
         ``0``: biases and stabilisers absorb relevance (Arras et al.); ``1``: they are
         redistributed and relevance is conserved exactly (``delta`` is then rounding error).
@@ -157,8 +159,15 @@ class LRP(Method):
         embedding: str | None = None,
     ) -> None:
         super().__init__(model, embedding=embedding)
-        if epsilon < 0:
-            raise ExplainError(f"epsilon must be >= 0, got {epsilon}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+            raise ExplainError(f"epsilon must be a number > 0, got {epsilon!r}")
+        if not math.isfinite(epsilon) or epsilon <= 0:
+            raise ExplainError(
+                f"epsilon must be a finite number > 0 for the epsilon rule, got {epsilon} "
+                "(0 divides by zero where a neuron's input sums to 0; try 1e-3)"
+            )
+        if not isinstance(bias_factor, numbers.Real) or not math.isfinite(bias_factor):
+            raise ExplainError(f"bias_factor must be a finite number, got {bias_factor!r}")
         self.epsilon = float(epsilon)
         self.bias_factor = float(bias_factor)
 
