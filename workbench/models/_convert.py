@@ -321,7 +321,7 @@ def convert(
     level: str = typer.Option("char", help="char or word: how the vocabulary splits text."),
     labels: str = typer.Option(None, help="Classifier: comma-separated class names."),
 ) -> None:
-    """Convert a torch.save state_dict into a safetensors + JSON checkpoint (no unpickling)."""
+    """Convert a torch.save state_dict or a Keras model into a safetensors + JSON checkpoint."""
     try:
         bundle = convert_file(
             src,
