@@ -23,8 +23,12 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-class MissingExtraError(ImportError):
-    """An optional package is missing; the message names the extra that installs it."""
+class MissingExtraError(ImportError, ValueError):
+    """An optional package is missing; the message names the extra that installs it.
+
+    Also a ``ValueError``, so every place that shows a user's mistake as one line (the command
+    line, the app's error panels) shows this one the same way.
+    """
 
 
 def install_hint(extra: str) -> str:

@@ -66,10 +66,13 @@ def serve(
     for name in ctx.model_names():
         ctx.store(name)  # open the stores now, so the first page is quick
     if not debug:  # the reloader would compile twice
+        import importlib.util
+        import threading
+
         from workbench.store.projection import warm_up
 
-        warm_up(background=True)  # UMAP's kernels compile while the first pages are read
-        import threading
+        if importlib.util.find_spec("umap") is not None:  # the [umap] extra
+            warm_up(background=True)  # UMAP's kernels compile while the first pages are read
 
         from workbench.app.pages import gates
 

@@ -248,7 +248,18 @@ class Forecaster(nn.Module):
         return self.head(out[:, -1])
 
 
-_CLASSES = {"charlm": CharLM, "classifier": Classifier, "forecaster": Forecaster}
+def _keras(**arch) -> nn.Module:
+    from workbench.models.keras_stack import KerasStack
+
+    return KerasStack(**arch)
+
+
+_CLASSES = {
+    "charlm": CharLM,
+    "classifier": Classifier,
+    "forecaster": Forecaster,
+    "keras": _keras,  # a converted Keras model (workbench convert model.keras)
+}
 
 
 def build(kind: str, **arch) -> nn.Module:

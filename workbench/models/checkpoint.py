@@ -30,7 +30,7 @@ class Bundle:
     model : nn.Module
         In eval mode, ready for :func:`workbench.record` and :func:`workbench.explain`.
     kind : str
-        ``charlm``, ``classifier`` or ``forecaster``.
+        ``charlm``, ``classifier``, ``forecaster``, or ``keras`` (a converted Keras model).
     task : str
         The corpus it was trained on (``python``, ``sentiment``, ``sunspots``, ``co2``,
         ``parens``) or a user name.
@@ -122,6 +122,11 @@ def load(path: str | Path) -> Bundle:
     if not path.exists() and str(path) in SHIPPED:
         path = shipped(str(path))
     if path.is_file():
+        if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+            raise CheckpointError(
+                f"{path} is a Keras model file; convert it once with `workbench convert {path} "
+                "-o FOLDER` (no TensorFlow needed) and load that folder"
+            )
         if path.suffix in _PICKLE_SUFFIXES or _looks_pickled(path):
             raise CheckpointError(
                 f"{path} is a pickle (torch.save) file; workbench never unpickles (it can run "
