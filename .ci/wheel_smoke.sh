@@ -24,7 +24,9 @@ WHEEL="$(ls "$TMP"/dist/*.whl)"
 echo "wheel smoke: installing $(basename "$WHEEL")[app] into a fresh venv"
 "$PY" -m venv "$TMP/venv"
 VPY="$TMP/venv/bin/python"
-"$VPY" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL[app]"
+if ! "$VPY" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL[app]" >"$TMP/pip.log" 2>&1; then
+    grep -v "^WARNING: Location" "$TMP/pip.log" | tail -40; exit 1
+fi
 
 cd "$TMP"  # nothing of the checkout is importable from here
 export WORKBENCH_CACHE="$TMP/cache"
