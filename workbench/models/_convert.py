@@ -315,15 +315,15 @@ def convert_file(
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-def _keras_input(model, info: dict, seed: int = 0):
+def _keras_input(model, info: dict, steps: int | None, seed: int = 0):
     """A small random input for the converted model (ids or floats), as a numpy array."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    first = model.specs[0]
+    first, steps = model.specs[0], steps or 7
     if info["ids"]:
-        return rng.integers(0, first["vocab"], size=(2, 7)).astype("int32")
-    return rng.normal(size=(2, 7, first["input"])).astype("float32")
+        return rng.integers(0, first["vocab"], size=(2, steps)).astype("int32")
+    return rng.normal(size=(2, steps, first["input"])).astype("float32")
 
 
 def check_against_keras(src: Path, model, info: dict) -> dict:
@@ -355,7 +355,8 @@ def check_against_keras(src: Path, model, info: dict) -> dict:
         import keras
 
         kmodel = keras.saving.load_model(str(src), compile=False)
-        x = _keras_input(model, info)
+        shape = tuple(kmodel.inputs[0].shape)
+        x = _keras_input(model, info, shape[1] if len(shape) > 1 else None)
         want = np.asarray(keras.ops.convert_to_numpy(kmodel(x)), dtype=np.float64)
     except Exception as exc:  # a backend that does not load, a Keras that cannot read it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
