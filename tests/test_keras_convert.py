@@ -283,3 +283,49 @@ def test_weights_only_and_foreign_files_are_refused(tmp_path, saved):
         convert_keras_file(tmp_path / "junk.keras", tmp_path / "b")
     with pytest.raises(workbench.models.checkpoint.CheckpointError, match="workbench convert"):
         workbench.load(saved["gru_lm", ".keras"][0])
+
+
+MASKED = {
+    "masked_lstm_gru": lambda: _seq(
+        layers.Embedding(VOCAB, 4, mask_zero=True),
+        layers.LSTM(5, return_sequences=True),
+        layers.GRU(3),
+        layers.Dense(2),
+    ),
+    "masked_bidirectional": lambda: _seq(
+        layers.Embedding(VOCAB, 4, mask_zero=True),
+        layers.Bidirectional(layers.LSTM(4, return_sequences=True)),
+        layers.Bidirectional(layers.GRU(3), merge_mode="sum"),
+        layers.Dense(2),
+    ),
+    "masked_per_step": lambda: _seq(
+        layers.Embedding(VOCAB, 4, mask_zero=True),
+        layers.SimpleRNN(5, return_sequences=True),
+        layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="ave"),
+        layers.Dense(VOCAB),
+    ),
+}
+
+
+def _padded():
+    ids = np.random.default_rng(7).integers(1, VOCAB, size=(4, T)).astype("int32")
+    for row, length in enumerate((T, 5, 1, 3)):
+        ids[row, length:] = 0
+    return ids
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("name", list(MASKED))
+def test_mask_zero_models_match_keras_on_padded_batches(tmp_path, name, suffix):
+    kmodel = MASKED[name]()
+    path = tmp_path / f"{name}{suffix}"
+    kmodel.save(path)
+    bundle = convert_keras_file(path, tmp_path / "ckpt")
+    ids = _padded()
+    want = keras.ops.convert_to_numpy(kmodel(ids))
+    got = workbench.record(bundle.model, torch.from_numpy(ids).long(), check="full").output
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="after each sequence's tokens"):
+        bad = ids.copy()
+        bad[1, 0] = 0
+        bundle.model(torch.from_numpy(bad).long())

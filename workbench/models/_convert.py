@@ -322,7 +322,11 @@ def _keras_input(model, info: dict, steps: int | None, seed: int = 0):
     rng = np.random.default_rng(seed)
     first, steps = model.specs[0], steps or 7
     if info["ids"]:
-        return rng.integers(0, first["vocab"], size=(2, steps)).astype("int32")
+        if not first.get("mask_zero"):
+            return rng.integers(0, first["vocab"], size=(2, steps)).astype("int32")
+        ids = rng.integers(1, first["vocab"], size=(2, steps)).astype("int32")
+        ids[1, max(1, steps // 2) :] = 0  # id 0 pads: a shorter second sequence
+        return ids
     return rng.normal(size=(2, steps, first["input"])).astype("float32")
 
 

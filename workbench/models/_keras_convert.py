@@ -198,6 +198,8 @@ def _recurrent(name, cls, cfg, arrays, width, bidi=None):
     }
     if cls == "SimpleRNN":
         spec["nonlinearity"] = _activation(cfg.get("activation", "tanh"))
+    # with a padding mask, masked steps give zeros (Bidirectional forces it) or hold the last
+    spec["zero_masked"] = bool(bidi) or bool(cfg.get("zero_output_for_mask", False))
     out = units * (2 if bidi == "concat" else 1)
     return spec, state, out
 
@@ -256,17 +258,12 @@ def convert_layers(chain, weights) -> tuple[list[dict], dict, dict]:
         if cls == "Embedding":
             if index:
                 raise _refuse(name, cls, "after another layer", "cannot be converted; put it first")
-            if cfg.get("mask_zero"):
-                raise _refuse(
-                    name, cls, "mask_zero=True",
-                    "makes the recurrent layers skip padding; not converted yet: retrain "
-                    "without it (or pass unpadded sequences) and convert again",
-                )  # fmt: skip
             _expect(name, cls, arrays, 1)
             spec = {
                 "kind": "embedding",
                 "vocab": int(arrays[0].shape[0]),
                 "dim": int(arrays[0].shape[1]),
+                "mask_zero": bool(cfg.get("mask_zero", False)),
             }
             local, width = {"weight": arrays[0]}, spec["dim"]
         elif cls in _RNN_KIND:

@@ -89,17 +89,29 @@ class KerasStack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (ids ``[batch, time]`` or ``[batch, time, feature]``) -> the model's output.
 
+        With ``Embedding(mask_zero=True)``, id 0 is padding and must come after a sequence's
+        tokens; the recurrent layers then run on packed sequences, as Keras skips masked
+        steps.
+
         Returns
         -------
         torch.Tensor
             ``[batch, units]`` after a recurrent layer without ``return_sequences``,
             ``[batch, time, units]`` otherwise (as Keras returns it).
+
+        Raises
+        ------
+        ValueError
+            With a padding mask: padding before a token, or a sequence of padding only.
         """
+        lengths = self._lengths(x) if self.specs[0].get("mask_zero") else None
         for spec in self.specs:
             module = getattr(self, spec["name"])
             kind = spec["kind"]
             if kind in _RECURRENT:
-                x = self._recurrent(module, spec, x)
+                x = self._recurrent(module, spec, x, lengths)
+                if not spec["sequences"]:
+                    lengths = None  # the time axis (and Keras's mask) ends here
             elif kind in ("dense", "activation"):
                 x = ACTIVATIONS[spec["activation"]](module(x))
             else:
@@ -107,12 +119,52 @@ class KerasStack(nn.Module):
         return x
 
     @staticmethod
-    def _recurrent(module: nn.Module, spec: dict, x: torch.Tensor) -> torch.Tensor:
-        out, _ = module(x)
-        if not spec["bidirectional"]:
-            return out if spec["sequences"] else out[:, -1]
+    def _lengths(ids: torch.Tensor) -> torch.Tensor:
+        """Tokens per sequence of a ``mask_zero`` model (id 0 pads, at the end only)."""
+        mask = ids != 0
+        lengths = mask.sum(1)
+        steps = torch.arange(ids.shape[1], device=ids.device)
+        if not torch.equal(mask, steps[None, :] < lengths[:, None]):
+            raise ValueError(
+                "this model masks id 0 (Keras mask_zero=True): put the padding (id 0) after "
+                "each sequence's tokens, not between or before them"
+            )
+        if bool((lengths == 0).any()):
+            raise ValueError("a sequence holds padding only (id 0); give it a token")
+        return lengths
+
+    @staticmethod
+    def _recurrent(
+        module: nn.Module, spec: dict, x: torch.Tensor, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        if lengths is None:
+            out, _ = module(x)
+        else:
+            from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = pad_packed_sequence(
+                module(packed)[0], batch_first=True, total_length=x.shape[1]
+            )
         units = spec["units"]
+        if lengths is None:
+            last = out[:, -1]
+        else:
+            index = (lengths - 1).to(out.device)[:, None, None].expand(-1, 1, out.shape[-1])
+            last = out.gather(1, index)[:, 0]
+        if not spec["bidirectional"]:
+            if not spec["sequences"]:
+                if lengths is not None and spec.get("zero_masked", False):
+                    # Keras returns the (zeroed) output of the last step, masked or not
+                    last = torch.where((lengths == x.shape[1]).to(out.device)[:, None], last, 0)
+                return last
+            if lengths is not None and not spec.get("zero_masked", False):
+                # Keras holds the last output over masked steps (zero_output_for_mask=False)
+                steps = torch.arange(x.shape[1], device=out.device)
+                valid = (steps[None, :] < lengths.to(out.device)[:, None])[..., None]
+                out = torch.where(valid, out, last[:, None, :])
+            return out
         fwd, bwd = out[..., :units], out[..., units:]
         if not spec["sequences"]:  # Keras: each direction's last step (bwd ends at t = 0)
-            fwd, bwd = fwd[:, -1], bwd[:, 0]
+            fwd, bwd = last[..., :units], bwd[:, 0]
         return _MERGE[spec["merge"]](fwd, bwd)
