@@ -53,8 +53,8 @@ def test_every_command_loads_and_shows_its_help():
     from typer.testing import CliRunner
 
     for command in cli.COMMANDS:
-        args = [command.name, "--help"] if command.group == "app" else ["bench", command.name]
-        res = CliRunner().invoke(cli.app, [*args, "--help"][: len(args) + 1])
+        args = [command.name] if command.group == "app" else ["bench", command.name]
+        res = CliRunner().invoke(cli.app, [*args, "--help"])
         assert res.exit_code == 0, (command, res.output)
         assert "Usage" in res.output
 
