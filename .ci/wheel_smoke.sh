@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wheel outside the checkout: build it, install it with the constraints into a fresh venv
-# in a temporary folder, then run `workbench demo`, `python -m workbench --help` and a short
-# `workbench serve` (start, GET /, stop) there, with a fresh cache.
+# in a temporary folder, then run `workbench demo`, `python -m workbench --help`, a short
+# `workbench serve` (start, GET /, stop) and a demo notebook there, with a fresh cache.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
@@ -21,10 +21,11 @@ if grep -n "Deprecat" "$TMP/build.log"; then
     echo "wheel smoke: the build prints deprecation warnings (above)"; exit 1
 fi
 WHEEL="$(ls "$TMP"/dist/*.whl)"
-echo "wheel smoke: installing $(basename "$WHEEL")[app] into a fresh venv"
+echo "wheel smoke: installing $(basename "$WHEEL")[app,widgets] into a fresh venv"
 "$PY" -m venv "$TMP/venv"
 VPY="$TMP/venv/bin/python"
-if ! "$VPY" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL[app]" >"$TMP/pip.log" 2>&1; then
+if ! "$VPY" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL[app,widgets]" \
+        nbclient nbformat ipykernel >"$TMP/pip.log" 2>&1; then
     grep -v "^WARNING: Location" "$TMP/pip.log" | tail -40; exit 1
 fi
 
@@ -70,4 +71,16 @@ with urllib.request.urlopen(base + "/assets/workbench.css", timeout=60) as r:
 print("wheel smoke: GET / , /_dash-layout and the CSS answered 200")
 PY
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
+
+cp "$ROOT/demos/03_sunspots_over_time.ipynb" "$TMP/"
+"$VPY" - "$TMP/03_sunspots_over_time.ipynb" <<'PY'
+import sys
+
+import nbclient
+import nbformat
+
+book = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(book, timeout=600, kernel_name="python3").execute()
+print("wheel smoke: the sunspots notebook ran top to bottom")
+PY
 echo "wheel smoke: passed"

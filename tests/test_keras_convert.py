@@ -19,7 +19,8 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 import workbench  # noqa: E402
-from workbench.models._convert import ConvertError, convert_keras_file  # noqa: E402
+from workbench.models._convert import ConvertError  # noqa: E402
+from workbench.models._keras_convert import convert_keras_file  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 # Keras's torch backend calls np.array(tensor) the old way; not ours to fix.
