@@ -28,6 +28,7 @@ from reference import run as reference
 from torch import nn
 
 import workbench
+from workbench.config import configure
 
 DIRS = ("fwd", "bwd")
 
@@ -278,9 +279,8 @@ def graphs(device: str) -> list[str]:
             x = torch.randn(8, 70, 40, device=device, dtype=dtype)
             if step == 3:  # an in-place weight change between calls (through .data)
                 m.weight_hh_l1.data.mul_(0.5)
-            _graphs._STATE["on"] = False
-            eager = workbench.record(m, x, strategy="recover")
-            _graphs._STATE["on"] = True
+            with configure(cuda_graphs=False):
+                eager = workbench.record(m, x, strategy="recover")
             got = workbench.record(m, x, strategy="recover")
             for n in eager.names:
                 worst = max(worst, float((eager[n].float() - got[n].float()).abs().max()))
@@ -298,7 +298,6 @@ def graphs(device: str) -> list[str]:
 
 def reserve_vs_recover(device: str) -> list[str]:
     """Big set-ups: states read from cuDNN's reserve space against the layer-by-layer path."""
-    from workbench.recorder import _reserve
 
     lines = []
     torch.backends.cudnn.allow_tf32 = False
@@ -311,9 +310,8 @@ def reserve_vs_recover(device: str) -> list[str]:
         torch.manual_seed(0)
         m = nn.LSTM(units, units, layers, bias=bias).to(device, dtype).eval()
         x = torch.randn(steps, batch, units, device=device, dtype=dtype)
-        _reserve._STATE["on"] = False
-        slow = workbench.record(m, x, strategy="recover")
-        _reserve._STATE["on"] = True
+        with configure(cudnn_reserve=False):
+            slow = workbench.record(m, x, strategy="recover")
         fast = workbench.record(m, x, strategy="recover")
         diff = max(float((slow[n].float() - fast[n].float()).abs().max()) for n in slow.names)
         meta = fast.meta["exactness"]["lstm"]
@@ -327,8 +325,8 @@ def reserve_vs_recover(device: str) -> list[str]:
 
 def ab(device: str) -> list[str]:
     """The GPU recording path before and after each change, interleaved in one process."""
-    from workbench.recorder import _cudnn, _graphs, _reserve, _wavefront
-    from workbench.recorder._bench import bench_case
+    from workbench.bench.recorder import bench_case
+    from workbench.recorder import _cudnn, _reserve, _wavefront
 
     torch.manual_seed(0)
     x = torch.randn(100, 64, 650, device=device)
@@ -356,15 +354,15 @@ def ab(device: str) -> list[str]:
             for label, flat, wave, chunks, graphs, reserve in variants:
                 if (name.startswith("Bi") and wave) or (name.startswith("GRU") and reserve):
                     continue  # paths these modules do not take
-                _cudnn._STATE["on"], _wavefront._STATE["on"] = flat, wave
-                _wavefront._CHUNKS, _graphs._STATE["on"] = chunks, graphs
-                _reserve._STATE["on"] = reserve
-                r = bench_case(f"{name}, 64x100, {label}", model, x, 31)
+                _wavefront._CHUNKS = chunks
+                switches = dict(cudnn_weights=flat, wavefront=wave, cuda_graphs=graphs,
+                                cudnn_reserve=reserve)  # fmt: skip
+                with configure(**switches):
+                    r = bench_case(f"{name}, 64x100, {label}", model, x, 31)
                 lines.append(f"   [{rnd}] {r.case:58s} plain {r.plain_s * 1e3:6.2f} ms  "
                              f"rec {r.record_s * 1e3:6.2f} ms  {r.ratio:5.2f}x  "
                              f"err {r.max_abs_error:.1e}")  # fmt: skip
-    _cudnn._STATE["on"], _wavefront._STATE["on"], _wavefront._CHUNKS = True, True, 4
-    _graphs._STATE["on"] = _reserve._STATE["on"] = True
+    _wavefront._CHUNKS = 4
     _wavefront.recover = real
     lines.append(f"   reserve layouts checked: {_reserve._VERDICT} {_reserve._REASONS[:3]}")
     lines.append(f"   (the wavefront schedule ran {runs[0]} times)")
@@ -467,7 +465,7 @@ def main() -> None:
     if "bench" not in parts:
         return
     print("\n3. recording cost on the device (median ratio to the plain forward):")
-    from workbench.recorder._bench import run_benchmarks
+    from workbench.bench.recorder import run_benchmarks
 
     for units, batch, steps in ((650, 64, 100), (1024, 256, 200)):
         for r in run_benchmarks(units, 2, batch, steps, 7, a.device, a.device == "cpu"):

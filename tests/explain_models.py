@@ -5,9 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+_RNN = {
+    "lstm": (nn.LSTM, {}),
+    "gru": (nn.GRU, {}),
+    "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+}
+_CELLS = {
+    "lstm": lambda e, h: nn.LSTMCell(e, h),
+    "gru": lambda e, h: nn.GRUCell(e, h),
+    "rnn_tanh": lambda e, h: nn.RNNCell(e, h, nonlinearity="tanh"),
+    "rnn_relu": lambda e, h: nn.RNNCell(e, h, nonlinearity="relu"),
+}
+
 
 class Classifier(nn.Module):
-    """Embedding -> packed (bi)LSTM/GRU -> last states or attention pooling -> linear."""
+    """Embedding -> packed (bi)LSTM/GRU/RNN -> last states or attention pooling -> linear."""
 
     def __init__(
         self,
@@ -23,10 +36,11 @@ class Classifier(nn.Module):
     ):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb, padding_idx=0)
-        rnn = nn.LSTM if kind == "lstm" else nn.GRU
+        rnn, extra = _RNN[kind]
         self.rnn = rnn(
-            emb, hidden, num_layers=layers, bidirectional=bidirectional, batch_first=True, bias=bias
-        )
+            emb, hidden, num_layers=layers, bidirectional=bidirectional, batch_first=True,
+            bias=bias, **extra,
+        )  # fmt: skip
         d = 2 if bidirectional else 1
         self.pool = pool
         self.att = nn.Linear(d * hidden, 1)
@@ -59,9 +73,8 @@ class Unpacked(nn.Module):
     def __init__(self, kind="gru", vocab=20, emb=5, hidden=4, classes=2):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
-        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(
-            emb, hidden, num_layers=2, bidirectional=True
-        )
+        rnn, extra = _RNN[kind]
+        self.rnn = rnn(emb, hidden, num_layers=2, bidirectional=True, **extra)
         self.fc = nn.Linear(2 * hidden, classes)
         self.kind = kind
 
@@ -72,12 +85,12 @@ class Unpacked(nn.Module):
 
 
 class CellLoop(nn.Module):
-    """nn.LSTMCell / nn.GRUCell called step by step."""
+    """nn.LSTMCell / nn.GRUCell / nn.RNNCell called step by step."""
 
     def __init__(self, kind="lstm", vocab=20, emb=5, hidden=4, classes=2):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
-        self.cell = nn.LSTMCell(emb, hidden) if kind == "lstm" else nn.GRUCell(emb, hidden)
+        self.cell = _CELLS[kind](emb, hidden)
         self.fc = nn.Linear(hidden, classes)
 
     def forward(self, ids):

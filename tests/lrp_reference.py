@@ -1,4 +1,4 @@
-"""Slow LRP reference for LSTM / GRU classifiers, straight from the equations (numpy, float64).
+"""Slow LRP reference for LSTM / GRU / RNN classifiers from the equations (numpy, float64).
 
 One sequence at a time, one step at a time; shares no code with workbench.explain.lrp.
 The model: embedding vectors x [time, feature] -> stacked (bi)LSTM/GRU -> concatenation of the
@@ -43,7 +43,11 @@ def _run_dir(kind, w, x):
     h, c = np.zeros(H), np.zeros(H)
     steps = []
     for t in range(x.shape[0]):
-        if kind == "lstm":
+        if kind.startswith("rnn"):  # Elman: h' = act(W_ih x + b_ih + W_hh h + b_hh)
+            a = w_ih @ x[t] + b_ih + w_hh @ h + b_hh
+            h_new = np.tanh(a) if kind == "rnn_tanh" else np.maximum(a, 0.0)
+            steps.append(dict(a=a, h=h_new, h_prev=h))
+        elif kind == "lstm":
             z = w_ih @ x[t] + b_ih + w_hh @ h + b_hh
             i, f = _sigmoid(z[:H]), _sigmoid(z[H : 2 * H])
             zg, o = z[2 * H : 3 * H], _sigmoid(z[3 * H :])
@@ -82,7 +86,12 @@ def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf):
     r_h[T] = r_h[T] + r_h_last
     for t in reversed(range(T)):
         s = steps[t]
-        if kind == "lstm":
+        if kind.startswith("rnn"):  # the activation passes relevance; one affine map
+            bias = b_ih + b_hh
+            r_a = r_h[t + 1]
+            r_x[t] = lrp_linear(x[t], w_ih.T, bias, s["a"], r_a, Fin + H, eps, bf)
+            r_h[t] = r_h[t] + lrp_linear(s["h_prev"], w_hh.T, bias, s["a"], r_a, Fin + H, eps, bf)
+        elif kind == "lstm":
             r_c[t + 1] = r_c[t + 1] + r_h[t + 1]
             r_c[t] = r_c[t] + lrp_linear(
                 s["f"] * s["c_prev"], eye, zero, s["c"], r_c[t + 1], 2 * H, eps, bf
@@ -113,7 +122,7 @@ def reference_lrp(rnn, fc_weight, fc_bias, x, target, eps=1e-3, bias_factor=0.0)
 
     Parameters
     ----------
-    rnn : nn.LSTM or nn.GRU (only its weights are read)
+    rnn : nn.LSTM, nn.GRU or nn.RNN (only its weights are read)
     fc_weight, fc_bias : numpy arrays [classes, directions * hidden], [classes]
     x : numpy array [time, feature] embedding vectors of one sequence (no padding)
     target : int
@@ -122,7 +131,8 @@ def reference_lrp(rnn, fc_weight, fc_bias, x, target, eps=1e-3, bias_factor=0.0)
     -------
     relevance [time, feature], initial-state relevance (float), score (float)
     """
-    kind = "lstm" if type(rnn).__name__ == "LSTM" else "gru"
+    kind = {"LSTM": "lstm", "GRU": "gru"}.get(type(rnn).__name__)
+    kind = kind or f"rnn_{rnn.nonlinearity}"
     D = 2 if rnn.bidirectional else 1
     L = rnn.num_layers
     T = x.shape[0]

@@ -1,4 +1,4 @@
-"""Slow reference LSTM/GRU written straight from the PyTorch documentation's equations.
+"""Slow reference LSTM/GRU/RNN written straight from the PyTorch documentation's equations.
 
 One sequence at a time, one step at a time, numpy float64: no shared code with the recorder.
 """
@@ -55,8 +55,20 @@ def gru_step(w, x, h):
     return h_new, dict(reset_gate=r, update_gate=z, new_gate=n, hidden=h_new)
 
 
+def rnn_step(w, x, h, nonlinearity, edits=None, layer=0, d=0, t=0):
+    """a = W_ih x + b_ih + W_hh h + b_hh; h' = tanh(a) or relu(a) (Elman, nn.RNN docs)."""
+    a = w["weight_ih"] @ x + w["weight_hh"] @ h
+    if w["bias_ih"] is not None:
+        a = a + w["bias_ih"] + w["bias_hh"]
+    edits = edits or {}
+    e = lambda name, v: edits[(layer, d, name)](v, t) if (layer, d, name) in edits else v  # noqa: E731
+    a = e("pre_activation", a)
+    h_new = e("hidden", np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0))
+    return h_new, dict(pre_activation=a, hidden=h_new)
+
+
 def run(module, x, lengths=None, h0=None, c0=None, edits=None):
-    """Reference forward of an nn.LSTM / nn.GRU.
+    """Reference forward of an nn.LSTM / nn.GRU / nn.RNN.
 
     Parameters
     ----------
@@ -77,6 +89,7 @@ def run(module, x, lengths=None, h0=None, c0=None, edits=None):
         ``"output"`` ``[batch, time, direction * units]``.
     """
     lstm = module.mode == "LSTM"
+    elman = module.mode.startswith("RNN_")
     B, T, _ = x.shape
     D = 2 if module.bidirectional else 1
     Hout = module.proj_size or module.hidden_size if lstm else module.hidden_size
@@ -94,7 +107,9 @@ def run(module, x, lengths=None, h0=None, c0=None, edits=None):
                 c = np.zeros(module.hidden_size) if c0 is None else c0[idx, b].astype(np.float64)
                 steps = range(lengths[b]) if d == 0 else range(lengths[b] - 1, -1, -1)
                 for t in steps:
-                    if lstm:
+                    if elman:
+                        h, q = rnn_step(w, inp[b, t], h, module.nonlinearity, edits, layer, d, t)
+                    elif lstm:
                         h, c, q = _lstm_step_edited(w, inp[b, t], h, c, edits, layer, d, t)
                     else:
                         h, q = _gru_step_edited(w, inp[b, t], h, edits, layer, d, t)

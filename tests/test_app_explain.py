@@ -115,7 +115,8 @@ def test_panel_numbers_equal_workbench_explain(sentiment):
                          **p.kwargs)  # fmt: skip
         torch.testing.assert_close(r.explanation.attributions, direct.attributions)
         curve = perturbation_curve(sentiment.model, p.inputs, direct, points=11, **p.kwargs)
-        assert float(r.curve["aopc"][0]) == pytest.approx(float(curve["aopc"][0]), abs=1e-9)
+        # float32 scores, from explanations equal to float32 rounding: float32 tolerance
+        assert float(r.curve["aopc"][0]) == pytest.approx(float(curve["aopc"][0]), abs=1e-5)
     ig = result["results"]["integrated_gradients"]
     c = ig.checks  # completeness: sum - (F(x) - F(baseline))
     assert c["delta"] == pytest.approx(c["sum"] - (c["output"] - c["baseline_output"]), abs=1e-4)

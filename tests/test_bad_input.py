@@ -27,6 +27,7 @@ from workbench.data import DataError
 from workbench.explain import ExplainError
 from workbench.models.checkpoint import CheckpointError
 from workbench.recorder import RecordingError
+from workbench.recorder.edits import zero
 from workbench.store import StateStore, StoreError, StoreIncompleteError
 from workbench.store.search import SearchError
 
@@ -63,6 +64,7 @@ class Env:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
+        self.cleanups: list[Callable] = []  # run after the case, last first
 
     def __truediv__(self, name: str) -> str:
         return str(self.tmp / name)
@@ -230,7 +232,236 @@ CASES: list[Case] = [
     Case("foreign trace file", "python",
          lambda env: workbench.Trace.load(env.pickle_file("t.safetensors")),
          "not a safetensors trace", error=ValueError),
+    # ------------------------------------------------------------------ recorder and explainers
+    Case("nested Recorders on one module: both traces whole", "python", lambda env: _nested(env),
+         "", error=None),
+    Case("nested Recorders with an edit", "python", lambda env: _nested_edit(env), "nested",
+         error=RecordingError),
+    Case("non-integer target (1.7)", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), target=1.7, method="saliency"),
+         "not an integer", error=ExplainError),
+    Case("non-integer Target unit (3.7)", "python",
+         lambda env: workbench.Target("lm.rnn.0.fwd.cell", unit=3.7), "must be an integer",
+         error=ExplainError),
+    Case("non-integer edit units [3.7, 17.2]", "python",
+         lambda env: _edit(env, zero([3.7, 17.2])), "must be an integer", error=RecordingError),
+    Case("edit with a negative start (-2)", "python", lambda env: _edit(env, zero(1, start=-2)),
+         "start must be >= 0", error=RecordingError),
+    Case("edit starting past the last step", "python",
+         lambda env: _edit(env, zero(1, start=50)), "nothing would be edited",
+         error=RecordingError),
+    Case("LRP epsilon=0", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lrp", epsilon=0),
+         "epsilon must be a finite number > 0", error=ExplainError),
+    Case("LRP epsilon=NaN", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lrp", epsilon=math.nan),
+         "epsilon must be a finite number > 0", error=ExplainError),
+    Case("NaN weights: a warning naming the parameter", "python", lambda env: _nan_weights(env),
+         "", error=None),
+    Case("training mode with dropout: a warning", "python", lambda env: _dropout(env), "",
+         error=None),
+    Case("integrated gradients with n_steps=10**9", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), n_steps=10**9),
+         "n_steps must be between 1 and 10,000", error=ExplainError),
+    Case("LIME with n_samples=10**9", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, 3]]), method="lime", n_samples=10**9),
+         "n_samples must be between", error=ExplainError),
+    Case("trace file that is a FIFO", "python", lambda env: workbench.Trace.load(_fifo(env)),
+         "not a regular file", error=ValueError),
+    Case("record a batch of 0 rows: an empty trace", "python", lambda env: _empty_batch(env),
+         "", error=None),
+    Case("record a sequence of length 0", "python",
+         lambda env: workbench.record(env.charlm()[0], torch.zeros(2, 0, dtype=torch.long)),
+         "sequence length 0", error=RecordingError),
+    Case("model on the meta device", "python",
+         lambda env: workbench.record(env.charlm()[0].to("meta"), torch.tensor([[2, 3]])),
+         "'meta' device", error=RecordingError),
+    Case("out-of-vocabulary ids (record)", "python",
+         lambda env: workbench.record(env.charlm()[0], torch.tensor([[2, 3, 999]])),
+         "token ids 999 are outside the vocabulary", error=RecordingError),
+    Case("out-of-vocabulary ids (explain)", "python",
+         lambda env: _explain_ids(env, torch.tensor([[2, -4]]), method="saliency"),
+         "token ids -4 are outside the vocabulary", error=ExplainError),
+    Case("non-integer search cells [3.7, 17.2]", "python",
+         lambda env: env.store().match("rnn.0.fwd.cell", [3.7, 17.2]), "not an integer",
+         error=SearchError),
 ]  # fmt: skip
+
+# ---------------------------------------------------------------------- corpus, store and CLI
+CASES += [
+    Case("FIFO in a corpus folder (it used to hang)", "python",
+         lambda env: _no_hang(lambda: workbench.data.from_text_folder(_fifo_folder(env))),
+         "not a regular file", error=DataError),
+    Case("symlink leading out of a corpus folder", "python",
+         lambda env: workbench.data.from_text_folder(_link_out(env)),
+         "outside the corpus folder", error=DataError),
+    Case("--chunk-tokens 99999999999", "cli",
+         lambda env: ["record", "--model", "parens", "--corpus", "parens", "--max-tokens", "300",
+                      "--chunk-tokens", "99999999999", "--out", env / "st"],
+         "from 1 to", must_not_exist=["st"]),
+    Case("--max-tokens 0", "cli",
+         lambda env: ["record", "--model", "parens", "--corpus", "parens", "--max-tokens", "0",
+                      "--out", env / "st"], "max_tokens (--max-tokens) must be",
+         must_not_exist=["st"]),
+    Case("import with chunk_tokens=10**11 (nothing half-written)", "python",
+         lambda env: StateStore.from_lstmvis(env.store().export(env / "proj"), env / "imp",
+                                             chunk_tokens=10**11),
+         "chunk_tokens", error=StoreError, must_not_exist=["imp"]),
+    Case("tampered manifest: n_tokens x 10", "python",
+         lambda env: StateStore.open(_tampered(env, "n_tokens", lambda v: v * 10)),
+         "manifest field 'n_tokens'", error=StoreError),
+    Case("tampered manifest: dtype", "python",
+         lambda env: StateStore.open(_tampered(env, "dtype", lambda v: "float32")),
+         "manifest field 'dtype'", error=StoreError),
+    Case("word model given a character corpus", "cli",
+         lambda env: ["record", "--model", "sentiment", "--corpus", "python", "--max-tokens",
+                      "300", "--out", env / "st"], "this model reads words",
+         must_not_exist=["st"]),
+    Case("character model given a word corpus", "cli",
+         lambda env: ["record", "--model", "parens", "--corpus", "sentiment", "--max-tokens",
+                      "300", "--out", env / "st"], "this model reads characters",
+         must_not_exist=["st"]),
+    Case("config.json without `kind`", "cli",
+         lambda env: ["explain", "-m", _no_kind(env), "-i", "ab", "--methods", "saliency"],
+         "has no field 'kind'"),
+    Case("`export --out` an existing file", "cli",
+         lambda env: ["export", str(env.store().path), "--out", _file(env)], "is a file"),
+    Case("two builds into one store folder at once", "cli",
+         lambda env: ["record", "--model", "parens", "--corpus", "parens", "--max-tokens", "300",
+                      "--out", _locked(env)], "another build is writing here"),
+    Case("record into a read-only folder", "cli",
+         lambda env: ["record", "--model", "parens", "--corpus", "parens", "--max-tokens", "300",
+                      "--out", str(Path(_read_only(env, env.tmp / "ro")) / "st")],
+         "pick a writable path"),
+    Case("projection of a read-only store: returned, said not cached", "python",
+         lambda env: _read_only_projection(env), "", error=None),
+]  # fmt: skip
+
+
+def _no_hang(fn, seconds: float = 60.0):
+    """``fn()``'s result or error; fails instead of hanging when it does not return."""
+    import threading
+
+    out: dict = {}
+
+    def work():
+        try:
+            out["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - raised again below
+            out["error"] = err
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s (it hangs)"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _fifo_folder(env) -> str:
+    import os
+
+    folder = env.text_folder(data=b"hello\n")
+    os.mkfifo(Path(folder) / "b.txt")
+    return folder
+
+
+def _link_out(env) -> str:
+    (env.tmp / "secret.txt").write_text("outside the corpus\n")
+    folder = env.text_folder(data=b"hello\n")
+    (Path(folder) / "b.txt").symlink_to(env.tmp / "secret.txt")
+    return folder
+
+
+def _tampered(env, field: str, change) -> Path:
+    import json
+
+    path = env.store().path
+    meta = json.loads((path / "zarr.json").read_text())
+    manifest = meta["attributes"]["workbench_store"]
+    manifest[field] = change(manifest[field])
+    (path / "zarr.json").write_text(json.dumps(meta))
+    return path
+
+
+def _no_kind(env) -> str:
+    import json
+
+    from workbench.models.checkpoint import save
+
+    model, tok = env.charlm()
+    arch = dict(vocab=len(tok), embed=6, hidden=10, layers=2)
+    save(env.tmp / "ck", model, "charlm", "t", arch, tokenizer=tok)
+    config = json.loads((env.tmp / "ck" / "config.json").read_text())
+    del config["kind"]
+    (env.tmp / "ck" / "config.json").write_text(json.dumps(config))
+    return str(env.tmp / "ck")
+
+
+def _file(env) -> str:
+    (env.tmp / "afile").write_text("not a folder\n")
+    return str(env.tmp / "afile")
+
+
+def _locked(env) -> str:
+    """A store folder whose build lock another process holds (until the case ends)."""
+    import subprocess
+    import sys
+
+    path = env.tmp / "st"
+    code = (
+        "import sys; from workbench.store._lock import build_lock\n"
+        f"with build_lock({str(path)!r}):\n"
+        "    print('locked', flush=True); sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    env.cleanups.append(lambda: (child.stdin.close(), child.wait(30)))
+    assert child.stdout.readline().strip() == "locked"
+    return str(path)
+
+
+def _read_only(env, folder: Path) -> str:
+    """``folder``, created and made read-only until the case ends."""
+    folder.mkdir()
+    _read_only_dir(env, folder)
+    return str(folder)
+
+
+def _read_only_projection(env):
+    import warnings
+
+    store = env.store()
+    for sub in store.path.rglob("*"):
+        if sub.is_dir():
+            _read_only_dir(env, sub)
+    _read_only_dir(env, store.path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proj = store.projection("rnn.0.fwd.cell", method="pca", progress=False)
+    assert proj.embedding.shape == (store.n_tokens, 2)
+    said = [str(w.message) for w in caught if "not cached" in str(w.message)]
+    assert said and str(store.path) in said[0], [str(w.message) for w in caught]
+    assert not (store.path / "projections").exists() or not any(
+        (store.path / "projections").iterdir()
+    )
+
+
+def _read_only_dir(env, folder: Path) -> None:
+    """Make ``folder`` read-only (chmod; ``chattr +i`` where permission bits do not bind
+    root) until the case ends."""
+    import os
+    import subprocess
+
+    mode = folder.stat().st_mode
+    os.chmod(folder, 0o555)
+    env.cleanups.append(lambda: os.chmod(folder, mode))
+    if os.access(folder, os.W_OK):
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("cannot make a folder read-only here")
+        env.cleanups.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
 
 
 def _other():
@@ -267,6 +498,14 @@ def _broken_config(env):
 def run_case(case: Case, tmp: Path) -> str:
     """Run one case; returns the error message it produced (checked)."""
     env = Env(tmp)
+    try:
+        return _run_case(case, tmp, env)
+    finally:
+        for undo in reversed(env.cleanups):
+            undo()
+
+
+def _run_case(case: Case, tmp: Path, env: Env) -> str:
     if case.where == "cli":
         from typer.testing import CliRunner
 
@@ -322,3 +561,66 @@ def test_nothing_half_written_after_a_refused_record(tmp_path):
                          segment_tokens=150, window=32, batch_size=3).boundaries,
         env.store("fresh").boundaries,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- recorder and explainer cases
+_IDS = torch.tensor([[2, 3, 4, 5, 6], [6, 5, 4, 3, 2]])
+
+
+def _nested(env):
+    model = env.charlm()[0]
+    with workbench.Recorder(model) as outer, workbench.Recorder(model, names="rnn.1.*") as inner:
+        model(_IDS)
+    alone = workbench.record(model, _IDS)
+    for rec in (outer, inner):
+        for name in rec.trace.names:
+            assert rec.trace[name].shape == alone[name].shape == (2, 5, 10), name
+            torch.testing.assert_close(rec.trace[name], alone[name])
+
+
+def _nested_edit(env):
+    model = env.charlm()[0]
+    with workbench.Recorder(model):
+        workbench.intervene(model, _IDS, edits={"rnn.0.fwd.cell": zero(1)})
+
+
+def _edit(env, fn):
+    return workbench.intervene(env.charlm()[0], _IDS, edits={"rnn.0.fwd.cell": fn})
+
+
+def _nan_weights(env):
+    model = env.charlm()[0]
+    with torch.no_grad():
+        model.rnn.weight_ih_l0[0, 0] = math.nan
+    with pytest.warns(RuntimeWarning, match="weight_ih_l0 holds NaN/inf"):
+        workbench.record(model, _IDS)
+
+
+def _dropout(env):
+    lm = env.charlm()[0]
+    lm.drop.p = 0.5
+
+    class Last(nn.Module):  # the last step's logits, in training mode
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, x):
+            return self.lm(x)[0][:, -1]
+
+    with pytest.warns(RuntimeWarning, match="not reproducible; call model.eval"):
+        workbench.explain(Last().train(), _IDS, 2, "saliency")
+
+
+def _fifo(env):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(env.tmp / "t.safetensors")
+    return env.tmp / "t.safetensors"
+
+
+def _empty_batch(env):
+    trace = workbench.record(env.charlm()[0], torch.zeros(0, 5, dtype=torch.long))
+    assert trace["rnn.1.fwd.cell"].shape == (0, 5, 10) and trace.output[0].shape[0] == 0

@@ -1,4 +1,4 @@
-"""LRP for LSTM/GRU: agreement with a numpy reference, conservation, invariants, errors."""
+"""LRP for LSTM/GRU/RNN: agreement with a numpy reference, conservation, invariants, errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from lrp_reference import reference_lrp
 
 from workbench.explain import LRPError, explain
 
-CASES = [
-    (kind, bi, layers) for kind in ("lstm", "gru") for bi in (False, True) for layers in (1, 2)
-]
+KINDS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CASES = [(kind, bi, layers) for kind in KINDS for bi in (False, True) for layers in (1, 2)]
 
 
 def _random_biases(model):
@@ -60,12 +59,25 @@ def test_conservation_with_bias_factor_one(kind, bi, layers):
     [
         Unpacked("gru"),
         Unpacked("lstm"),
+        Unpacked("rnn_tanh"),
         CellLoop("lstm"),
         CellLoop("gru"),
+        CellLoop("rnn_tanh"),
+        CellLoop("rnn_relu"),
         Classifier("lstm", pool="attention"),
         Classifier("gru", bidirectional=False, layers=3, pool="attention", bias=False),
     ],
-    ids=["unpacked-gru", "unpacked-lstm", "lstmcell", "grucell", "attention", "gru-nobias"],
+    ids=[
+        "unpacked-gru",
+        "unpacked-lstm",
+        "unpacked-rnn",
+        "lstmcell",
+        "grucell",
+        "rnncell-tanh",
+        "rnncell-relu",
+        "attention",
+        "gru-nobias",
+    ],  # fmt: skip
 )
 def test_conservation_glue(model):
     model.eval()

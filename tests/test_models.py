@@ -52,11 +52,8 @@ def test_pickles_and_broken_folders_are_refused(tmp_path):
 def test_architectures_record_unmodified(arch):
     model = build("charlm", vocab=20, embed=4, hidden=6, layers=2, arch=arch).eval()
     trace = workbench.record(model, torch.randint(0, 20, (2, 5)))
-    cell = (
-        "rnn.cells.1.cell"
-        if arch == "peephole"
-        else f"rnn.1.fwd.{'cell' if arch == 'lstm' else 'hidden'}"
-    )
+    root = "rnn.cells" if arch == "peephole" else "rnn"
+    cell = f"{root}.1.fwd.{'hidden' if arch == 'gru' else 'cell'}"
     assert trace[cell].shape == (2, 5, 6)
     clf = build("classifier", vocab=20, embed=4, hidden=6, classes=3).eval()
     t = workbench.record(clf, torch.randint(1, 20, (3, 7)), torch.tensor([7, 2, 4]))

@@ -1,7 +1,7 @@
 """The compiled LSTM step of the CPU unroll, and the huge-page buffers it writes into.
 
 The unroll computes a step's element-wise part (gate activations, cell, hidden) in one C call
-(``workbench/recorder/_ckernel.py``) and its input projection a few steps at a time. These tests
+(``workbench/_native/ckernel.py``) and its input projection a few steps at a time. These tests
 pin it against the float64 reference from the equations at sizes where the projection really is
 split into blocks (forward and reverse, packed, projections, initial states, hidden edits), and
 against the PyTorch-ops path, and check that without a compiler everything still works.
@@ -18,7 +18,9 @@ from reference import run as reference
 from torch import nn
 
 import workbench
-from workbench.recorder import _ckernel, _pages, _rnn
+from workbench._native import ckernel as _ckernel
+from workbench._native import pages as _pages
+from workbench.recorder import _rnn
 
 DIRS = ("fwd", "bwd")
 needs_kernel = pytest.mark.skipif(_ckernel.load() is None, reason="no C compiler here")
@@ -140,14 +142,14 @@ def test_edited_runs_match_the_unedited_run_bit_for_bit_before_the_edit(name, hi
 def test_without_a_compiler_the_recorder_still_works(tmp_path):
     code = (
         "import torch, workbench\n"
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "m = torch.nn.LSTM(3, 4).eval()\n"
         "tr = workbench.record(m, torch.randn(5, 2, 3), check='full')\n"
         "assert _ckernel.load() is None, 'kernel loaded'\n"
         "assert 'failed' in _ckernel._STATE['error'], _ckernel._STATE['error']\n"
         "print(tr.meta['exactness']['lstm']['max_abs_error_hidden'])\n"
     )
-    env = {**os.environ, "CC": "false", "WORKBENCH_CACHE": str(tmp_path)}
+    env = {**os.environ, "CC": "false", "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) <= 1e-5
@@ -156,11 +158,11 @@ def test_without_a_compiler_the_recorder_still_works(tmp_path):
 
 def test_kernel_cache_is_keyed_and_reused(tmp_path):
     code = (
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "import sys\n"
         "sys.exit(0 if _ckernel.load() is not None else 3)\n"
     )
-    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path)}
+    env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if first.returncode == 3:
         pytest.skip("no C compiler here")
@@ -174,6 +176,38 @@ def test_kernel_cache_is_keyed_and_reused(tmp_path):
     assert built[0].stat().st_mtime_ns == stamp
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 target names")
+def test_the_build_target_is_chosen_by_an_environment_switch(tmp_path, monkeypatch):
+    """``WORKBENCH_CKERNEL_MARCH`` picks ``-march`` (a build of its own); a bad value: no kernel."""
+    code = (
+        "import torch, workbench\n"
+        "from workbench.recorder import _ckernel\n"
+        "m = torch.nn.LSTM(3, 32).eval()\n"
+        "tr = workbench.record(m, torch.randn(9, 2, 3), check='full')\n"
+        "print(_ckernel.load() is not None, _ckernel._STATE['error'])\n"
+        "print(tr.meta['exactness']['lstm']['max_abs_error_hidden'])\n"
+    )
+
+    def run(march):
+        env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path), "WORKBENCH_CKERNEL": "1"}
+        env["WORKBENCH_CKERNEL_MARCH"] = march
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    loaded, err = run("x86-64")
+    if loaded.startswith("False") and "failed" in loaded:
+        pytest.skip("no C compiler here")
+    assert loaded == "True None" and float(err) <= 1e-5
+    assert len(list((tmp_path / "kernels").glob("wb_lstm_*.so"))) == 1
+    monkeypatch.setenv("WORKBENCH_CKERNEL_MARCH", "x86-64")
+    generic = _ckernel._flags()
+    monkeypatch.delenv("WORKBENCH_CKERNEL_MARCH")
+    assert "-march=x86-64" in generic and "-march=native" in _ckernel._flags()  # keyed apart
+    bad, err = run("x86-64; rm -rf ~")
+    assert bad.startswith("False") and "not a -march value" in bad and float(err) <= 1e-5
+
+
 @needs_kernel
 def test_a_library_others_could_write_is_not_loaded(tmp_path):
     kernels = tmp_path / "kernels"
@@ -181,7 +215,7 @@ def test_a_library_others_could_write_is_not_loaded(tmp_path):
     kernels.chmod(0o777)
     code = (
         "import torch, workbench\n"
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "tr = workbench.record(torch.nn.LSTM(3, 4).eval(), torch.randn(5, 2, 3))\n"
         "assert _ckernel.load() is None\n"
         "print(_ckernel._STATE['error'])\n"

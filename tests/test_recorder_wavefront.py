@@ -1,7 +1,7 @@
 """The GPU wavefront schedule of ``strategy="recover"``, run on the CPU against the reference.
 
 On a GPU the layers' time chunks run on CUDA streams of their own; here the same schedule runs
-in order (``_wavefront._STATE["cpu"]``), which checks the chunking, the states handed from
+in order (``configure(wavefront_cpu=True)``), which checks the chunking, the states handed from
 chunk to chunk and the recovery per layer. ``demos/gpu_check.py`` checks the streams on CUDA.
 """
 
@@ -12,12 +12,14 @@ from reference import run as reference
 from torch import nn
 
 import workbench
+from workbench.config import configure
 from workbench.recorder import _wavefront
 
 
 @pytest.fixture
 def wavefront_on_cpu(monkeypatch):
-    monkeypatch.setitem(_wavefront._STATE, "cpu", True)
+    on = configure(wavefront_cpu=True)
+    on.__enter__()
     calls = []
     real = _wavefront.recover
 
@@ -26,7 +28,8 @@ def wavefront_on_cpu(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_wavefront, "recover", spy)
-    return calls
+    yield calls
+    on.__exit__(None, None, None)
 
 
 CASES = [

@@ -249,7 +249,7 @@ def hard_states(seed, time=150, units=12):
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    from workbench.store._bench import synthetic_store
+    from workbench.bench.store import synthetic_store
 
     out = {}
     for seed in range(3):
@@ -298,7 +298,7 @@ def test_top_k_stops_early_with_the_same_ranking():
 
 
 def test_match_threshold_exact_in_float16(tmp_path):
-    from workbench.store._bench import synthetic_store
+    from workbench.bench.store import synthetic_store
 
     below = np.float16(0.2998046875)  # < 0.3 once rounded to float16
     above = np.nextafter(below, np.float16(1))

@@ -313,9 +313,9 @@ def test_chunk_sink_hands_finished_chunks_to_the_writer_early(tmp_path, value_dt
 
 def test_float16_states_from_the_kernel_give_the_same_store(tmp_path, monkeypatch):
     """32 units, few rows: the recorder hands the build float16 states (same rounding)."""
-    from workbench.recorder import _ckernel
+    from workbench._native import ckernel as _ckernel
+    from workbench.config import configure
     from workbench.recorder._recorder import half_outputs
-    from workbench.store import _runner
 
     if not _ckernel.has_half():
         pytest.skip("no C compiler with _Float16 here")
@@ -334,6 +334,6 @@ def test_float16_states_from_the_kernel_give_the_same_store(tmp_path, monkeypatc
     assert torch.equal(half.output[0], full.output[0])  # the model's outputs are untouched
     docs = make_corpus(n_docs=9, seed=4)
     a = StateStore.build((model, tok), docs, tmp_path / "half", **SETTINGS)
-    monkeypatch.setattr(_runner, "HALF_STATES", False)
-    b = StateStore.build((model, tok), docs, tmp_path / "full", **SETTINGS)
+    with configure(half_states=False):
+        b = StateStore.build((model, tok), docs, tmp_path / "full", **SETTINGS)
     assert_same_store(a.path, b.path)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.recorder import _ckernel
+from workbench._native import ckernel as _ckernel
+from workbench.config import settings
 from workbench.store import _writer
 from workbench.store._runner import aligned_empty
 
@@ -116,7 +117,7 @@ def test_a_file_system_refusing_direct_io_gets_buffered_writes(tmp_path, monkeyp
     _writer.write_file(tmp_path / "0", block)
     assert (tmp_path / "0").read_bytes() == block.tobytes()
     assert not list(tmp_path.glob("*.partial"))
-    if _writer._DIRECT["on"]:  # the refusal is remembered for that file system only
+    if _writer._HAS_DIRECT and settings().direct_io:  # remembered for that file system only
         assert _writer._NO_DIRECT == {os.stat(tmp_path).st_dev}
 
 
@@ -181,7 +182,7 @@ def test_build_bench_keeps_its_stores_until_the_end_unless_the_disk_is_short(tmp
     where the disk cannot hold another store the oldest goes first, and the note says so."""
     import collections
 
-    from workbench.store import _bench
+    from workbench.bench import store as _bench
 
     (row,) = _bench.bench_build(tmp_path, tokens=2_000, pairs=2)
     assert row.paired_ratio > 0 and "deleted" not in row.note

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from workbench.config import settings
 
 
 def cache_root() -> Path:
-    """``$WORKBENCH_CACHE``, else ``~/.cache/workbench``."""
-    return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
+    """``$WORKBENCH_CACHE``, else ``~/.cache/workbench`` (see :mod:`workbench.config`)."""
+    return settings().cache

@@ -62,14 +62,14 @@ COMMANDS: tuple[Command, ...] = tuple(
 
 
 def _user_errors(func):
-    """Print a user mistake (a ValueError, missing file or extra) as one line on stderr, exit 1.
+    """Print a user mistake (a ValueError, a missing file or extra, an OSError) as one line.
 
-    Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
+    It exits 1. Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
     import functools
-    import os
 
     from workbench._extras import MissingExtraError
+    from workbench.config import settings
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -82,9 +82,16 @@ def _user_errors(func):
             IsADirectoryError,
             MissingExtraError,
         ) as exc:
-            if os.environ.get("WORKBENCH_DEBUG"):
+            if settings().debug:
                 raise
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # the disk, the file system or permissions refused
+            if settings().debug:
+                raise
+            from workbench._os_errors import os_error_line
+
+            typer.echo(f"error: {os_error_line(exc)}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper

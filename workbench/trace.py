@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from workbench.names import quantity
+
 _SCHEMA = "workbench.trace/1"
 
 
@@ -61,7 +63,8 @@ class Trace:
         try:
             return self._tensors[name]
         except KeyError:
-            close = [n for n in self._tensors if n.split(".")[-1] == name.split(".")[-1]]
+            wanted = quantity(str(name))
+            close = [n for n in self._tensors if quantity(n) == wanted]
             hint = f" Did you mean one of {close[:5]}?" if close else ""
             raise KeyError(
                 f"{name!r} was not recorded.{hint} Recorded: {len(self._tensors)} names, "
@@ -210,13 +213,16 @@ class Trace:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a workbench trace.
+            If ``path`` is not a regular file (a folder, FIFO or device) or not a
+            workbench trace.
         """
         from safetensors import safe_open
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no trace file at {path}")
+        if not path.is_file():  # a FIFO or device would block the read forever
+            raise ValueError(f"{path} is not a regular file; pass a trace file written by save")
         try:
             with safe_open(str(path), framework="pt") as f:
                 metadata = f.metadata() or {}

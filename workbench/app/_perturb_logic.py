@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from workbench import names as _names
 from workbench.app._explain_logic import InputError, Prepared, joiner, predict, prepare
 
 #: Ways to intervene on the selected cells.
@@ -105,8 +106,9 @@ def align(a: list[str], b: list[str]) -> tuple[list[tuple[int, int]], str]:
 
 def default_name(names: list[str]) -> str:
     """The quantity shown by default: the last layer's forward cell state, else hidden."""
-    for quantity in ("cell", "hidden"):
-        found = [n for n in names if n.endswith(f".fwd.{quantity}")]
+    for q in ("cell", "hidden"):
+        parsed = {n: _names.recurrent(n) for n in names}
+        found = [n for n, p in parsed.items() if p and (p.direction, p.quantity) == ("fwd", q)]
         if found:
             return found[-1]
     return names[-1]

@@ -7,11 +7,12 @@ latency benchmark (``workbench bench app``) call the same functions. User mistak
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 import numpy as np
+
+from workbench import names as _names
 
 #: Largest window of tokens and of units a trajectory view shows.
 MAX_WINDOW = 400
@@ -26,8 +27,6 @@ TOP_MATCHES = 20
 MATCH_WIDTH = 28
 MATCH_BEFORE = 4
 
-_NAME = re.compile(r"^(?P<layer>.+\.\d+)\.(?P<direction>fwd|bwd)\.(?P<quantity>\w+)$")
-
 
 class ViewError(ValueError):
     """A request the States page cannot answer; the message says the fix."""
@@ -35,8 +34,10 @@ class ViewError(ValueError):
 
 def split_name(name: str) -> tuple[str, str, str] | None:
     """``"rnn.1.fwd.cell"`` -> ``("rnn.1", "fwd", "cell")``; None for other names."""
-    m = _NAME.match(name)
-    return (m["layer"], m["direction"], m["quantity"]) if m else None
+    parsed = _names.recurrent(name)
+    if parsed is None:
+        return None
+    return parsed.group, parsed.direction, parsed.quantity
 
 
 def layer_names(names: list[str]) -> dict[str, dict[str, dict[str, str]]]:

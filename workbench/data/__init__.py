@@ -106,33 +106,45 @@ def _python_docs(split: str, max_tokens: int | None) -> list[Document]:
     return docs
 
 
-def from_text_folder(path: str | Path, pattern: str = "*.txt") -> list[Document]:
-    """Character documents from a folder of UTF-8 text files (sorted by name).
+def from_text_folder(
+    path: str | Path, pattern: str = "*.txt", max_tokens: int | None = None, level: str = "char"
+) -> list[Document]:
+    """Documents from a folder of UTF-8 text files (sorted by name).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder; files matching ``pattern`` in it and its subfolders are read. Only
+        regular files are read, and a symbolic link must point inside the folder.
+    pattern : str
+        Glob of the files to read.
+    max_tokens : int, optional
+        Stop after this many tokens (the last document cut; files past it are not read, and a
+        file is read only as far as the limit needs).
+    level : {"char", "word"}
+        One token per character (a char LM's corpus), or words as
+        :func:`workbench.data.sentiment.tokenize` splits text (a word classifier's).
 
     Raises
     ------
     DataError
-        If the folder does not exist, holds no matching file, or a file is binary/empty.
+        If the folder does not exist, holds no matching file, or a file is binary/empty, not
+        a regular file (a FIFO, a device), or a link leading out of the folder.
     """
+    from workbench.data._text_files import read_text_files
+
+    if level not in ("char", "word"):
+        raise DataError(f"level must be 'char' or 'word', got {level!r}")
+    if max_tokens is not None and int(max_tokens) < 1:
+        raise DataError(f"max_tokens must be >= 1, got {max_tokens}")
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"no folder at {root}: give a folder of text files")
-    files = sorted(root.rglob(pattern))
-    if not files:
-        raise DataError(f"{root} holds no file matching {pattern!r}")
-    docs = []
-    for f in files:
-        raw = f.read_bytes()
-        if b"\x00" in raw:
-            raise DataError(f"{f} looks binary (it contains NUL bytes); remove it or convert it")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{f} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        if not text.strip():
-            raise DataError(f"{f} is empty")
-        docs.append(Document(str(f.relative_to(root)), list(text), {}))
-    return docs
+    if level == "char":
+        return read_text_files(root, pattern, max_tokens, list)
+    from workbench.data.sentiment import tokenize
+
+    return read_text_files(root, pattern, max_tokens, tokenize)
 
 
 def from_csv(

@@ -3,15 +3,58 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from workbench.explain._explanation import ExplainError, Explanation
+from workbench.explain._explanation import ExplainError, Explanation, integer
 from workbench.explain._problem import Problem, Scorer
 
 METHODS: dict[str, type[Method]] = {}
+
+#: upper bounds of the size settings (each one multiplies the model calls or the memory)
+LIMITS = {
+    "n_steps": 10_000,
+    "internal_batch_size": 1_000_000,
+    "n_samples": 100_000,
+    "max_evals": 100_000,
+    "batch_size": 65_536,
+    "window": 1_000_000,
+    "stride": 1_000_000,
+    "points": 10_000,
+}
+
+
+def bounded(value: Any, name: str, low: int) -> int:
+    """The size setting ``name`` as an int in ``[low, LIMITS[name]]``, or one clear error."""
+    v = integer(value, name)
+    high = LIMITS[name]
+    if not low <= v <= high:
+        raise ExplainError(f"{name} must be between {low} and {high:,}, got {v:,}")
+    return v
+
+
+def warn_if_stochastic(model: nn.Module, method: str) -> None:
+    """Warn when ``model`` is in training mode with dropout: results would not repeat."""
+    found = []
+    for path, m in model.named_modules():
+        if not m.training:
+            continue
+        p = getattr(m, "p", 0.0) if isinstance(m, nn.modules.dropout._DropoutNd) else 0.0
+        if isinstance(m, nn.RNNBase) and m.num_layers > 1:
+            p = m.dropout
+        if p and p > 0:
+            found.append(path or type(model).__name__)
+    if found:
+        warnings.warn(
+            f"{type(model).__name__} is in training mode with dropout in "
+            f"{', '.join(found[:3])}{' ...' if len(found) > 3 else ''}: every forward draws a "
+            f"new mask, so this {method} result is not reproducible; call model.eval() first",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -109,6 +152,7 @@ class Method:
         -------
         Explanation
         """
+        warn_if_stochastic(self.model, self.name)
         problem = Problem(self.model, inputs, args, kwargs, self.embedding)
         with torch.backends.cudnn.flags(enabled=False):
             scorer = Scorer(problem, target)

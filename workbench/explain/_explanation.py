@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,17 @@ import torch
 
 class ExplainError(ValueError):
     """An input, target or setting that an explanation method cannot work with."""
+
+
+def integer(value: Any, what: str) -> int:
+    """``value`` as an int; refuses bools, fractions and non-numbers (never truncates)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ExplainError(f"{what} must be an integer, got {value!r}")
+    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+        raise ExplainError(f"{what} must be an integer, got {value!r} (not truncated)")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,13 @@ class Target:
     name: str
     unit: int | tuple[int, ...] = 0
     step: int = -1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ExplainError(f"Target name must be a str, got {type(self.name).__name__}")
+        for u in self.unit if isinstance(self.unit, (list, tuple)) else [self.unit]:
+            integer(u, "Target unit")
+        integer(self.step, "Target step")
 
     def units(self) -> list[int]:
         """The units as a list."""

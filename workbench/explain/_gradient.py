@@ -6,9 +6,13 @@ from typing import Any
 
 import torch
 
-from workbench.explain._base import Method, register
+from workbench.explain._base import Method, bounded, register
 from workbench.explain._explanation import ExplainError
 from workbench.explain._problem import Problem, Scorer
+
+#: interpolated input values evaluated at once by default (float32: 512 MiB); longer
+#: paths run in pieces of this size (Captum's ``internal_batch_size``)
+_MAX_PATH_VALUES = 1 << 27
 
 
 def gradient(scorer: Scorer, x: torch.Tensor, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,11 +88,12 @@ class IntegratedGradients(Method):
         The reference (see :meth:`Problem.baseline`); ``"pad"`` becomes ``"zero"`` for
         float inputs.
     n_steps : int, default 50
-        Steps of the path integral.
+        Steps of the path integral (1 to 10,000).
     integration : str, default "gausslegendre"
         Captum's ``method`` (``"riemann_trapezoid"``, ``"gausslegendre"``, ...).
     internal_batch_size : int, optional
-        Rows per forward pass (default: all ``batch * n_steps`` at once).
+        Rows per forward pass (default: all ``batch * n_steps`` at once, or pieces of at
+        most 2**27 input values when that is more).
     pad_id, unk_id : int
         Token ids of PAD and UNK.
     embedding : str, optional
@@ -111,11 +116,11 @@ class IntegratedGradients(Method):
         embedding: str | None = None,
     ) -> None:
         super().__init__(model, embedding=embedding)
-        if int(n_steps) < 1:
-            raise ExplainError(f"n_steps must be >= 1, got {n_steps}")
         self.baseline = baseline
-        self.n_steps = int(n_steps)
+        self.n_steps = bounded(n_steps, "n_steps", 1)
         self.integration = integration
+        if internal_batch_size is not None:
+            internal_batch_size = bounded(internal_batch_size, "internal_batch_size", 1)
         self.internal_batch_size = internal_batch_size
         self.pad_id, self.unk_id = pad_id, unk_id
 
@@ -129,6 +134,9 @@ class IntegratedGradients(Method):
         ig = CaptumIG(lambda x, rows: scorer(x, rows))
         rows = torch.arange(problem.batch)
         ibs = self.internal_batch_size
+        per_row = problem.time * problem.x.shape[-1]
+        if ibs is None and problem.batch * self.n_steps * per_row > _MAX_PATH_VALUES:
+            ibs = _MAX_PATH_VALUES // per_row  # the path in pieces: memory stays bounded
         if ibs is not None:
             ibs = max(int(ibs), problem.batch)
         with torch.enable_grad():

@@ -8,12 +8,13 @@ positions stay aligned (LIME's ``bow=False`` mode).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
-from workbench.explain._base import Method, register
+from workbench.explain._base import Method, bounded, register
 from workbench.explain._explanation import ExplainError
 from workbench.explain._problem import Problem, Scorer
 
@@ -97,10 +98,8 @@ class _Perturbation(Method):
         }
 
     def _check_common(self, window: int, batch_size: int) -> None:
-        if int(window) < 1:
-            raise ExplainError(f"window must be >= 1, got {window}")
-        if int(batch_size) < 1:
-            raise ExplainError(f"batch_size must be >= 1, got {batch_size}")
+        bounded(window, "window", 1)
+        bounded(batch_size, "batch_size", 1)
 
 
 @register
@@ -140,8 +139,7 @@ class Occlusion(_Perturbation):
     ) -> None:
         super().__init__(model, embedding=embedding)
         self._check_common(window, batch_size)
-        if int(stride) < 1:
-            raise ExplainError(f"stride must be >= 1, got {stride}")
+        bounded(stride, "stride", 1)
         self.window, self.stride, self.baseline = int(window), int(stride), baseline
         self.batch_size, self.pad_id, self.unk_id = int(batch_size), pad_id, unk_id
 
@@ -254,8 +252,7 @@ class SHAP(_Perturbation):
         self._check_common(window, batch_size)
         if algorithm not in ("partition", "permutation"):
             raise ExplainError(f"algorithm must be 'partition' or 'permutation', got {algorithm!r}")
-        if int(max_evals) < 4:
-            raise ExplainError(f"max_evals must be >= 4, got {max_evals}")
+        bounded(max_evals, "max_evals", 4)
         self.max_evals, self.algorithm, self.window = int(max_evals), algorithm, int(window)
         self.baseline, self.batch_size, self.seed = baseline, int(batch_size), int(seed)
         self.pad_id, self.unk_id = pad_id, unk_id
@@ -324,8 +321,9 @@ class LIME(_Perturbation):
     ) -> None:
         super().__init__(model, embedding=embedding)
         self._check_common(window, batch_size)
-        if int(n_samples) < 2:
-            raise ExplainError(f"n_samples must be >= 2, got {n_samples}")
+        bounded(n_samples, "n_samples", 2)
+        if not math.isfinite(float(kernel_width)) or float(kernel_width) <= 0:
+            raise ExplainError(f"kernel_width must be a finite number > 0, got {kernel_width}")
         self.n_samples, self.kernel_width, self.window = int(n_samples), kernel_width, int(window)
         self.baseline, self.batch_size, self.seed = baseline, int(batch_size), int(seed)
         self.pad_id, self.unk_id = pad_id, unk_id

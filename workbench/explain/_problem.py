@@ -53,6 +53,19 @@ def find_embedding(model: nn.Module, path: str | None) -> tuple[str, nn.Embeddin
     return found[0]
 
 
+def _check_vocabulary(ids: torch.Tensor, embedding: nn.Module, path: str) -> None:
+    """Refuse ids outside ``embedding``'s vocabulary, naming them and its size."""
+    n = getattr(embedding, "num_embeddings", None)
+    if n is None or not ids.numel() or (int(ids.min()) >= 0 and int(ids.max()) < n):
+        return
+    bad = torch.unique(ids[(ids < 0) | (ids >= n)]).tolist()
+    shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+    raise ExplainError(
+        f"token ids {shown} are outside the vocabulary of the embedding {path!r} ({n} ids, "
+        f"valid 0..{n - 1}): encode the input with the model's own tokenizer"
+    )
+
+
 class Problem:
     """Validated inputs plus a way to run the model from input space.
 
@@ -96,6 +109,7 @@ class Problem:
                 )
             self.embedding_path, self.embedding = find_embedding(model, embedding)
             self.ids = inputs.long()
+            _check_vocabulary(self.ids, self.embedding, self.embedding_path)
             with torch.no_grad():
                 x = self.embedding(self.ids)
             if not isinstance(x, torch.Tensor) or x.shape[:2] != self.ids.shape:
@@ -334,12 +348,22 @@ class Scorer:
             idx = torch.full((B,), target, dtype=torch.long)
         else:
             try:
-                idx = torch.as_tensor(target).long().flatten().cpu()
-            except (TypeError, ValueError):
+                raw = torch.as_tensor(target).flatten().cpu()
+            except (TypeError, ValueError, RuntimeError):
                 raise ExplainError(
                     f"target must be None, an int, one int per sequence or a workbench.Target, "
                     f"got {type(target).__name__}"
                 ) from None
+            if raw.dtype == torch.bool or raw.is_complex():
+                raise ExplainError(f"target must hold integer indices, got {raw.dtype}")
+            if raw.is_floating_point():
+                frac = raw[~torch.isfinite(raw) | (raw != raw.round())]
+                if frac.numel():
+                    raise ExplainError(
+                        f"target {float(frac[0])!r} is not an integer output index "
+                        "(it is not truncated): pass an int"
+                    )
+            idx = raw.long()
             if idx.numel() == 1:
                 idx = idx.expand(B).clone()
             if idx.numel() != B:

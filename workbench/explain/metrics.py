@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.explain._base import bounded
 from workbench.explain._explanation import ExplainError, Explanation
 from workbench.explain._problem import Problem, Scorer, select_output
 
@@ -61,7 +62,7 @@ class _Eval:
         kind = baseline if baseline != "auto" else ("pad" if self.problem.is_ids else "mean")
         self.base = self.problem.baseline(kind)
         self.probability = probability
-        self.batch_size = int(batch_size)
+        self.batch_size = bounded(batch_size, "batch_size", 1)
         self.attr = explanation.attributions.detach().double().cpu()
         self.lengths = self.problem.mask.sum(1).cpu()
 
@@ -140,8 +141,7 @@ def perturbation_curve(
     """
     if mode not in ("deletion", "insertion", "deletion_lerf"):
         raise ExplainError(f"mode must be deletion, insertion or deletion_lerf, got {mode!r}")
-    if points < 2:
-        raise ExplainError("points must be >= 2")
+    points = bounded(points, "points", 2)
     ev = _Eval(
         model,
         inputs,

@@ -17,21 +17,22 @@ _RNN = {"lstm": nn.LSTM, "gru": nn.GRU}
 class PeepholeCell(nn.Module):
     """LSTM cell with peephole connections (Gers & Schmidhuber 2000).
 
-    Its gates are exposed through HookPoints, so the recorder names them
-    ``{module}.input_gate`` ... ``{module}.hidden``.
+    Its gates are exposed through HookPoints that declare their layer, so the recorder names
+    them like a fused ``nn.LSTM``'s: the cell ``rnn.cells.1`` records
+    ``rnn.cells.1.fwd.input_gate`` ... ``rnn.cells.1.fwd.hidden``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, layer: int = 0) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.linear = nn.Linear(input_size + hidden_size, 4 * hidden_size)
         self.peephole = nn.Parameter(torch.zeros(3, hidden_size))
-        self.input_gate = HookPoint()
-        self.forget_gate = HookPoint()
-        self.cell_input = HookPoint()
-        self.output_gate = HookPoint()
-        self.cell = HookPoint()
-        self.hidden = HookPoint()
+        self.input_gate = HookPoint(layer=layer)
+        self.forget_gate = HookPoint(layer=layer)
+        self.cell_input = HookPoint(layer=layer)
+        self.output_gate = HookPoint(layer=layer)
+        self.cell = HookPoint(layer=layer)
+        self.hidden = HookPoint(layer=layer)
 
     def forward(self, x: torch.Tensor, state=None):
         """Run over ``x [batch, time, feature]``; returns ``(h [batch, time, units], (h, c))``."""
@@ -75,7 +76,8 @@ class Stack(nn.Module):
         self.arch, self.residual = arch, residual
         if arch == "peephole":
             self.cells = nn.ModuleList(
-                PeepholeCell(input_size if k == 0 else hidden, hidden) for k in range(layers)
+                PeepholeCell(input_size if k == 0 else hidden, hidden, layer=k)
+                for k in range(layers)
             )
             self.drop = nn.Dropout(dropout)
         elif residual:
@@ -260,6 +262,7 @@ _CLASSES = {
     "forecaster": Forecaster,
     "keras": _keras,  # a converted Keras model (workbench convert model.keras)
 }
+KINDS = tuple(_CLASSES)  # the model kinds a checkpoint's config.json may name
 
 
 def build(kind: str, **arch) -> nn.Module:

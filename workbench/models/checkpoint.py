@@ -152,9 +152,15 @@ def load(path: str | Path) -> Bundle:
         raise CheckpointError(
             f"{path}/config.json has schema {config.get('schema')!r}; expected {SCHEMA!r}"
         )
+    _check_config(path, config)
     from safetensors.torch import load_file
 
-    model = build(config["kind"], **config["arch"])
+    try:
+        model = build(config["kind"], **config["arch"])
+    except TypeError as exc:
+        raise CheckpointError(
+            f"{path}/config.json: arch does not fit a {config['kind']} model ({exc})"
+        ) from None
     try:
         state = load_file(str(path / "model.safetensors"))
     except Exception as exc:
@@ -181,6 +187,31 @@ def load(path: str | Path) -> Bundle:
     )
 
 
+def _check_config(path: Path, config) -> None:
+    """Refuse a ``config.json`` without the fields :func:`load` needs, naming the first."""
+    from workbench.models.architectures import KINDS
+
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}/config.json is not a JSON object")
+    for key, want, types in (
+        ("kind", f"one of {', '.join(KINDS)}", str),
+        ("task", "the corpus or task name", str),
+        ("arch", "the architecture's settings", dict),
+    ):
+        if not isinstance(config.get(key), types):
+            got = "has no field" if key not in config else "has a wrong field"
+            raise CheckpointError(
+                f"{path}/config.json {got} {key!r} ({want}); write checkpoints with "
+                "workbench train or workbench.models.checkpoint.save"
+            )
+    if config["kind"] not in KINDS:
+        raise CheckpointError(
+            f"{path}/config.json: kind {config['kind']!r} is not one of {', '.join(KINDS)}"
+        )
+    if "tokenizer" in config and not isinstance(config["tokenizer"], dict):
+        raise CheckpointError(f"{path}/config.json: field 'tokenizer' is not an object")
+
+
 def _looks_pickled(path: Path) -> bool:
     head = path.read_bytes()[:4]
     return head[:1] == b"\x80" or head[:2] == b"PK"
@@ -202,13 +233,13 @@ def shipped(name: str) -> Path:
     CheckpointError
         If ``name`` is not shipped or the folder cannot be found.
     """
-    import os
+    from workbench.config import settings
 
     if name not in SHIPPED:
         raise CheckpointError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED)}")
     roots = [SHIPPED_DIR]
-    if os.environ.get("WORKBENCH_MODELS"):
-        roots.insert(0, Path(os.environ["WORKBENCH_MODELS"]))
+    if settings().models is not None:
+        roots.insert(0, settings().models)
     for root in roots:
         if (root / name / "config.json").exists():
             return root / name

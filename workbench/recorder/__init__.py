@@ -18,6 +18,8 @@ _WHERE = {
     "intervene": "_recorder",
     "record": "_recorder",
     "release_gpu_caches": "_recorder",
+    "SiteKind": "sites",
+    "register_site": "sites",
 }
 
 __all__ = sorted(_WHERE)

@@ -28,7 +28,7 @@ def bench_record(
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.recorder._bench import run_benchmarks
+    from workbench.bench.recorder import run_benchmarks
 
     rows = run_benchmarks(units, layers, batch, steps, repeats, device, quick)
     table = Table(title=f"workbench bench record ({device}, median of {repeats})")

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import torch
 
+from workbench.config import settings
+from workbench.recorder._call import GATE_BLOCKS
 from workbench.recorder._kept import KeptWhileAlive
 
 _CACHE = KeptWhileAlive(8)  # layer sets (the oldest dropped first)
-_STATE = {"on": True}  # False: plain clones every call (the benchmark's baseline)
 
 
 def usable(params: list) -> bool:
     """Whether the kept flat buffers apply: CUDA tensors cuDNN accepts, outside autograd."""
-    if not _STATE["on"] or not params or not params[0].is_cuda:
+    if not settings().cudnn_weights or not params or not params[0].is_cuda:
         return False
     if not torch.backends.cudnn.enabled or not torch._use_cudnn_rnn_flatten_weight():
         return False
@@ -50,7 +51,7 @@ def layer_weights(
         The layers' weights: per layer and direction ``w_ih [gates*H, in]``,
         ``w_hh [gates*H, P]``, then ``b_ih, b_hh [gates*H]`` (with biases) and ``w_hr [P, H]``
         (with projections; ``P`` is the projection size, else ``H``).
-    mode : {"lstm", "gru"}
+    mode : {"lstm", "gru", "rnn_tanh", "rnn_relu"}
     count : int
         How many layers ``params`` holds.
 
@@ -77,7 +78,7 @@ def clear() -> None:
 def _flatten(params, mode, count, bidirectional, has_biases) -> list[torch.Tensor]:
     from torch.backends.cudnn import rnn as cudnn_rnn
 
-    gates = 4 if mode == "lstm" else 3
+    gates = GATE_BLOCKS[mode]
     stride = len(params) // (count * (2 if bidirectional else 1))
     proj = params[stride - 1].shape[0] if stride in (3, 5) and mode == "lstm" else 0
     hidden = params[0].shape[0] // gates

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
+from workbench import names as _names
+
 
 def _real_source(chars: int) -> tuple[str, str]:
     """A slice of real Python source from the interpreter's own standard library."""
@@ -85,7 +87,7 @@ def _print_string_cell(console, bundle, trace, text: str) -> None:
         return
     best = None
     for name in trace.names:
-        if not name.endswith(".cell"):
+        if _names.quantity(name) != "cell":
             continue
         values = trace[name][0, : len(inside)].numpy()
         corr = np.nan_to_num(

@@ -11,22 +11,20 @@ only for float32 CPU tensors outside autograd, and anything it refuses falls bac
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
+
+from workbench.config import settings
 
 _STATE = {"on": None}
 
 
 def _enabled() -> bool:
+    if not settings().onednn:
+        return False
     on = _STATE["on"]
     if on is None:
-        on = (
-            os.environ.get("WORKBENCH_ONEDNN", "1") != "0"
-            and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        )
+        on = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         _STATE["on"] = on
     return on
 

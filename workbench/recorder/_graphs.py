@@ -21,17 +21,16 @@ turns the replay off.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Callable
 
 import torch
 
+from workbench.config import settings
 from workbench.recorder import _rnn, _wavefront
 from workbench.recorder._kept import KeptWhileAlive
 
 _KEEP = 2
-_STATE = {"on": os.environ.get("WORKBENCH_CUDA_GRAPHS", "1") != "0"}
 _GRAPHS = KeptWhileAlive(_KEEP)  # key -> _Graph, while the module's tensors live
 _SEEN: dict[tuple, int] = {}  # key -> eager runs so far (a graph is captured on the 2nd)
 _FAILED: set[tuple] = set()
@@ -96,7 +95,7 @@ def clear() -> None:
 
 def _key(call: _rnn.RnnCall, wanted: set, check: bool) -> tuple | None:
     x = call.x
-    if not (_STATE["on"] and x.is_cuda):
+    if not (settings().cuda_graphs and x.is_cuda):
         return None
     precision = (
         torch.backends.cudnn.allow_tf32,

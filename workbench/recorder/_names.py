@@ -8,11 +8,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from workbench.recorder._hookpoint import HookPoint
-
-LSTM_QUANTITIES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell", "hidden")
-GRU_QUANTITIES = ("reset_gate", "update_gate", "new_gate", "hidden")
-DIRECTIONS = ("fwd", "bwd")
+from workbench.names import DIRECTIONS  # noqa: F401 (re-exported)
+from workbench.recorder import sites as _sites
+from workbench.recorder.sites.fused import GRU_QUANTITIES, LSTM_QUANTITIES  # noqa: F401
 
 NameFilter = None | str | Iterable[str] | Callable[[str], bool]
 
@@ -31,57 +29,41 @@ class Site:
         The module's qualified name in the model (the class name, lowercased, for the root).
     module : nn.Module
         The module itself.
-    kind : str
-        ``"lstm"``, ``"gru"``, ``"lstm_cell"``, ``"gru_cell"``, ``"attention"`` or
-        ``"hookpoint"``.
+    spec : SiteKind
+        Its kind (:mod:`workbench.recorder.sites`).
     """
 
     name: str
     module: nn.Module
-    kind: str
+    spec: _sites.SiteKind
+
+    @property
+    def kind(self) -> str:
+        """``"lstm"``, ``"gru"``, ``"rnn"``, ``"lstm_cell"``, ``"attention"``, ...."""
+        return self.spec.kind
+
+    @property
+    def hooking(self) -> str:
+        """How the recorder hooks in (see :data:`workbench.recorder.sites.HOOKINGS`)."""
+        return self.spec.hooking
 
     def quantity_names(self) -> list[str]:
         """All names this site can record, in a fixed order."""
-        if self.kind in ("lstm", "gru"):
-            quantities = LSTM_QUANTITIES if self.kind == "lstm" else GRU_QUANTITIES
-            directions = DIRECTIONS[: 2 if self.module.bidirectional else 1]
-            return [
-                f"{self.name}.{layer}.{direction}.{q}"
-                for layer in range(self.module.num_layers)
-                for direction in directions
-                for q in quantities
-            ]
-        if self.kind in ("lstm_cell", "gru_cell"):
-            quantities = LSTM_QUANTITIES if self.kind == "lstm_cell" else GRU_QUANTITIES
-            return [f"{self.name}.0.fwd.{q}" for q in quantities]
-        if self.kind == "attention":
-            return [f"{self.name}.weights"]
-        return [self.name]
+        return self.spec.names(self.name, self.module)
 
 
-def _kind(module: nn.Module) -> str | None:
-    if isinstance(module, HookPoint):
-        return "hookpoint"
-    if isinstance(module, nn.LSTM):
-        return "lstm"
-    if isinstance(module, nn.GRU):
-        return "gru"
-    if isinstance(module, nn.LSTMCell):
-        return "lstm_cell"
-    if isinstance(module, nn.GRUCell):
-        return "gru_cell"
-    if isinstance(module, nn.MultiheadAttention):
-        return "attention"
-    return None
-
-
-def find_sites(model: nn.Module) -> list[Site]:
+def find_sites(model: nn.Module, extra: Iterable[str] = ()) -> list[Site]:
     """Find every recordable module of ``model``.
+
+    Parameters
+    ----------
+    extra : iterable of str
+        Paths of further modules whose output is recorded as ``{path}.output``.
 
     Raises
     ------
     RecordingError
-        If the model holds no LSTM, GRU, cell, attention or HookPoint module.
+        If the model holds no recordable module, or an ``extra`` path names none.
     """
     if not isinstance(model, nn.Module):
         raise RecordingError(
@@ -90,16 +72,49 @@ def find_sites(model: nn.Module) -> list[Site]:
         )
     sites = []
     for name, module in model.named_modules():
-        kind = _kind(module)
+        kind = _sites.kind_of(module)
         if kind is not None:
-            sites.append(Site(name or type(module).__name__.lower(), module, kind))
+            try:
+                sites.append(Site(name or type(module).__name__.lower(), module, kind))
+                sites[-1].quantity_names()
+            except ValueError as e:
+                raise RecordingError(str(e)) from None
+    sites += _extra_sites(model, extra, {s.name for s in sites})
     if not sites:
         raise RecordingError(
             f"{type(model).__name__} holds no module the recorder can see: no nn.LSTM, nn.GRU, "
-            "nn.LSTMCell, nn.GRUCell or nn.MultiheadAttention. For a custom recurrent cell or "
-            "attention, call a workbench.HookPoint on each value you want recorded."
+            "nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell or nn.MultiheadAttention. For a "
+            "custom recurrent cell or attention, call a workbench.HookPoint on each value you "
+            "want recorded, or pass extra=['path.to.module'] to record a module's output."
         )
+    seen: dict[str, str] = {}
+    for site in sites:
+        for n in site.quantity_names():
+            if n in seen and seen[n] != site.name:
+                raise RecordingError(
+                    f"{site.name} and {seen[n]} would both record {n!r}; give one of their "
+                    "HookPoints another layer, direction or quantity"
+                )
+            seen[n] = site.name
     return sites
+
+
+def _extra_sites(model: nn.Module, extra: Iterable[str], taken: set[str]) -> list[Site]:
+    from workbench.recorder.sites.output import OUTPUT
+
+    if isinstance(extra, str):
+        extra = [extra]
+    modules = dict(model.named_modules())
+    out = []
+    for path in extra:
+        if not isinstance(path, str) or path not in modules or not path:
+            shown = ", ".join(n for n in list(modules)[1:9] if n)
+            raise RecordingError(
+                f"extra={path!r} names no module of {type(model).__name__}; use a path "
+                f"from model.named_modules(), e.g. {shown}"
+            )
+        out.append(Site(f"{path}#output" if path in taken else path, modules[path], OUTPUT))
+    return out
 
 
 def compile_filter(names: NameFilter) -> Callable[[str], bool]:

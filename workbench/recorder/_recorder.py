@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
-import inspect
 import math
 import threading
 import warnings
@@ -18,10 +16,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
-from workbench.recorder import _cudnn, _graphs, _reserve, _rnn, _wavefront
+from workbench.names import QuantityName, is_attention
+from workbench.recorder import _checks, _cudnn, _graphs, _kernels, _nesting, _rnn, backends
 from workbench.recorder._names import (
-    GRU_QUANTITIES,
-    LSTM_QUANTITIES,
     NameFilter,
     RecordingError,
     Site,
@@ -50,39 +47,10 @@ def half_outputs():
         _HALF.reset(token)
 
 
-_KERNELS = {"lstm": "lstm", "gru": "gru", "lstm_cell": "lstm_cell", "gru_cell": "gru_cell"}
 _TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 # cuDNN's RNN kernels round float32 products to TF32 unless torch.backends.cudnn.allow_tf32
 # is False (PyTorch's default is True): 3e-4 to 6e-4 from the float32 equations on an H100.
 _TF32_TOLERANCE = 1e-3
-_MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
-
-
-def _own_weights(params: list, call, count: int) -> list:
-    """``count`` layers' weights as tensors of their own, for a fused kernel on CUDA.
-
-    cuDNN given a subset of an ``nn.LSTM``/``nn.GRU``'s flat weights (views into the module's
-    one weight buffer) reads the wrong memory when the module has ``bias=False``: layer-by-layer
-    outputs then differ from the module's by 0.1-0.5 (seen on an H100, torch 2.11, cuDNN 9.19).
-    Copies are exact: outside autograd they are laid out in a flat buffer of their own once
-    and kept (:mod:`._cudnn`), else cloned each call. On the CPU nothing is copied.
-    """
-    if not params or not params[0].is_cuda:
-        return params
-    if _cudnn.usable(params):
-        return _cudnn.layer_weights(params, call.mode, count, call.bidirectional, call.has_biases)
-    return [p.clone() for p in params]
-
-
-def _quiet_compaction(fn):
-    """Run ``fn`` without cuDNN's warning that the copied weights get compacted each call."""
-
-    def run(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="RNN module weights are not part of")
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _tf32(x: torch.Tensor) -> bool:
@@ -110,12 +78,11 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         stack = self.recorder._stack
-        if stack:
+        if stack and not _nesting.internal():  # a recorder's own kernel calls pass through
             frame = stack[-1]
             name = getattr(func, "__name__", None)
-            if not frame.handled and name == _KERNELS.get(frame.site.kind):
-                frame.handled = True
-                return self.recorder._run_kernel(frame, func, args, kwargs)
+            if not frame.handled and name in frame.site.spec.kernels:
+                return _nesting.run_shared(self.recorder, frame, func, args, kwargs)
         return func(*args, **kwargs)
 
 
@@ -125,13 +92,17 @@ class Recorder:
     A context manager: hooks are attached on entry and removed on exit, also when the
     forward pass raises; nothing is written onto the model's modules. Everything the model
     runs inside the ``with`` block is recorded (several calls of a module extend its time
-    axis, so generation loops and step-by-step cells record naturally).
+    axis, so generation loops and step-by-step cells record naturally). Recorders nest: an
+    inner one on the same module records the same real calls as the outer one (edits in
+    either are refused there).
 
     Parameters
     ----------
     model : nn.Module
-        The model, unmodified. It may hold ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell``,
-        ``nn.GRUCell``, ``nn.MultiheadAttention`` and :class:`workbench.HookPoint` modules.
+        The model, unmodified. It may hold ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``,
+        ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell``, ``nn.MultiheadAttention`` and
+        :class:`workbench.HookPoint` modules (and kinds added with
+        :func:`workbench.recorder.register_site`).
     names : None, str, list of str, or callable, optional
         What to keep: exact names, glob patterns (``"rnn.1.*.cell"``) or a predicate.
         Layers above the highest kept one run in the fused kernel and cost nothing extra.
@@ -146,6 +117,10 @@ class Recorder:
     edits : dict of str to callable, optional
         ``{name: fn(value[batch, units], step) -> Tensor}`` replacements (see
         :func:`workbench.intervene`).
+    extra : list of str, optional
+        Paths of further modules (``"encoder.proj"``) whose output is recorded as
+        ``{path}.output`` (``[batch, time, units]`` as returned, ``[batch, units]`` one step
+        a call), for code that cannot call a :class:`workbench.HookPoint`.
 
     Examples
     --------
@@ -163,6 +138,7 @@ class Recorder:
         check: str = "sample",
         strategy: str = "auto",
         edits: dict[str, Callable] | None = None,
+        extra: list[str] | tuple[str, ...] = (),
     ) -> None:
         if check not in ("sample", "full", "none"):
             raise RecordingError(f"check must be 'sample', 'full' or 'none', got {check!r}")
@@ -173,24 +149,24 @@ class Recorder:
         self.model = model
         self.check = check
         self.strategy = strategy
-        sites = find_sites(model)
+        sites = find_sites(model, extra)
         self._sites = {s.name: s for s in sites}
         self._kept = select(sites, names)
         self._edits = self._validate_edits(edits or {}, sites)
         self._handles: list[Any] = []
         self._stack: list[_Frame] = []
-        self._attention_requests: list[tuple[bool, bool]] = []
         self._mode: _Mode | None = None
         self._calls: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
         self._lengths: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._meta: dict[str, dict] = {}
+        self._keyed: dict[str, tuple[set, dict]] = {}
         self.active = False
 
     # -- set-up and tear-down ------------------------------------------------------------
     def _validate_edits(self, edits: dict[str, Callable], sites: list[Site]) -> dict:
         editable = {}
         for site in sites:
-            if site.kind == "attention":
+            if not site.spec.editable:
                 continue
             for name in site.quantity_names():
                 editable[name] = site
@@ -199,7 +175,7 @@ class Recorder:
                 hint = (
                     " Attention weights cannot be edited (they are computed inside the fused "
                     "attention function)."
-                    if name.endswith(".weights")
+                    if is_attention(name)
                     else f" Editable names include: {', '.join(list(editable)[:8])} ..."
                 )
                 raise RecordingError(f"cannot edit {name!r}: no such recordable value.{hint}")
@@ -230,11 +206,13 @@ class Recorder:
             for site in self._sites_to_hook():
                 self._check_module(site)
                 self._attach(site)
+            self._handles.extend(_checks.guard_embeddings(self.model))
             self._mode = _Mode(self)
             self._mode.__enter__()
         except BaseException:
             self._detach()
             raise
+        _nesting.activate(self)
         self.active = True
         return self
 
@@ -243,6 +221,7 @@ class Recorder:
             if self._mode is not None:
                 self._mode.__exit__(*exc)
         finally:
+            _nesting.deactivate(self)
             self._mode = None
             self._detach()
             self.active = False
@@ -252,29 +231,20 @@ class Recorder:
             handle.remove()
         self._handles.clear()
         self._stack.clear()
-        self._attention_requests.clear()
 
     def _check_module(self, site: Site) -> None:
-        m = site.module
-        if site.kind in ("lstm", "gru") and m.training and m.dropout > 0 and m.num_layers > 1:
-            raise RecordingError(
-                f"{site.name} is in training mode with dropout={m.dropout} between layers: "
-                "its states would depend on a random dropout mask that cannot be reproduced. "
-                "Call model.eval() before recording (gradients still work in eval mode)."
-            )
+        _checks.check_weights(site)
+        problem = site.spec.check(site.name, site.module)
+        if problem is not None:
+            raise RecordingError(problem)
 
     def _attach(self, site: Site) -> None:
         m = site.module
-        if site.kind in _KERNELS:
+        if site.hooking in ("fused", "cell"):
             self._handles.append(m.register_forward_pre_hook(self._push(site)))
             self._handles.append(m.register_forward_hook(self._pop, always_call=True))
-        elif site.kind == "attention":
-            self._handles.append(m.register_forward_pre_hook(self._attention_pre, with_kwargs=True))
-            self._handles.append(
-                m.register_forward_hook(self._attention_post(site), with_kwargs=True)
-            )
-        else:
-            self._handles.append(m.register_forward_hook(self._hookpoint(site)))
+        else:  # attention, HookPoints, outputs by path: the kind's own forward hooks
+            self._handles.extend(site.spec.attach(self, site))
 
     def _push(self, site: Site):
         def hook(module, args):
@@ -292,20 +262,24 @@ class Recorder:
             return None
         if self._stack and self._stack[-1].site.module is module:
             frame = self._stack.pop()
-            if output is not None and not frame.handled and frame.site.kind in ("lstm", "gru"):
+            if output is not None and not frame.handled and frame.site.hooking == "fused":
+                kernels = "/".join(frame.site.spec.kernels)
                 warnings.warn(
                     f"{frame.site.name} ran without calling the fused kernel the recorder "
-                    "intercepts (torch._VF.lstm/gru); nothing was recorded for it",
+                    f"intercepts (torch._VF.{kernels}); nothing was recorded for it",
                     stacklevel=2,
                 )
         return None
 
     # -- fused recurrent kernels -----------------------------------------------------------
     def _run_kernel(self, frame: _Frame, func, args, kwargs):
-        if frame.site.kind in ("lstm_cell", "gru_cell"):
-            return self._run_cell(frame, func, args, kwargs)
-        call, packed_index, batch_first = self._parse(frame.site.kind, args)
         site = frame.site
+        if site.hooking == "cell":
+            return self._run_cell(frame, func, args, kwargs)
+        fused = site.spec.parse(site.spec.mode(func.__name__), args)
+        call = fused.call
+        if _checks.empty_call(site, call):  # a batch of 0 rows: nothing to unroll
+            return self._run_empty(site, call, func(*args, **kwargs))
         wanted, edits = self._wanted(site)
         rows = None
         sorted_idx = unsorted_idx = None
@@ -318,37 +292,22 @@ class Recorder:
             strategy = "recover" if call.x.is_cuda and not edits else "unroll"
         if strategy == "recover" and edits:
             raise RecordingError("edits need strategy='unroll' (or 'auto')")
-        grad = torch.is_grad_enabled() and (
-            call.x.requires_grad
-            or call.h0.requires_grad
-            or any(p.requires_grad for p in call.params)
-        )
+        grad = backends.needs_grad(call)
         meta = {"strategy": strategy, "dtype": str(call.x.dtype).replace("torch.", "")}
-        if strategy == "unroll":
-            rest = self._real_rest(func, call, batch_first=False)
-            half = _HALF.get() and not grad and frame.packed is None
-            out, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, rows, grad, rest, half)
-            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+        check = self.check != "none"
+        half = _HALF.get() and not grad and frame.packed is None
+        how = backends.Run(func, rows, check, half)
+        name, res = backends.compute(strategy, call, wanted, edits, how)
+        out, h_n, c_n, rec = res.out, res.h_n, res.c_n, res.recorded
+        result = site.spec.pack(fused, out, h_n, c_n)
+        meta.update(res.meta)
+        if res.errors is None:  # the equations were evaluated: prove them against the kernel
             meta.update(self._verify(func, args, call, result, out, h_n, c_n, edits))
-        else:
-            check = self.check != "none"
-            res = _reserve.recover(call, wanted, check) if _reserve.usable(call, grad) else None
-            if res is not None:  # every state from one training-mode cuDNN call
-                out, h_n, c_n, rec, errors = res
-                meta["source"] = "cudnn reserve space"
-            elif _wavefront.usable(call, grad):
-                runner = functools.partial(self._real_chunk, func, call)
-                with _rnn._kernel_precision(call.x):
-                    out, h_n, c_n, rec, errors = _graphs.recover(call, wanted, runner, check)
-            else:
-                run_layer = self._real_layer(func, call)
-                run_rest = self._real_rest(func, call, batch_first=False)
-                out, h_n, c_n, rec, errors = _rnn.recover(call, wanted, run_layer, run_rest, check)
-            result = self._pack_result(call, out, h_n, c_n, packed_index, batch_first)
+        else:  # the kernel's own states: the recovery measured its error
             meta.update(
                 checked="full" if check else "none",
-                max_abs_error_hidden=errors["hidden"],
-                max_abs_error_cell=errors["cell"],
+                max_abs_error_hidden=res.errors["hidden"],
+                max_abs_error_cell=res.errors["cell"],
                 cell_scale=c_n.abs().max().item() if c_n is not None and c_n.numel() else 1.0,
             )
         self._note_exactness(site.name, meta, call.x.dtype, _tf32(call.x))
@@ -359,126 +318,40 @@ class Recorder:
         for (layer, d, q), v in rec.items():
             if unsorted_idx is not None:
                 v = v.index_select(1, unsorted_idx)
-            names[f"{site.name}.{layer}.{'fwd' if d == 0 else 'bwd'}.{q}"] = v.transpose(0, 1)
+            names[QuantityName.recurrent(site.name, layer, d, q).format()] = v.transpose(0, 1)
         kept = self._kept.get(site.name, [])
         self._calls[site.name].append({n: names[n] for n in kept if n in names})
         self._lengths[site.name].append(lengths)
         return result
 
+    def _run_empty(self, site: Site, call, result):
+        """Record a call on a batch of 0 rows: the kernel's own (empty) result, empty tensors."""
+        rec = _checks.empty_recording(call, self._wanted(site)[0])
+        names = {QuantityName.recurrent(site.name, *k).format(): v for k, v in rec.items()}
+        self._calls[site.name].append({n: names[n] for n in self._kept.get(site.name, [])})
+        self._lengths[site.name].append(torch.zeros(0, dtype=torch.long))
+        self._meta.setdefault(site.name, {"strategy": "none", "checked": "none (empty batch)"})
+        return result
+
     def _wanted(self, site: Site):
-        wanted, edits = set(), {}
-        direction = {"fwd": 0, "bwd": 1}
-        for name in self._kept.get(site.name, []):
-            layer, d, q = name[len(site.name) + 1 :].split(".")
-            wanted.add((int(layer), direction[d], q))
-        for name, fn in self._edits.items():
-            if name.startswith(site.name + ".") and name in site.quantity_names():
-                layer, d, q = name[len(site.name) + 1 :].split(".")
-                edits[(int(layer), direction[d], q)] = fn
-        return wanted, edits
+        """``(wanted, edits)`` of a recurrent site keyed ``(layer, direction, quantity)``.
 
-    @staticmethod
-    def _parse(kind: str, args):
-        packed = (
-            isinstance(args[1], torch.Tensor)
-            if kind == "lstm"
-            else not isinstance(args[2], (list, tuple))
-        )
-        if packed:
-            data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
-            bs = [int(n) for n in batch_sizes.tolist()]
-            T, B = len(bs), bs[0]
-            flat = _rnn.packed_flat_index(bs, B).to(data.device)
-            x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data)
-            x = x.view(T, B, -1)
-            batch_first = False
-        else:
-            inp, hx, params, has_biases, layers, dropout, train, bidir, batch_first = args[:9]
-            x = inp.transpose(0, 1) if batch_first else inp
-            bs, flat = None, None
-        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
-        call = _rnn.RnnCall(
-            mode=kind,
-            x=x,
-            batch_sizes=bs if bs is not None and min(bs) < bs[0] else None,
-            h0=h0,
-            c0=c0,
-            params=list(params),
-            has_biases=bool(has_biases),
-            num_layers=int(layers),
-            bidirectional=bool(bidir),
-            dropout=float(dropout),
-            train=bool(train),
-        )
-        return call, flat, bool(batch_first)
-
-    @staticmethod
-    def _pack_result(call, out, h_n, c_n, flat, batch_first):
-        if flat is not None:
-            out = out.reshape(call.time * call.batch, -1).index_select(0, flat)
-        elif batch_first:
-            out = out.transpose(0, 1).contiguous()
-        return (out, h_n, c_n) if call.mode == "lstm" else (out, h_n)
-
-    @staticmethod
-    def _kernel_args(call, x, h0, c0, params, layers):
-        hx = [h0, c0] if call.mode == "lstm" else h0
-        return (x, hx, params, call.has_biases, layers, 0.0, False, call.bidirectional, False)
-
-    def _real_layer(self, func, call):
-        """Run one layer (all directions) with the fused kernel, padded, time-major."""
-        return _quiet_compaction(lambda layer_input, layer: self._fused(func, call, layer_input,
-                                                                        layer, 1))  # fmt: skip
-
-    def _real_rest(self, func, call, batch_first):
-        """Run layers ``first..`` with the fused kernel (nothing recorded there)."""
-        return _quiet_compaction(
-            lambda layer_input, first: self._fused(
-                func, call, layer_input, first, call.num_layers - first
-            )
-        )
-
-    def _real_chunk(self, func, call):
-        """``run(inp, layer, h0, c0)``: one one-way layer's fused kernel over a time chunk."""
-        stride = len(call.params) // call.num_layers
-        weights = [
-            _own_weights(call.params[j * stride : (j + 1) * stride], call, 1)
-            for j in range(call.num_layers)
-        ]
-        lstm = call.mode == "lstm"
-
-        def run(inp, layer, h0, c0):
-            res = func(*self._kernel_args(call, inp, h0, c0, weights[layer], 1))
-            return res[0], res[1], res[2] if lstm else None
-
-        run = _quiet_compaction(run)
-        run.weights, run.params = weights, list(call.params)  # for a CUDA graph's refresh
-        return run
-
-    def _fused(self, func, call, layer_input, first: int, count: int):
-        """Layers ``first .. first + count - 1`` in one fused call: ``(out, h_n, c_n)``.
-
-        ``layer_input`` and ``out`` are padded and time-major; a packed call is packed again
-        with its own lengths.
+        Worked out once per site (a generation loop calls the module every step).
         """
-        D = call.directions
-        stride = len(call.params) // (call.num_layers * D)
-        params = call.params[first * D * stride : (first + count) * D * stride]
-        if first or count < call.num_layers:  # a subset of the module's flat weights
-            params = _own_weights(params, call, count)
-        sl = slice(first * D, (first + count) * D)
-        c0 = call.c0[sl] if call.c0 is not None else None
-        if call.batch_sizes is None:
-            res = func(*self._kernel_args(call, layer_input, call.h0[sl], c0, params, count))
-            return res[0], res[1], res[2] if call.mode == "lstm" else None
-        packed = nn.utils.rnn.pack_padded_sequence(layer_input, call.lengths(), enforce_sorted=True)
-        hx = [call.h0[sl], c0] if call.mode == "lstm" else call.h0[sl]
-        res = func(packed.data, packed.batch_sizes, hx, params, call.has_biases, count, 0.0,
-                   False, call.bidirectional)  # fmt: skip
-        flat = _rnn.packed_flat_index(call.batch_sizes, call.batch).to(res[0].device)
-        out = res[0].new_zeros(call.time * call.batch, res[0].shape[-1])
-        out = out.index_copy(0, flat, res[0]).view(call.time, call.batch, -1)
-        return out, res[1], res[2] if call.mode == "lstm" else None
+        known = self._keyed.get(site.name)
+        if known is None:
+
+            def key(name: str) -> tuple[int, int, str]:
+                parsed = QuantityName.parse(name)
+                return parsed.layer, parsed.direction_index, parsed.quantity
+
+            own = set(site.quantity_names())
+            known = (
+                {key(name) for name in self._kept.get(site.name, [])},
+                {key(name): fn for name, fn in self._edits.items() if name in own},
+            )
+            self._keyed[site.name] = known
+        return set(known[0]), dict(known[1])
 
     def _verify(self, func, args, call, result, out, h_n, c_n, edits) -> dict:
         """Compare the unrolled numbers with the module's own fused kernel."""
@@ -506,7 +379,7 @@ class Recorder:
             x = call.x[:length, :1].contiguous()
             c0 = call.c0[:, :1].contiguous() if call.c0 is not None else None
             h0 = call.h0[:, :1].contiguous()
-            real = func(*self._kernel_args(call, x, h0, c0, call.params, call.num_layers))
+            real = func(*_kernels.kernel_args(call, x, h0, c0, call.params, call.num_layers))
             err_h = (real[0] - out[:length, :1]).abs().max().item() if length else 0.0
             err_h = max(err_h, (real[1] - h_n[:, :1]).abs().max().item())
             err_c = (real[2] - c_n[:, :1]).abs().max().item() if call.mode == "lstm" else 0.0
@@ -535,7 +408,9 @@ class Recorder:
         if "max_abs_error_cell" in meta:
             meta["max_rel_error_cell"] = meta["max_abs_error_cell"] / scale
         worst = max(meta.get("max_abs_error_hidden", 0.0), meta.get("max_rel_error_cell", 0.0))
-        if worst > tol * 10 and not math.isnan(worst):
+        if math.isnan(worst):
+            _checks.warn_not_finite(self._sites[site_name])
+        elif worst > tol * 10:
             warnings.warn(
                 f"recorded states of {site_name} differ from the fused kernel by {worst:.2e} "
                 f"(tolerance {tol:.0e} for {dtype}); TF32 or low precision may be on",
@@ -546,34 +421,20 @@ class Recorder:
     # -- cells -----------------------------------------------------------------------------
     def _run_cell(self, frame: _Frame, func, args, kwargs):
         site = frame.site
-        kind = "lstm" if site.kind == "lstm_cell" else "gru"
-        x, hx, w_ih, w_hh = args[:4]
-        b_ih = args[4] if len(args) > 4 else None
-        b_hh = args[5] if len(args) > 5 else None
-        h0, c0 = (hx[0], hx[1]) if kind == "lstm" else (hx, None)
-        params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
-        call = _rnn.RnnCall(
-            kind,
-            x[None],
-            None,
-            h0[None],
-            None if c0 is None else c0[None],
-            params,
-            b_ih is not None,
-            1,
-            False,
-        )
-        wanted, edits = self._wanted(site)
-        wanted = {(0, 0, q) for q in (LSTM_QUANTITIES if kind == "lstm" else GRU_QUANTITIES)}
+        call = site.spec.parse(func.__name__, args)
+        x = call.x[0]
+        _, edits = self._wanted(site)
+        wanted = {(0, 0, q) for q in site.spec.quantities}
         grad = torch.is_grad_enabled()
         _, h_n, c_n, rec = _rnn.unroll(call, wanted, edits, None, grad)
         meta = {"strategy": "unroll", "dtype": str(x.dtype).replace("torch.", "")}
-        if edits or self.check == "none":
-            meta["checked"] = "none (edited)" if edits else "none"
+        if edits or self.check == "none" or not x.shape[0]:
+            empty = "none" if x.shape[0] else "none (empty batch)"
+            meta["checked"] = "none (edited)" if edits else empty
         else:
             with torch.no_grad():
                 real = func(*args, **kwargs)
-            if kind == "lstm":
+            if call.mode == "lstm":
                 meta.update(
                     checked="full",
                     max_abs_error_hidden=(real[0] - h_n[0]).abs().max().item(),
@@ -585,68 +446,33 @@ class Recorder:
         kept = set(self._kept.get(site.name, []))
         step = {}
         for (_, _, q), v in rec.items():
-            name = f"{site.name}.0.fwd.{q}"
+            name = QuantityName.recurrent(site.name, 0, 0, q).format()
             if name in kept:
                 step[name] = v[0][:, None]  # [batch, 1, units]
         self._calls[site.name].append(step)
         self._lengths[site.name].append(torch.ones(x.shape[0], dtype=torch.long))
-        return (h_n[0], c_n[0]) if kind == "lstm" else h_n[0]
+        return site.spec.pack(call, h_n, c_n)
 
-    # -- attention and hook points -------------------------------------------------------
-    def _attention_pre(self, module, args, kwargs):
-        if self._other_thread():
-            return None
-        bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
-        bound.apply_defaults()
-        requested = (bound.arguments["need_weights"], bound.arguments["average_attn_weights"])
-        self._attention_requests.append(requested)
-        bound.arguments["need_weights"] = True
-        bound.arguments["average_attn_weights"] = False
-        new_args = bound.args[1:]
-        return new_args, dict(bound.kwargs)
+    # -- what site kinds' own hooks use ---------------------------------------------------
+    def other_thread(self) -> bool:
+        """Whether the calling thread is not the one that entered the recorder."""
+        return self._other_thread()
 
-    def _attention_post(self, site: Site):
-        def hook(module, args, kwargs, output):
-            if self._other_thread():
-                return None
-            requested = self._attention_requests.pop() if self._attention_requests else (True, True)
-            attn_out, weights = output
-            w = weights if weights.dim() == 4 else weights[None]
-            self._calls[site.name].append(
-                {f"{site.name}.weights": w.detach() if not torch.is_grad_enabled() else w}
-            )
-            need, average = requested
-            if not need:
-                return attn_out, None
-            return attn_out, weights.mean(dim=-3) if average else weights
+    def keeps(self, site: Site) -> bool:
+        """Whether anything of ``site`` is kept."""
+        return site.name in self._kept
 
-        return hook
+    def edit_of(self, name: str) -> Callable | None:
+        """The edit given for ``name``, or None."""
+        return self._edits.get(name)
 
-    def _hookpoint(self, site: Site):
-        name = site.name
+    def steps(self, site: Site) -> int:
+        """How many calls of ``site`` were recorded so far."""
+        return len(self._calls[site.name])
 
-        def hook(module, args, output):
-            if self._other_thread():
-                return None
-            value = output
-            calls = self._calls[name]
-            if name in self._edits:
-                step = len(calls)
-                value = self._edits[name](value, step)
-                if not isinstance(value, torch.Tensor) or value.shape != output.shape:
-                    raise ValueError(
-                        f"the edit for {name!r} must return a tensor shaped {tuple(output.shape)}"
-                    )
-            if name in self._kept:
-                v = value
-                if v.dim() == 3 and not module.batch_first:
-                    v = v.transpose(0, 1)
-                calls.append({name: v[:, None] if v.dim() == 2 else v})
-            elif name in self._edits:
-                calls.append({})
-            return value if name in self._edits else None
-
-        return hook
+    def append(self, site: Site, values: dict[str, torch.Tensor]) -> None:
+        """One call's values ``{name: [batch, time, ...]}`` of ``site``."""
+        self._calls[site.name].append(values)
 
     # -- the result ------------------------------------------------------------------------
     @property
@@ -670,7 +496,7 @@ class Recorder:
                         f"({sorted({len(x) for x in ls})}); record one batch at a time"
                     )
                 lengths[site_name] = torch.stack(ls).sum(0)
-            elif calls and self._sites[site_name].kind == "hookpoint":
+            elif calls and self._sites[site_name].hooking in ("hookpoint", "output"):
                 first = next(iter(calls[0].values()), None)
                 if first is not None and first.dim() == 3:
                     total = sum(next(iter(c.values())).shape[1] for c in calls if c)
@@ -698,7 +524,7 @@ def release_gpu_caches() -> None:
 def _concat(name: str, parts: list[torch.Tensor]) -> torch.Tensor:
     if len(parts) == 1:
         return parts[0]
-    if name.endswith(".weights"):
+    if is_attention(name):
         keys = max(p.shape[-1] for p in parts)
         parts = [torch.nn.functional.pad(p, (0, keys - p.shape[-1])) for p in parts]
         return torch.cat(parts, dim=2)
@@ -717,6 +543,7 @@ def record(
     grad: bool = False,
     check: str = "sample",
     strategy: str = "auto",
+    extra: list[str] | tuple[str, ...] = (),
     **kwargs,
 ) -> Trace:
     """Run ``model(*args, **kwargs)`` once and return everything it computed inside.
@@ -732,8 +559,8 @@ def record(
     grad : bool, default False
         Keep the autograd graph (recorded tensors can then be differentiated). By default
         the forward runs under ``torch.no_grad()``, which is faster.
-    check, strategy
-        See :class:`Recorder`.
+    check, strategy, extra
+        See :class:`Recorder` (``extra=["encoder.proj"]`` records that module's output).
 
     Returns
     -------
@@ -741,7 +568,7 @@ def record(
         Recorded tensors ``[batch, time, units]``; ``trace.output`` holds the model's return
         value.
     """
-    recorder = Recorder(model, names, check=check, strategy=strategy)
+    recorder = Recorder(model, names, check=check, strategy=strategy, extra=extra)
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
         output = model(*args, **kwargs)
     trace = recorder.trace
@@ -768,7 +595,8 @@ def intervene(
     edits : dict of str to callable
         ``{name: fn(value, step) -> value}``: ``value`` is ``[batch, units]`` at one step of
         a recurrent quantity (or what a HookPoint received); the returned tensor is used in
-        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits.
+        its place from then on. See :mod:`workbench.recorder.edits` for ready-made edits
+        (steps count from 0; one starting after the last step that ran is refused).
     names : optional
         What to record besides (everything by default).
 
@@ -789,6 +617,7 @@ def intervene(
     recorder = Recorder(model, names, edits=edits, strategy="unroll")
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()), recorder:
         output = model(*args, **kwargs)
+    _checks.check_edit_reach(recorder, edits)
     trace = recorder.trace
     trace.output = output
     trace.meta["edits"] = sorted(edits)

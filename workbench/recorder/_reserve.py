@@ -33,14 +33,14 @@ runs the module (packed, two-way and projected LSTMs and GRUs take the other pat
 
 from __future__ import annotations
 
-import os
 import threading
 
 import torch
 
+from workbench.config import settings
 from workbench.recorder import _cudnn, _rnn
 
-_STATE = {"on": os.environ.get("WORKBENCH_CUDNN_RESERVE", "1") != "0"}
+_STATE: dict = {}  # "buffer": False once cuDNN refused the module's flat buffer
 _VERDICT: dict[tuple, bool] = {}  # layout key -> the equations held (True) or not (False)
 _REASONS: list[str] = []  # why a layout was turned down (shown by demos/gpu_check.py)
 _LOCK = threading.Lock()
@@ -50,7 +50,7 @@ QUANTITIES = ("input_gate", "forget_gate", "cell_input", "output_gate")
 
 def usable(call: _rnn.RnnCall, grad: bool) -> bool:
     """Whether :func:`recover` may apply to this call."""
-    if not _STATE["on"] or grad or call.mode != "lstm" or not call.x.is_cuda:
+    if not settings().cudnn_reserve or grad or call.mode != "lstm" or not call.x.is_cuda:
         return False
     if call.bidirectional or call.batch_sizes is not None or call.c0 is None:
         return False

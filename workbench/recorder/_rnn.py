@@ -23,84 +23,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from workbench.recorder import _ckernel, _gemm, _kept, _pages, _scan
+from workbench._native import ckernel as _ckernel
+from workbench._native import pages as _pages
+from workbench.recorder import _gemm, _kept, _scan, sites
+from workbench.recorder._call import RnnCall, packed_flat_index  # noqa: F401 (re-exported)
 
 Edit = Callable[[torch.Tensor, int], torch.Tensor]
 Key = tuple[int, int, str]  # (layer, direction, quantity)
-
-
-@dataclass
-class RnnCall:
-    """One call of the fused kernel, parsed.
-
-    Attributes
-    ----------
-    mode : str
-        ``"lstm"`` or ``"gru"``.
-    x : torch.Tensor
-        ``[time, batch, feature]`` padded input (zeros past each length).
-    batch_sizes : list of int or None
-        Active rows per step for packed input (a non-increasing prefix), None if uniform.
-    h0, c0 : torch.Tensor
-        ``[layer * direction, batch, units]`` initial states (``c0`` None for GRU).
-    params : list of torch.Tensor
-        The module's flat weights, in its order.
-    """
-
-    mode: str
-    x: torch.Tensor
-    batch_sizes: list[int] | None
-    h0: torch.Tensor
-    c0: torch.Tensor | None
-    params: list[torch.Tensor]
-    has_biases: bool
-    num_layers: int
-    bidirectional: bool
-    dropout: float = 0.0
-    train: bool = False
-    flat_index: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    @property
-    def time(self) -> int:
-        return self.x.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.x.shape[1]
-
-    def layer_params(self, layer: int, direction: int) -> dict[str, torch.Tensor | None]:
-        """Weights of one layer and direction, by role."""
-        stride = len(self.params) // (self.num_layers * self.directions)
-        p = self.params[(layer * self.directions + direction) * stride :][:stride]
-        out = {"w_ih": p[0], "w_hh": p[1], "b_ih": None, "b_hh": None, "w_hr": None}
-        rest = p[2:]
-        if self.has_biases:
-            out["b_ih"], out["b_hh"] = rest[0], rest[1]
-            rest = rest[2:]
-        if rest:
-            out["w_hr"] = rest[0]
-        return out
-
-    def lengths(self) -> torch.Tensor:
-        """``[batch]`` real lengths in kernel row order."""
-        if self.batch_sizes is None:
-            return torch.full((self.batch,), self.time, dtype=torch.long)
-        bs = torch.tensor(self.batch_sizes)
-        return (bs[None, :] > torch.arange(self.batch)[:, None]).sum(1)
-
-
-def packed_flat_index(batch_sizes: list[int], batch: int) -> torch.Tensor:
-    """Row index into a ``[time * batch]`` padded layout of each packed-data row."""
-    return torch.cat([t * batch + torch.arange(n) for t, n in enumerate(batch_sizes)])
 
 
 def edit_value(fn: Edit, value: torch.Tensor, step: int, rows: torch.Tensor | None, batch: int):
@@ -619,6 +552,7 @@ def unroll(
         (layer, direction, quantity) -> ``[time, batch, units]``.
     """
     D = call.directions
+    eq = sites.equations(call.mode)
     top = max([k[0] for k in wanted] + [k[0] for k in edits] + [0])
     layer_input = call.x
     recorded: dict[Key, torch.Tensor] = {}
@@ -638,7 +572,11 @@ def unroll(
             c0 = call.c0[i] if call.c0 is not None else None
             e = {k[2]: f for k, f in edits.items() if k[:2] == (layer, d)}
             steps = _Steps(call, d)
-            if grad:
+            if eq is not None:  # a registered mode (nn.RNN ...): its own equations
+                rec, h = eq.unroll_direction(sub, p, steps, e, rows, h0, edit_value)
+                c = None
+                outs.append(rec["hidden"])
+            elif grad:
                 fn = _lstm_dir_grad if call.mode == "lstm" else _gru_dir_grad
                 args = (h0, c0) if call.mode == "lstm" else (h0,)
                 rec, h, c = fn(sub, p, steps, e, rows, *args)
@@ -661,7 +599,10 @@ def unroll(
             for q, v in rec.items():
                 if (layer, d, q) in wanted:
                     recorded[(layer, d, q)] = v
-        layer_input = torch.cat(outs, -1) if grad else out_buf
+        if eq is not None:
+            layer_input = torch.cat(outs, -1) if D == 2 else outs[0]
+        else:
+            layer_input = torch.cat(outs, -1) if grad else out_buf
     h_n = torch.stack(hs)
     c_n = torch.stack(cs) if cs else None
     return layer_input, h_n, c_n, recorded
@@ -793,7 +734,10 @@ def recover_direction(call, wanted, layer, d, layer_input, hid, c_last, lengths,
     p = call.layer_params(layer, d)
     h_prev = _previous(hid, call.h0[i], lengths, d)
     e_c = 0.0
-    if call.mode == "lstm":
+    eq = sites.equations(call.mode)
+    if eq is not None:
+        rec, e_h = eq.recover_direction(call.mode, layer_input, hid, h_prev, p, mask, check)
+    elif call.mode == "lstm":
         rec, e_h = _recover_lstm(layer_input, hid, h_prev, p, call, d, i, mask, lengths, check)
         if check:
             rows = torch.arange(call.batch, device=hid.device)

@@ -35,18 +35,19 @@ from collections.abc import Callable
 
 import torch
 
+from workbench.config import settings
 from workbench.recorder import _rnn
 
-_STATE = {"on": True, "cpu": False}  # cpu: run the same schedule on the CPU (tests)
 _CHUNKS = 4  # time chunks per layer
 _MIN_STEPS = 8  # steps a chunk at least
 
 
 def usable(call: _rnn.RnnCall, grad: bool) -> bool:
     """Whether :func:`recover` applies to this call."""
-    if not _STATE["on"] or grad or call.batch_sizes is not None or call.bidirectional:
+    on = settings()
+    if not on.wavefront or grad or call.batch_sizes is not None or call.bidirectional:
         return False
-    if not (call.x.is_cuda or _STATE["cpu"]):
+    if call.mode not in ("lstm", "gru") or not (call.x.is_cuda or on.wavefront_cpu):
         return False
     return call.num_layers >= 2 and len(bounds(call.time)) >= 2
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench import names as _names
 from workbench import viz
 from workbench.report._sections import Section, _fmt
 
@@ -223,9 +224,9 @@ def perturbation_section(
     for t, what in ((original, "original"), (perturbed, "perturbed")):
         if not (hasattr(t, "names") and hasattr(t, "lengths_for")):
             raise TypeError(f"{what} must be a Trace (workbench.record / workbench.intervene)")
-    common = [n for n in original.names if n in perturbed.names and not n.endswith(".weights")]
+    common = [n for n in original.names if n in perturbed.names and not _names.is_attention(n)]
     if name is None:
-        hidden = [n for n in common if n.endswith(".hidden")]
+        hidden = [n for n in common if _names.quantity(n) == "hidden"]
         if not (hidden or common):
             raise ValueError("the two traces share no recorded state to compare")
         name = (hidden or common)[-1]

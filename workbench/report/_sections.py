@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from workbench import names as _names
 from workbench import viz
+from workbench.names import QuantityName
 
-_GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 _MAX_HEATMAP_UNITS = 64
 _MAX_HEATMAP_STEPS = 400
 
@@ -90,7 +91,8 @@ def _numpy(x: Any) -> np.ndarray:
 
 
 def _layer_of(name: str) -> str:
-    return name.rsplit(".", 1)[0]
+    parsed = QuantityName.parse(name)
+    return f"{parsed.group}.{parsed.direction}" if parsed.is_recurrent else parsed.module
 
 
 def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: float,
@@ -100,7 +102,7 @@ def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: f
     if not names:
         raise ValueError("the trace is empty: nothing was recorded")
     tokens = list(trace.tokens[index]) if trace.tokens is not None else None
-    recurrent = [n for n in names if n.rsplit(".", 1)[-1] != "weights"]
+    recurrent = [n for n in names if QuantityName.parse(n).kind != "attention"]
     summary = Section("Recorded quantities")
     summary.table = {
         "columns": ["name", "shape [batch, time, units]"],
@@ -116,7 +118,7 @@ def trace_sections(trace: Any, *, index: int, quantity: str | None, threshold: f
         if gates is not None:
             out.append(gates)
     # [batch, heads, query, key] maps only (a HookPoint named "weights" may be [batch, time, 1])
-    attention = [n for n in names if n.endswith(".weights") and len(trace[n].shape) == 4]
+    attention = [n for n in names if _names.is_attention(n) and len(trace[n].shape) == 4]
     if attention:
         sec = Section("Attention")
         for n in attention:
@@ -136,7 +138,7 @@ def _length(trace: Any, name: str, index: int) -> int:
 
 def _states(trace, recurrent, tokens, index, quantity, threshold, pad) -> Section:
     if quantity is None:
-        hidden = [n for n in recurrent if n.endswith(".hidden")]
+        hidden = [n for n in recurrent if _names.quantity(n) == "hidden"]
         quantity = (hidden or recurrent)[-1]
     if quantity not in trace.names:
         raise ValueError(f"quantity {quantity!r} was not recorded; pick one of {recurrent}")
@@ -163,7 +165,7 @@ def _states(trace, recurrent, tokens, index, quantity, threshold, pad) -> Sectio
 
 
 def _gates(trace, recurrent, tokens, index) -> Section | None:
-    gate_names = [n for n in recurrent if n.rsplit(".", 1)[-1] in _GATES]
+    gate_names = [n for n in recurrent if QuantityName.parse(n).is_gate]
     if not gate_names:
         return None
     sec = Section("Gates")
@@ -182,7 +184,7 @@ def _gates(trace, recurrent, tokens, index) -> Section | None:
             units = min(v.shape[-1], _MAX_HEATMAP_UNITS)
             sec.figures.append(
                 viz.gate_heatmap(v[index, :n], tokens[:n] if tokens else None,
-                                 gate=name.rsplit(".", 1)[-1], units=range(units),
+                                 gate=QuantityName.parse(name).quantity, units=range(units),
                                  title=f"{name} (units 0-{units - 1}, steps 0-{n - 1})")
             )  # fmt: skip
     sec.figures.insert(0, viz.saturation_scatter(saturation, title="Gate saturation"))

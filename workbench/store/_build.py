@@ -32,6 +32,14 @@ from workbench.store._layout import (
     create_states,
     raw_column,
 )
+from workbench.store._limits import (
+    BOUNDS,
+    check_chunk_bytes,
+    check_disk,
+    check_size,
+    estimate_bytes,
+)
+from workbench.store._lock import LOCK_NAME, build_lock, clear_folder
 from workbench.store._runner import (
     Runner,
     model_fingerprint,
@@ -39,6 +47,7 @@ from workbench.store._runner import (
     release_buffers,
     resolve,
 )
+from workbench.store._tokens import check_corpus_tokens
 from workbench.store._writer import (
     BackgroundWriter,
     ChunkSink,
@@ -134,12 +143,14 @@ def prepare(runner: Runner, docs, path: Path, settings: dict, info: dict) -> dic
     first = next((d for d in docs if len(d) > 0), None)
     if first is None:
         raise StoreError("every document is empty; nothing to record")
+    check_corpus_tokens(runner.tokenizer, docs)
     units = runner.probe(first)
     if not units:
         raise StoreError(
             f"the recorder kept no per-step quantity with names={runner.names!r}; "
             "see workbench.record(model, ...).names for what can be recorded"
         )
+    check_chunk_bytes(chunk, units, settings["dtype"])
     manifest = {
         "schema": SCHEMA_VERSION,
         "status": "building",
@@ -162,21 +173,28 @@ def prepare(runner: Runner, docs, path: Path, settings: dict, info: dict) -> dic
         "meta": _meta_schema(docs),
     }
     existing = _read_manifest(path)
-    if existing is not None and existing.get("status") != "creating":
+    fresh = existing is None or existing.get("status") == "creating"
+    if not fresh and not _nothing_committed(path, existing):
         same = {k: existing.get(k) for k in _PLAN_KEYS} == {k: manifest.get(k) for k in _PLAN_KEYS}
         if not same:
             raise StoreError(
                 f"{path} holds a store built with other settings, model or corpus; "
                 "pass a new path, or delete the old store to rebuild it"
             )
+        if existing.get("status") != "complete":
+            check_disk(path, _left_to_write(path, existing))
         return existing
-    if existing is None and path.exists() and any(path.iterdir()):
+    if existing is None and path.exists() and any(_store_files(path)):
         raise StoreError(f"{path} exists and is not a workbench store; pick an empty path")
+    check_disk(path, estimate_bytes(manifest) - _size_on_disk(path))
     # the manifest goes first, marked "creating" (one atomic write): a build killed while the
-    # arrays are created is recognised as ours and created afresh on the next run
+    # arrays are created is recognised as ours and created afresh on the next run (as is a
+    # store that never committed a segment: it holds nothing computed)
+    path.mkdir(parents=True, exist_ok=True)
+    clear_folder(path)
     group = zarr.open_group(
         str(path),
-        mode="w",
+        mode="a",
         zarr_format=3,
         attributes={MANIFEST_KEY: {**manifest, "status": "creating"}},
     )
@@ -216,6 +234,31 @@ _PLAN_KEYS = (
     "strategy",
     "meta",
 )
+
+
+def _nothing_committed(path: Path, manifest: dict) -> bool:
+    """Whether ``manifest``'s store is a build that never committed a segment."""
+    return manifest.get("status") == "building" and not done_segments(path)
+
+
+def _store_files(path: Path):
+    return (p for p in path.iterdir() if p.name != LOCK_NAME)
+
+
+def _size_on_disk(path: Path) -> int:
+    """Bytes the files under ``path`` take now (0 for a missing folder)."""
+    if not path.is_dir():
+        return 0
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
+
+
+def _left_to_write(path: Path, manifest: dict) -> int:
+    """What a resumed build still writes: the estimate's share of the segments left."""
+    total = max(int(manifest["n_tokens"]), 1)
+    done = sum(
+        json.loads(p.read_text()).get("tokens", 0) for p in (path / "_progress").glob("seg*.json")
+    )
+    return int(estimate_bytes(manifest) * max(total - done, 0) / total)
 
 
 def _read_manifest(path: Path) -> dict | None:
@@ -520,28 +563,69 @@ def build(
     ``threads`` is torch's intra-op thread count while the local engine computes (default:
     torch's, every core; see :func:`compute_threads`).
     """
+    chunk_tokens, segment_tokens, window, batch_size = check_settings(
+        dtype, engine, chunk_tokens, segment_tokens, window, batch_size, threads
+    )
+    threads = compute_threads(threads)
+    docs = list(corpus)
+    model, tokenizer, kind, info = resolve(model_or_bundle, kind)
+    runner = Runner(model, tokenizer, kind, names, window, batch_size, strategy, dtype)
+    path = Path(path)
+    settings = {
+        "chunk_tokens": chunk_tokens,
+        "segment_tokens": segment_tokens,
+        "dtype": dtype,
+        "corpus_name": corpus_name,
+    }
+    created = not path.exists()
+    with build_lock(path):
+        try:
+            manifest = prepare(runner, docs, path, settings, info)
+        except BaseException:
+            if created:  # nothing of a store this build began is left behind
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        _run(path, runner, docs, manifest, engine, progress, client, stop_after, threads)
+    return path
+
+
+def check_settings(dtype, engine, chunk_tokens, segment_tokens, window, batch_size, threads):
+    """Validate a build's settings before anything is loaded or created.
+
+    Returns
+    -------
+    chunk_tokens, segment_tokens, window, batch_size : int
+        ``segment_tokens`` defaults to 16 chunks (at most its bound).
+
+    Raises
+    ------
+    StoreError
+        For a dtype or engine not offered, or a size outside :data:`_limits.BOUNDS`.
+    """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
     if engine not in (None, "local", "dask"):
         raise StoreError(f"engine must be None or 'dask', got {engine!r}")
-    if int(chunk_tokens) < 1 or int(window) < 1 or int(batch_size) < 1:
-        raise StoreError("chunk_tokens, window and batch_size must be >= 1")
-    threads = compute_threads(threads)
-    docs = list(corpus)
-    model, tokenizer, kind, info = resolve(model_or_bundle, kind)
-    runner = Runner(model, tokenizer, kind, names, int(window), int(batch_size), strategy, dtype)
-    path = Path(path)
-    settings = {
-        "chunk_tokens": int(chunk_tokens),
-        "segment_tokens": int(segment_tokens or 16 * int(chunk_tokens)),
-        "dtype": dtype,
-        "corpus_name": corpus_name,
-    }
-    manifest = prepare(runner, docs, path, settings, info)
+    chunk = check_size("chunk_tokens", chunk_tokens)
+    segment = segment_tokens
+    if segment is None:
+        segment = min(16 * chunk, BOUNDS["segment_tokens"][1])
+    if threads is not None:
+        check_size("threads", threads)
+    return (
+        chunk,
+        check_size("segment_tokens", segment),
+        check_size("window", window),
+        check_size("batch_size", batch_size),
+    )
+
+
+def _run(path, runner, docs, manifest, engine, progress, client, stop_after, threads) -> None:
+    """Compute the segments a store still lacks, then finalize it (under the build lock)."""
     if manifest.get("status") == "complete":
         if (path / "_pending").exists() or (path / "_progress").exists():
             _clean(path)  # killed after it completed, before cleaning up
-        return path
+        return
     todo = [s for s in range(len(manifest["segments"])) if s not in done_segments(path)]
     if stop_after is not None:  # testing hook: commit this many segments, then stop
         todo = todo[: int(stop_after)]
@@ -564,7 +648,6 @@ def build(
             _run_local(path, runner, docs, manifest, todo, tick, threads)
     if stop_after is None and len(done_segments(path)) == len(manifest["segments"]):
         finalize(path)
-    return path
 
 
 def compute_threads(threads: int | None = None) -> int:

@@ -19,7 +19,8 @@ def _load_model(model: str):
     return workbench.load(path)
 
 
-def _load_corpus(corpus: str, split: str, max_tokens: int | None):
+def _load_corpus(corpus: str, split: str, max_tokens: int | None, level: str = "char"):
+    """A shipped corpus, or a folder's text split as the model reads it (``level``)."""
     from workbench.data import CORPORA, from_text_folder
     from workbench.data import corpus as shipped_corpus
 
@@ -27,7 +28,7 @@ def _load_corpus(corpus: str, split: str, max_tokens: int | None):
         return shipped_corpus(corpus, split, max_tokens=max_tokens)
     path = Path(corpus)
     if path.is_dir():
-        return from_text_folder(path)
+        return from_text_folder(path, max_tokens=max_tokens, level=level)
     raise typer.BadParameter(
         f"corpus {corpus!r} is neither a shipped corpus ({', '.join(CORPORA)}) nor a folder"
     )
@@ -46,9 +47,15 @@ def record(
 ) -> None:
     """Record a whole corpus into a state store (zarr), resumable."""
     from workbench.store import StateStore
+    from workbench.store._build import check_settings
+    from workbench.store._limits import check_size
 
+    check_settings(dtype, engine, chunk_tokens, None, 256, 32, None)
+    if max_tokens is not None:
+        check_size("max_tokens", max_tokens)
     bundle = _load_model(model)
-    docs = _load_corpus(corpus, split, max_tokens)
+    level = getattr(bundle.tokenizer, "level", None) or "char"
+    docs = _load_corpus(corpus, split, max_tokens, level)
     store = StateStore.build(
         bundle,
         docs,
@@ -96,7 +103,7 @@ def bench_store(
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.store._bench import run
+    from workbench.bench.store import run
 
     rows = run(tuple(p.strip() for p in parts.split(",")), quick, tokens, strategy, pairs)
     table = Table(title="workbench bench store")

@@ -18,6 +18,7 @@ short strided reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -98,17 +99,31 @@ def raw_column(directory: Path) -> bool:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with _naming(path, tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with _naming(path, tmp):
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _naming(path: Path, tmp: Path):
+    """An OSError without a file name gets ``path``'s; the temp file ``tmp`` is removed."""
+    try:
+        yield
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
 
 
 class StateArray:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.config import settings
 from workbench.store._layout import StoreError
 
 KINDS = ("charlm", "classifier", "forecaster")
@@ -160,14 +161,14 @@ class Runner:
         ids, lengths, encoded = self._padded(docs)
         strategy = self.strategy
         if strategy == "auto":  # without the compiled kernels, recover records few rows faster
-            from workbench.recorder import _ckernel
+            from workbench._native import ckernel as _ckernel
 
             strategy = "auto" if _ckernel.load() is not None else "recover"
         preds = np.zeros((len(docs), ids.shape[1]), np.int32)
         losses = np.zeros((len(docs), ids.shape[1]), np.float32)
         state, n = None, len(docs)
         # a float16 store takes float16 states: the same rounding, half the bytes to copy
-        half = HALF_STATES and np.dtype(self.dtype) == np.float16
+        half = settings().half_states and np.dtype(self.dtype) == np.float16
         for w in range(0, ids.shape[1], self.window):
             active = sum(1 for L in lengths if L > w)  # documents sorted longest first
             if active < n and _can_shrink(state, n):
@@ -246,9 +247,6 @@ class Runner:
             doc_loss=np.float32(np.nan),
         )
         return cols
-
-
-HALF_STATES = True  # tests turn it off to compare
 
 
 def _empty():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.names import is_gate
 from workbench.store import search, stats
 from workbench.store._layout import (
     MANIFEST_KEY,
@@ -16,6 +17,7 @@ from workbench.store._layout import (
     StoreError,
     StoreIncompleteError,
 )
+from workbench.store._manifest import validate as validate_manifest
 
 
 @dataclass
@@ -110,6 +112,15 @@ class StateStore:
         Returns
         -------
         StateStore
+
+        Raises
+        ------
+        StoreError
+            Before anything is written: a size setting out of bounds, a store the disk
+            cannot hold (the estimate and the free space), a corpus tokenized otherwise than
+            the model reads (characters or words), a path holding something else.
+        StoreBusyError
+            Another process is building into ``path`` (the message names its pid).
         """
         from workbench.store._build import build
 
@@ -156,6 +167,7 @@ class StateStore:
                 f"of {len(manifest.get('segments', []))} segments done); run the same build "
                 "command again to resume it"
             )
+        validate_manifest(path, manifest)
         if model is not None:
             from workbench.store._runner import model_fingerprint
 
@@ -307,7 +319,7 @@ class StateStore:
         """Gate saturation per unit for every gate name (DataFrame ``name, unit, left, right``)."""
         import pandas as pd
 
-        gates = names or [n for n in self.names if n.rsplit(".", 1)[-1] in _GATES]
+        gates = names or [n for n in self.names if is_gate(n)]
         frames = []
         for n in gates:
             left, right = stats.gate_saturation(self.states(n), low, high)
@@ -359,6 +371,3 @@ class StateStore:
         from workbench.store.projection import project_store
 
         return project_store(self, name, **kwargs)
-
-
-_GATES = {"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"}

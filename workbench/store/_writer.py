@@ -24,16 +24,36 @@ from pathlib import Path
 
 import numpy as np
 
-_DIRECT = {"on": os.environ.get("WORKBENCH_DIRECT_IO", "1") != "0" and hasattr(os, "O_DIRECT")}
+from workbench.config import settings
+
+_HAS_DIRECT = hasattr(os, "O_DIRECT")
 _NO_DIRECT: set[int] = set()  # devices that refused O_DIRECT: buffered writes there
 _PAGE = 4096
 
 
 def write_file(target: Path, data: np.ndarray) -> None:
-    """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename)."""
+    """Write ``data``'s bytes to ``target`` atomically (a ``*.partial`` file, then a rename).
+
+    Raises
+    ------
+    OSError
+        As the system raised it, naming ``target`` (a failed ``write`` names no file); the
+        partial file is removed.
+    """
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        _write_file(target, tmp, data)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
+
+
+def _write_file(target: Path, tmp: Path, data: np.ndarray) -> None:
     view = memoryview(data).cast("B")
-    if _DIRECT["on"] and data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0:
+    aligned = data.ctypes.data % _PAGE == 0 and data.nbytes % _PAGE == 0
+    if _HAS_DIRECT and settings().direct_io and aligned:
         dev = os.stat(target.parent).st_dev
         if dev not in _NO_DIRECT and _write_direct(tmp, view):
             os.replace(tmp, target)
@@ -168,7 +188,7 @@ class ChunkSink:
         self._copies: list = []  # this window's (block, offset, value rows), not queued yet
         # float16 rows into float16 blocks: one compiled call a window for all the pieces
         # (wb_put_many_h16 is compiled with the other float16 copies)
-        from workbench.recorder import _ckernel
+        from workbench._native import ckernel as _ckernel
 
         self._many = self.dtype == np.float16 and _ckernel.has_half()
         self._runs: list[tuple] = []  # (src, rows, units, src stride, dst, dst stride)
@@ -233,7 +253,7 @@ class ChunkSink:
         if self._runs:
             import torch
 
-            from workbench.recorder._ckernel import put_many_h16
+            from workbench._native.ckernel import put_many_h16
 
             put_many_h16(np.array(self._runs, np.int64), torch.get_num_threads())
             self._runs, self._keep = [], []
@@ -352,7 +372,7 @@ def _copy_rows(copies) -> None:
     """``dst[:] = rows.T`` (cast to ``dst``'s dtype) for each ``(dst, rows)``."""
     import torch
 
-    from workbench.recorder._ckernel import put_rows
+    from workbench._native.ckernel import put_rows
 
     for dst, rows in copies:
         if not put_rows(dst, rows):

@@ -14,17 +14,18 @@ visible symbols (space ``␣``, newline ``⏎``, tab ``⇥``, others ``\\uXXXX``
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from workbench.names import QuantityName, is_gate
 from workbench.store._layout import MANIFEST_KEY, SCHEMA_VERSION, StoreError
 
 __all__ = ["export_lstmvis", "import_lstmvis"]
 
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
 _BACK = {v: k for k, v in _VISIBLE.items()}
-_GATES = {"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"}
 
 
 def _escape(token: str) -> str:
@@ -49,13 +50,13 @@ def _unescape(text: str) -> str:
 
 
 def _lstmvis_type(name: str) -> str:
-    q = name.rsplit(".", 1)[-1]
+    q = QuantityName.parse(name).quantity
     return {"cell": "state", "hidden": "output"}.get(q, q)
 
 
 def _layer(name: str) -> int:
-    m = re.search(r"\.(\d+)\.(fwd|bwd)\.", name)
-    return int(m.group(1)) + 1 if m else 1
+    layer = QuantityName.parse(name).layer
+    return 1 if layer is None else layer + 1
 
 
 def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
@@ -80,8 +81,20 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
     import yaml
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(
+            f"{folder} is a file; an LSTMVis export is a folder: pass a new or empty folder"
+        )
     names = list(names or store.names)
+    missing = [n for n in names if n not in store.manifest["units"]]
+    if missing:
+        raise StoreError(f"{missing[0]!r} is not in this store; it holds {', '.join(store.names)}")
+    from workbench.store._limits import check_disk
+
+    width = sum(int(store.manifest["units"][n]) for n in names) + 2 * len(store.meta_tracks) + 2
+    needed = 4 * store.n_tokens * width + (1 << 20)  # float32 states, int64 words, meta
+    check_disk(folder, needed, "the export")
+    folder.mkdir(parents=True, exist_ok=True)
     block = 1 << 16
     with h5py.File(folder / "states.h5", "w") as f:
         for n in names:
@@ -130,7 +143,7 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
                     "layer": _layer(n),
                     "path": n,
                     "transform": "none",
-                    **({"unsigned": True} if n.rsplit(".", 1)[-1] in _GATES else {}),
+                    **({"unsigned": True} if is_gate(n) else {}),
                 }
                 for n in names
             ],
@@ -154,12 +167,11 @@ def import_lstmvis(folder, path, chunk_tokens: int = 8192):
     """
     import h5py
     import yaml
-    import zarr
 
-    from workbench.store._build import TOKEN_COLUMNS, _fill
-    from workbench.store._layout import create_column, create_states
+    from workbench.store._limits import check_size
     from workbench.store._store import StateStore
 
+    chunk_tokens = check_size("chunk_tokens", chunk_tokens)
     folder, path = Path(folder), Path(path)
     cfg_file = folder / "lstm.yml"
     if not cfg_file.exists():
@@ -195,6 +207,27 @@ def import_lstmvis(folder, path, chunk_tokens: int = 8192):
     doc_ids = doc_ids or [f"doc{i}" for i in range(len(offsets) - 1)]
     if path.exists() and any(path.iterdir()):
         raise StoreError(f"{path} exists and is not empty; pick a new store path")
+    created = not path.exists()
+    try:
+        _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens)
+    except BaseException:  # nothing half-imported is left: a rerun starts clean
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            for child in path.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+    return StateStore.open(path)
+
+
+def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens):
+    """Create the store at ``path`` from the project's arrays (see :func:`import_lstmvis`)."""
+    import zarr
+
+    from workbench.store._build import TOKEN_COLUMNS, _fill
+    from workbench.store._layout import create_column, create_states
+
+    n = words.size
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     units, names = {}, []
     default_file = cfg["states"].get("file")
@@ -268,4 +301,3 @@ def import_lstmvis(folder, path, chunk_tokens: int = 8192):
         "vocab": vocab,
         "meta": meta_kinds,
     }
-    return StateStore.open(path)

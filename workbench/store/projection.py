@@ -385,13 +385,30 @@ def project_store(
         rows, pca_dims=pca_dims, method=method, sample_index=idx, progress=progress, **kwargs
     )
     slot = f"p{len(cached):03d}"
-    g = zarr.open_group(str(folder / slot), mode="w", zarr_format=3)
+    try:
+        _cache(store.path, folder / slot, proj, key, {**cached, key: slot}, meta_key)
+    except OSError as err:  # a read-only store: the map is still the caller's
+        import shutil
+        import warnings
+
+        shutil.rmtree(folder / slot, ignore_errors=True)
+        text = (
+            f"the projection of {name} was not cached: {store.path} is not writable "
+            f"({err.strerror or err}); it is computed again next time"
+        )
+        _say(progress, text)
+        warnings.warn(text, RuntimeWarning, stacklevel=2)
+    return proj
+
+
+def _cache(root: Path, slot: Path, proj: Projection, key: str, cached: dict, meta_key: str):
+    """Write ``proj`` into the store's cache folder ``slot`` and list it in ``root``'s attrs."""
+    import zarr
+
+    g = zarr.open_group(str(slot), mode="w", zarr_format=3)
     for field in ("mean", "components", "sample", "reduced", "embedding"):
         value = getattr(proj, field)
         g.create_array(field, shape=value.shape, dtype=value.dtype, overwrite=True)[...] = value
     g.attrs["n_neighbors"] = proj.n_neighbors
     g.attrs["key"] = key
-    writable = zarr.open_group(str(store.path), mode="r+")
-    cached[key] = slot
-    writable.attrs[meta_key] = cached
-    return proj
+    zarr.open_group(str(root), mode="r+").attrs[meta_key] = cached

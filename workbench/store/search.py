@@ -156,7 +156,16 @@ def _shape(states) -> tuple[int, int]:
 
 
 def _check_cells(cells, units: int) -> np.ndarray:
-    arr = np.unique(np.asarray(cells, dtype=np.int64).ravel())
+    try:
+        raw = np.asarray(cells).ravel()
+    except (TypeError, ValueError):
+        raise SearchError(f"cells must be a list of unit indices, got {cells!r}") from None
+    if raw.dtype == bool or not (raw.size == 0 or np.issubdtype(raw.dtype, np.number)):
+        raise SearchError(f"cells must be integer unit indices, got {raw.tolist()[:8]}")
+    if raw.size and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        bad = raw[~(np.isfinite(raw) & (raw == np.round(raw)))]
+        raise SearchError(f"cell {bad[0]} is not an integer unit index (it is not truncated)")
+    arr = np.unique(raw.astype(np.int64))
     if arr.size == 0:
         raise SearchError(
             "the cell list is empty; brush a range where some units are on "

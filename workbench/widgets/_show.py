@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench import names as _names
+
 #: Steps of a store shown when no ``end`` is given.
 DEFAULT_STORE_STEPS = 2000
 
@@ -14,8 +16,8 @@ DEFAULT_STORE_STEPS = 2000
 def _default_name(names: Sequence[str], name: str | None, what: str) -> str:
     names = list(names)
     if name is None:
-        hidden = [n for n in names if n.endswith(".hidden")]
-        quantities = [n for n in names if not n.endswith(".weights")]
+        hidden = [n for n in names if _names.quantity(n) == "hidden"]
+        quantities = [n for n in names if not _names.is_attention(n)]
         if not (hidden or quantities):
             raise ValueError(f"the {what} holds no recurrent state to show; it has {names}")
         return (hidden or quantities)[-1]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from dash import Input, Output, State, dcc, html
 
+from workbench import names as _names
 from workbench.app import _states_logic as slogic
 
 PATH = "/gates"
 TITLE = "Gates"
 GRAPH = {"displaylogo": False}
-_GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 
 
 def _error(text: str) -> html.Div:
@@ -33,9 +33,9 @@ def gate_groups(names: list[str]) -> dict[str, list[str]]:
     """``"rnn.0.fwd"`` -> its gate names (sigmoid gates only)."""
     out: dict[str, list[str]] = {}
     for n in names:
-        parts = slogic.split_name(n)
-        if parts and parts[2] in _GATES:
-            out.setdefault(f"{parts[0]}.{parts[1]}", []).append(n)
+        parsed = _names.recurrent(n)
+        if parsed is not None and parsed.is_gate:
+            out.setdefault(f"{parsed.group}.{parsed.direction}", []).append(n)
     return out
 
 
@@ -237,7 +237,7 @@ def record_input(ctx, model: str, text: str, quantity: str | None):
                                                else ""))  # fmt: skip
     attention = []
     for n in trace.names:
-        if not n.endswith(".weights"):
+        if not _names.is_attention(n):
             continue
         w = trace[n][0].detach().numpy()
         if w.ndim == 3:  # [heads, query, key]

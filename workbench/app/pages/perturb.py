@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, callback_context, dcc, html, no_update
 
+from workbench import names as _names
 from workbench.app import _explain_logic as xlogic
 from workbench.app import _perturb_logic as logic
 
@@ -38,7 +39,7 @@ def recorded_names(ctx, model: str) -> list[str]:
             kwargs = {"lengths": torch.tensor([2])} if bundle.kind == "classifier" else {}
         with torch.no_grad():
             trace = workbench.record(bundle.model, *args, **kwargs)
-        _NAMES[key] = [n for n in trace.names if not n.endswith(".weights")]
+        _NAMES[key] = [n for n in trace.names if not _names.is_attention(n)]
     return _NAMES[key]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import threading
 
 import torch
@@ -46,9 +48,12 @@ def _packing_order(model: nn.Module, mode: LRPMode):
         if mode.sorted_indices:
             mode.sorted_indices.pop()
 
+    from workbench.recorder.sites import kind_of
+
     handles = []
     for m in model.modules():
-        if isinstance(m, (nn.LSTM, nn.GRU)):
+        kind = kind_of(m)
+        if kind is not None and kind.hooking == "fused":  # nn.LSTM, nn.GRU, nn.RNN
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post, always_call=True))
     try:
@@ -130,7 +135,7 @@ class LRP(Method):
     ----------
     model : nn.Module
     epsilon : float, default 1e-3
-        Stabiliser ``eps`` of the epsilon rule.
+        Stabiliser ``eps`` of the epsilon rule: a finite number > 0.
     bias_factor : float, default 0.0
         ``0``: biases and stabilisers absorb relevance (Arras et al.); ``1``: they are
         redistributed and relevance is conserved exactly (``delta`` is then rounding error).
@@ -154,8 +159,15 @@ class LRP(Method):
         embedding: str | None = None,
     ) -> None:
         super().__init__(model, embedding=embedding)
-        if epsilon < 0:
-            raise ExplainError(f"epsilon must be >= 0, got {epsilon}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+            raise ExplainError(f"epsilon must be a number > 0, got {epsilon!r}")
+        if not math.isfinite(epsilon) or epsilon <= 0:
+            raise ExplainError(
+                f"epsilon must be a finite number > 0 for the epsilon rule, got {epsilon} "
+                "(0 divides by zero where a neuron's input sums to 0; try 1e-3)"
+            )
+        if not isinstance(bias_factor, numbers.Real) or not math.isfinite(bias_factor):
+            raise ExplainError(f"bias_factor must be a finite number, got {bias_factor!r}")
         self.epsilon = float(epsilon)
         self.bias_factor = float(bias_factor)
 

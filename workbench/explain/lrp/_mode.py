@@ -3,11 +3,13 @@
 The user's model runs unmodified; only the functions it calls are swapped, for the duration
 of the ``with`` block: ``F.linear``/``addmm``/``matmul`` (epsilon rule), ``+``/``-`` and
 ``sum``/``mean`` (epsilon rule over the summed terms), the fused ``torch._VF.lstm`` /
-``gru`` kernels (padded and packed) and ``lstm_cell`` / ``gru_cell`` (Arras et al.;
-signal-take-all for GRU), activations and scaling by constants (relevance passes
-unchanged), ``sigmoid`` / ``softmax`` (gates and attention weights: treated as constants,
-they receive nothing). Everything else runs as usual; data movement (indexing, ``cat``,
-``reshape``, packing) conserves relevance under autograd by itself.
+``gru`` / ``rnn_tanh`` / ``rnn_relu`` kernels (padded and packed, parsed by the recorder's
+:mod:`workbench.recorder._call`) and their ``*_cell`` kernels (Arras et al.;
+signal-take-all for GRU; the epsilon rule through ``nn.RNN``'s one affine map),
+activations and scaling by constants (relevance passes unchanged), ``sigmoid`` /
+``softmax`` (gates and attention weights: treated as constants, they receive nothing).
+Everything else runs as usual; data movement (indexing, ``cat``, ``reshape``, packing)
+conserves relevance under autograd by itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import warnings
 import torch
 from torch.overrides import TorchFunctionMode
 
-from workbench.explain.lrp._rnn import GRULayerRule, LSTMLayerRule
+from workbench.explain.lrp._rnn import GRULayerRule, LSTMLayerRule, RNNLayerRule
 from workbench.explain.lrp._rules import (
     AddRule,
     LinearRule,
@@ -26,6 +28,7 @@ from workbench.explain.lrp._rules import (
     PassRule,
     SumRule,
 )
+from workbench.recorder._call import pack_output, parse_cell, parse_fused
 
 _ADD = {"add", "__add__", "__radd__", "__iadd__", "add_"}
 _SUB = {"sub", "subtract", "__sub__", "__isub__", "sub_"}
@@ -68,8 +71,6 @@ _NO_RULE = {
     "einsum",
     "multi_head_attention_forward",
     "scaled_dot_product_attention",
-    "rnn_tanh",
-    "rnn_relu",
     "log_softmax",
     "bilinear",
 }
@@ -134,6 +135,10 @@ _PASSTHROUGH_OK = {
     "__len__",
     "numel",
 }
+
+
+_FUSED = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+_CELLS = tuple(f"{k}_cell" for k in _FUSED)
 
 
 def _requires_grad(obj) -> bool:
@@ -215,9 +220,9 @@ class LRPMode(TorchFunctionMode):
             return self._pass
         if name in ("sum", "mean"):
             return self._sum
-        if name in ("lstm", "gru"):
+        if name in _FUSED:
             return self._rnn
-        if name in ("lstm_cell", "gru_cell"):
+        if name in _CELLS:
             return self._cell
         return None
 
@@ -316,101 +321,58 @@ class LRPMode(TorchFunctionMode):
 
     def _rnn(self, func, args, kwargs):
         kind = func.__name__
-        packed = (
-            isinstance(args[1], torch.Tensor)
-            if kind == "lstm"
-            else not isinstance(args[2], (list, tuple))
-        )
-        if packed:
-            data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidir = args[:9]
-            bs = [int(n) for n in batch_sizes.tolist()]
-            T, B = len(bs), bs[0]
-            flat = torch.cat([t * B + torch.arange(n) for t, n in enumerate(bs)]).to(data.device)
-            x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, flat, data).view(T, B, -1)
-            lengths = (torch.tensor(bs)[None, :] > torch.arange(B)[:, None]).sum(1)
-            active = (torch.arange(T)[:, None] < lengths[None, :]).to(data.device)
-            if bool(active.all()):
-                active = None
-            batch_first = False
-        else:
-            inp, hx, params, has_biases, layers, dropout, train, bidir, batch_first = args[:9]
-            x = inp.transpose(0, 1) if batch_first else inp
-            active, flat = None, None
-        if train and dropout > 0 and layers > 1:
+        fused = parse_fused(kind, args)
+        call = fused.call
+        active = None
+        if call.batch_sizes is not None:
+            lengths = call.lengths().to(call.x.device)
+            active = torch.arange(call.time, device=call.x.device)[:, None] < lengths[None, :]
+        if call.train and call.dropout > 0 and call.num_layers > 1:
             raise LRPError("call model.eval() before LRP: dropout between layers is on")
-        D = 2 if bidir else 1
-        params = list(params)
-        stride = len(params) // (layers * D)
+        D = call.directions
+        stride = len(call.params) // (call.num_layers * D)
         if stride not in (2, 4):
             raise LRPError("LRP does not support LSTMs with proj_size (weight_hr)")
-        if kind == "lstm":
-            h0, c0 = self._leaf(hx[0], 1), self._leaf(hx[1], 1)
-        else:
-            h0, c0 = self._leaf(hx, 1), None
-        layer_in = x
+        h0 = self._leaf(call.h0, 1)
+        c0 = self._leaf(call.c0, 1) if kind == "lstm" else None
+        layer_in = call.x
         h_n, c_n = [], []
-        for layer in range(layers):
+        for layer in range(call.num_layers):
             outs = []
             for d in range(D):
                 k = layer * D + d
-                w = params[k * stride : (k + 1) * stride]
-                b_ih, b_hh = (w[2], w[3]) if stride == 4 else (None, None)
+                w = call.layer_params(layer, d)
+                weights = (w["w_ih"], w["w_hh"], w["b_ih"], w["b_hh"])
+                rest = (active, d == 1, self.eps, self.bf)
                 if kind == "lstm":
-                    out, h, c = LSTMLayerRule.apply(
-                        layer_in,
-                        h0[k],
-                        c0[k],
-                        w[0],
-                        w[1],
-                        b_ih,
-                        b_hh,
-                        active,
-                        d == 1,
-                        self.eps,
-                        self.bf,
-                    )
+                    out, h, c = LSTMLayerRule.apply(layer_in, h0[k], c0[k], *weights, *rest)
                     c_n.append(c)
+                elif kind == "gru":
+                    out, h = GRULayerRule.apply(layer_in, h0[k], *weights, *rest)
                 else:
-                    out, h = GRULayerRule.apply(
-                        layer_in,
-                        h0[k],
-                        w[0],
-                        w[1],
-                        b_ih,
-                        b_hh,
-                        active,
-                        d == 1,
-                        self.eps,
-                        self.bf,
-                    )
+                    relu = kind == "rnn_relu"
+                    out, h = RNNLayerRule.apply(layer_in, h0[k], *weights, relu, *rest)
                 outs.append(out)
                 h_n.append(h)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]
-        out = layer_in
-        if flat is not None:
-            out = out.reshape(T * B, -1).index_select(0, flat)
-        elif batch_first:
-            out = out.transpose(0, 1)
-        h_n = torch.stack(h_n)
-        if kind == "lstm":
-            return out, h_n, torch.stack(c_n)
-        return out, h_n
+        c_n = torch.stack(c_n) if kind == "lstm" else None
+        return pack_output(fused, layer_in, torch.stack(h_n), c_n)
 
     def _cell(self, func, args, kwargs):
-        kind = func.__name__
-        x, hx, w_ih, w_hh = args[:4]
-        b_ih = args[4] if len(args) > 4 else None
-        b_hh = args[5] if len(args) > 5 else None
-        if kind == "lstm_cell":
-            h0, c0 = self._leaf(hx[0], 0), self._leaf(hx[1], 0)
-            _, h, c = LSTMLayerRule.apply(
-                x[None], h0, c0, w_ih, w_hh, b_ih, b_hh, None, False, self.eps, self.bf
-            )
+        kind = func.__name__.removesuffix("_cell")
+        call = parse_cell(kind, args)
+        h0 = self._leaf(call.h0[0], 0)
+        w = call.layer_params(0, 0)
+        weights = (w["w_ih"], w["w_hh"], w["b_ih"], w["b_hh"])
+        rest = (None, False, self.eps, self.bf)
+        if kind == "lstm":
+            c0 = self._leaf(call.c0[0], 0)
+            _, h, c = LSTMLayerRule.apply(call.x, h0, c0, *weights, *rest)
             return h, c
-        h0 = self._leaf(hx, 0)
-        _, h = GRULayerRule.apply(
-            x[None], h0, w_ih, w_hh, b_ih, b_hh, None, False, self.eps, self.bf
-        )
+        if kind == "gru":
+            _, h = GRULayerRule.apply(call.x, h0, *weights, *rest)
+            return h
+        _, h = RNNLayerRule.apply(call.x, h0, *weights, kind == "rnn_relu", *rest)
         return h
 
     def warn_unruled(self) -> None:

@@ -174,3 +174,60 @@ class GRULayerRule(torch.autograd.Function):
             rh = _blend(a, rh_a + rh_b, rh)
         rx = x * (qn_all @ w_in) + share_all
         return rx, rh, *([None] * 8)
+
+
+class RNNLayerRule(torch.autograd.Function):
+    """One direction of one ``nn.RNN`` layer (Elman, ``tanh`` or ``relu``).
+
+    ``h_t = act(a_t)``, ``a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``: the activation
+    passes relevance unchanged, ``R_a -> x_t (W_ih), h_{t-1} (W_hh)`` by the epsilon rule
+    with bias ``b_ih + b_hh`` and ``N = input size + H``.
+    ``x [time, batch, feature]`` -> ``(out [time, batch, H], h_n [batch, H])``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu, active, reverse, eps, bias_factor):
+        T = x.shape[0]
+        xw = F.linear(x, w_ih, b_ih)
+        pre = x.new_zeros(T, *h0.shape)
+        h_prev = x.new_zeros(T, *h0.shape)
+        out = x.new_zeros(T, *h0.shape)
+        h = h0
+        for t in _order(T, reverse):
+            a = xw[t] + F.linear(h, w_hh, b_hh)
+            h_new = torch.relu(a) if relu else torch.tanh(a)
+            pre[t], h_prev[t] = a, h
+            m = None if active is None else active[t][:, None]
+            h = _blend(m, h_new, h)
+            out[t] = h_new if m is None else torch.where(m, h_new, torch.zeros_like(h_new))
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, pre, h_prev)
+        ctx.active, ctx.reverse, ctx.eps, ctx.bf = active, reverse, eps, bias_factor
+        return out, h
+
+    @staticmethod
+    def backward(ctx, r_out, r_hn):
+        x, w_ih, w_hh, b_ih, b_hh, pre, h_prev = ctx.saved_tensors
+        eps, bf, active = ctx.eps, ctx.bf, ctx.active
+        T, B, Fin = x.shape
+        H = h_prev.shape[-1]
+        bias = None if b_ih is None else b_ih + b_hh
+        r_out = torch.zeros_like(h_prev) if r_out is None else r_out
+        rh = torch.zeros_like(h_prev[0]) if r_hn is None else r_hn
+        q_all = torch.zeros_like(h_prev)
+        share_all = x.new_zeros(T, B, 1)
+        n_lower = Fin + H
+        for t in _order(T, not ctx.reverse):
+            m = None if active is None else active[t][:, None]
+            zs, s = stabilise(pre[t], eps)
+            q = (rh + r_out[t]) / zs
+            b = eps * s if bias is None else bias + eps * s
+            share = bf * (b * q).sum(-1, keepdim=True) / n_lower
+            rh_prev = h_prev[t] * (q @ w_hh) + share
+            if m is not None:
+                q = torch.where(m, q, torch.zeros_like(q))
+                share = torch.where(m, share, torch.zeros_like(share))
+            q_all[t] = q
+            share_all[t] = share
+            rh = _blend(m, rh_prev, rh)
+        rx = x * (q_all @ w_ih) + share_all
+        return rx, rh, *([None] * 9)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workbench.recorder import _ckernel
+from workbench._native import ckernel as _ckernel
 from workbench.recorder._recorder import record
 
 

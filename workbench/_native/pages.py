@@ -10,10 +10,11 @@ a region that asks for them (``madvise(MADV_HUGEPAGE)``) when transparent huge p
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 
 import torch
+
+from workbench.config import settings
 
 _MADV_HUGEPAGE = 14
 _HUGE = 2 << 20
@@ -21,10 +22,12 @@ _STATE: dict = {"madvise": None}
 
 
 def _madvise():
+    if not settings().hugepages:
+        return False
     fn = _STATE["madvise"]
     if fn is None:
         fn = False
-        if sys.platform.startswith("linux") and os.environ.get("WORKBENCH_HUGEPAGES", "1") != "0":
+        if sys.platform.startswith("linux"):
             try:
                 fn = ctypes.CDLL(None, use_errno=True).madvise
                 fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -7,7 +7,8 @@ PyTorch's OpenMP threads. It is compiled on first use with the system C compiler
 into ``~/.cache/workbench/kernels`` (or ``$WORKBENCH_CACHE/kernels``), keyed by its source, the
 compiler flags and the CPU, and loaded with ctypes; nothing is downloaded. Without a compiler,
 or with ``WORKBENCH_CKERNEL=0``, the unroll keeps its PyTorch ops (same results to float32
-rounding).
+rounding). It is built for this CPU (``-march=native``) unless ``WORKBENCH_CKERNEL_MARCH``
+names another target (``x86-64``: any x86-64 CPU).
 
 The exponential is our own (Cody-Waite range reduction and a degree-6 polynomial), accurate to
 about 1 ulp, so a sigmoid differs from ``torch.sigmoid`` by a few 1e-7 at most.
@@ -15,15 +16,17 @@ about 1 ulp, so a sigmoid differs from ``torch.sigmoid`` by a few 1e-7 at most.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from workbench.config import configure, settings
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -432,9 +435,20 @@ void wb_lstm_hidden(long n, long H, const float *g, long gs, const float *c, lon
 }
 """
 
-_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
-_FLAGS += ["-shared", "-fPIC"]
+_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"]
 _STATE: dict = {"lib": None, "tried": False, "error": None}
+
+
+def _flags() -> list[str]:
+    """Compiler flags: ``_FLAGS`` with ``-march=$WORKBENCH_CKERNEL_MARCH`` (``native``).
+
+    ``WORKBENCH_CKERNEL_MARCH=x86-64`` builds for any x86-64 CPU (SSE2, no FMA or AVX-512),
+    as the CI does to test the kernels without this CPU's extensions.
+    """
+    march = os.environ.get("WORKBENCH_CKERNEL_MARCH", "native") or "native"
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", march):
+        raise RuntimeError(f"WORKBENCH_CKERNEL_MARCH={march!r} is not a -march value")
+    return [_FLAGS[0], f"-march={march}", *_FLAGS[1:]]
 
 
 def _cpu_key() -> str:
@@ -462,8 +476,10 @@ def _compile(target: Path) -> None:
         src = Path(tmp) / "wb_lstm.c"
         src.write_text(_SOURCE)
         out = Path(tmp) / target.name
+        # about 2 s of CPU for -march=native, 11 s for x86-64 (512-bit vectors made of SSE
+        # ones); minutes of wall time where many processes share two cores
         proc = subprocess.run(
-            [cc, *_FLAGS, "-o", str(out), str(src)], capture_output=True, text=True, timeout=120
+            [cc, *_flags(), "-o", str(out), str(src)], capture_output=True, text=True, timeout=300
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[:500]}")
@@ -487,16 +503,18 @@ def _check_owned(target: Path) -> None:
 
 def load():
     """The compiled library, or None where it cannot be built (then the caller's ops run)."""
+    if not settings().ckernel:
+        return None
     if _STATE["tried"]:
         return _STATE["lib"]
     _STATE["tried"] = True
-    if os.environ.get("WORKBENCH_CKERNEL", "1") == "0" or platform.system() != "Linux":
+    if platform.system() != "Linux":
         return None
     import torch  # noqa: F401  (its OpenMP runtime must be loaded first: we share it)
 
-    key = hashlib.sha256("\0".join([_SOURCE, *_FLAGS, _cpu_key()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"wb_lstm_{key}.so"
     try:
+        key = hashlib.sha256("\0".join([_SOURCE, *_flags(), _cpu_key()]).encode()).hexdigest()
+        target = _cache_dir() / f"wb_lstm_{key[:16]}.so"
         if not target.exists():
             _compile(target)
         _check_owned(target)
@@ -525,14 +543,9 @@ def load():
     return lib
 
 
-@contextlib.contextmanager
 def disabled():
-    """Within the block the unroll uses PyTorch's ops (for comparisons and tests)."""
-    lib, _STATE["lib"] = load(), None
-    try:
-        yield
-    finally:
-        _STATE["lib"] = lib
+    """Within the block the unroll uses PyTorch's ops: ``configure(ckernel=False)``."""
+    return configure(ckernel=False)
 
 
 def put_rows(dst, src) -> bool:

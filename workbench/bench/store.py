@@ -176,6 +176,7 @@ def _in_new_process(code: str, *args: str, cache: Path) -> float:
 def bench_match(
     tmp: Path, sizes=(1_000_000, 10_000_000), repeats: int = 3, ks=(1, 5, 20)
 ) -> list[Row]:
+    """Match over synthetic stores of ``sizes`` tokens, k cells each, and numba's start-up."""
     from workbench.store import search
 
     cold = _in_new_process(_WARM, cache=tmp / "numba_match")
