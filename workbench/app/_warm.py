@@ -116,7 +116,10 @@ def _compile() -> None:
     from workbench.store.projection import warm_up
 
     search.warm_up()
-    warm_up(background=False)
+    import importlib.util
+
+    if importlib.util.find_spec("umap") is not None:  # the [umap] extra
+        warm_up(background=False)
 
 
 if __name__ == "__main__":
