@@ -205,7 +205,17 @@ class StateStore:
 
     @property
     def meta_tracks(self) -> list[str]:
-        return list(self.manifest["meta"])
+        """Per-token meta tracks; a classification store's document ``label`` is one too."""
+        tracks = list(self.manifest["meta"])
+        if "label" not in tracks and self._has_labels():
+            tracks.append("label")
+        return tracks
+
+    def _has_labels(self) -> bool:
+        if "docs/label" not in self._cache and "label" not in self._group["docs"]:
+            return False
+        labels = self._column("docs/label")
+        return bool(labels.size) and bool((labels >= 0).all())
 
     @property
     def boundaries(self) -> np.ndarray:
@@ -260,7 +270,12 @@ class StateStore:
         return [vocab[i] for i in self._column("tokens/surface")[start:end]]
 
     def meta(self, track: str) -> np.ndarray:
-        """``[tokens]`` meta track."""
+        """``[tokens]`` meta track (``label``: each token carries its document's label)."""
+        if track == "label" and "label" not in self.manifest["meta"] and self._has_labels():
+            if "meta/label" not in self._cache:
+                per_doc = self._column("docs/label")
+                self._cache["meta/label"] = np.repeat(per_doc, np.diff(self.boundaries))
+            return self._cache["meta/label"]
         if track not in self.manifest["meta"]:
             raise KeyError(f"no meta track {track!r}; tracks: {', '.join(self.meta_tracks)}")
         return self._column(f"meta/{track}")
@@ -288,9 +303,20 @@ class StateStore:
 
     # ------------------------------------------------------------------ search
     def select_cells(
-        self, name: str, doc, start: int, end: int, threshold: float = 0.3, pad=(1, 0)
+        self,
+        name: str,
+        doc,
+        start: int,
+        end: int,
+        threshold: float = 0.3,
+        pad=(1, 0),
+        compat: str | None = None,
     ) -> np.ndarray:
-        """LSTMVis brush selection on document ``doc`` (index or id), positions in the doc."""
+        """LSTMVis brush selection on document ``doc`` (index or id), positions in the doc.
+
+        ``compat="lstmvis"`` applies LSTMVis's rules (see :func:`search.select_cells`): the
+        padding reads the flat stream, across the document's edges.
+        """
         view = self.document(doc)
         states = self.states(name)
         lo, _hi = view.start, view.end
@@ -300,12 +326,21 @@ class StateStore:
                 f"steps; use 0 <= start < end <= {len(view)}"
             )
         left, right = search._check_pad(pad)
+        if compat == "lstmvis":
+            g0, g1 = lo + int(start), lo + int(end)
+            if g0 - left < 0 or g1 + right > self.n_tokens:
+                return np.zeros(0, np.int64)  # LSTMVis: padding outside the stream
+            window = states.rows(g0 - left, g1 + right)
+            return search.select_cells(window, left, left + g1 - g0, threshold, pad, compat)
         a, b = max(start - left, 0), min(end + right, len(view))
         window = states.rows(lo + a, lo + b)
-        return search.select_cells(window, start - a, end - a, threshold, pad)
+        return search.select_cells(window, start - a, end - a, threshold, pad, compat)
 
     def match(self, name: str, cells, threshold: float = 0.3, pad=(1, 0), **kwargs):
-        """LSTMVis match over every document of the store (see :func:`search.match`)."""
+        """LSTMVis match over every document of the store (see :func:`search.match`).
+
+        Keywords go to :func:`search.match` (``top_k``, ``compat="lstmvis"``, ``mode``, ...).
+        """
         return search.match(
             self.states(name), cells, threshold, pad, boundaries=self.boundaries, **kwargs
         )
@@ -356,11 +391,16 @@ class StateStore:
         return export_lstmvis(self, folder, names=names)
 
     @classmethod
-    def from_lstmvis(cls, folder, path, chunk_tokens: int = 8192) -> StateStore:
-        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``."""
+    def from_lstmvis(
+        cls, folder, path, chunk_tokens: int = 8192, dtype: str | None = None
+    ) -> StateStore:
+        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``.
+
+        ``dtype`` (float16 / float32) defaults to the source's (see ``import_lstmvis``).
+        """
         from workbench.store.lstmvis import import_lstmvis
 
-        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens)
+        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens, dtype=dtype)
 
     # ------------------------------------------------------------------ projection
     def projection(self, name: str, **kwargs):

@@ -1,0 +1,5 @@
+"""``python -m workbench``: the same command line as the ``workbench`` script."""
+
+from workbench.cli import main
+
+main()
