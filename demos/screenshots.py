@@ -41,6 +41,20 @@ def _states_query(ctx) -> str:
     return view.query()
 
 
+def _box_select(page, selector: str) -> None:
+    """Lasso a band across the middle of a map (what a user does to list contexts)."""
+    box = page.locator(f"{selector} .nsewdrag").first.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    path = [(0.35, 0.2), (0.65, 0.2), (0.65, 0.8), (0.35, 0.8), (0.35, 0.21)]
+    page.mouse.move(x + w * path[0][0], y + h * path[0][1])
+    page.mouse.down()
+    for a, b in path[1:]:
+        page.mouse.move(x + w * a, y + h * b, steps=8)
+    page.mouse.up()
+    page.wait_for_selector("#projection-selected table")
+    page.wait_for_timeout(500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="assets/screenshots")
@@ -79,6 +93,8 @@ def main() -> None:
                 page.wait_for_function(READY, arg=plot)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(1500)
+            if name == "projection":  # a box drawn over part of the map lists its contexts
+                _box_select(page, "#projection-map")
             if name == "states":
                 page.locator("#states-graph-box-0").scroll_into_view_if_needed()
             page.screenshot(path=str(out / f"{name}.png"))

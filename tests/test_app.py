@@ -107,12 +107,15 @@ def test_url_round_trips_the_view_state(ctx):
     store = ctx.store("python")
     view = logic.ViewState("python", ["rnn.0.fwd.cell", "rnn.1.fwd.hidden"], start=120,
                            size=200, threshold=0.25, pad=(2, 1), brush=(130, 134),
-                           cells=[3, 17])  # fmt: skip
+                           cells=[3, 17], scale="tanh")  # fmt: skip
     again = logic.parse_query(ctx, **dict(parse_qsl(view.query().lstrip("?"))))
     assert again.problems == []
-    for field in ("model", "names", "start", "size", "threshold", "pad", "brush", "cells"):
+    for field in ("model", "names", "start", "size", "threshold", "pad", "brush", "cells",
+                  "scale"):  # fmt: skip
         assert getattr(again, field) == getattr(view, field), field
     assert store.n_tokens >= view.end
+    bad = logic.parse_query(ctx, model="python", scale="log")
+    assert bad.scale == "auto" and "scale" in bad.problems[0]
 
 
 # --------------------------------------------------------------------------- selection
@@ -228,11 +231,17 @@ def test_navigation_find_prev_next_doc_and_brush(ctx):
            "size": 100}  # fmt: skip
     index = logic.corpus_text(store)
     text = "".join(store.tokens(900, 906))
-    start, *_rest, msg = states.navigate(ctx, "find", rec, 500, 100, text, None, None, None,
-                                         lambda: index)  # fmt: skip
-    hit = int(msg.rsplit(" ", 1)[-1])
-    assert "".join(store.tokens(hit, hit + 6)) == text and hit <= 900
-    assert start == max(hit - 10, 0)
+    start, hit, end, msg = states.navigate(ctx, "find", rec, 500, 100, text, None, None, None,
+                                           lambda: index)  # fmt: skip
+    assert "".join(store.tokens(hit, end)) == text and hit <= 900 and end == hit + 6
+    assert start == max(hit - 10, 0) and "brushed" in msg
+    # Find next: from the brushed hit on, the next occurrence (not the same one again)
+    first = states.navigate(ctx, "find", rec, 500, 100, "\n", None, None, None,
+                            lambda: index)  # fmt: skip
+    rec2 = {**rec, "start": first[0]}
+    again = states.navigate(ctx, "find", rec2, first[0], 100, "\n", None, None, None,
+                            lambda: index, brush_start=first[1])  # fmt: skip
+    assert again[1] > first[1] and "".join(store.tokens(again[1], again[2])) == "\n"
     none = states.navigate(ctx, "find", rec, 500, 100, "\x00never\x00", None, None, None,
                            lambda: index)  # fmt: skip
     assert "does not occur" in none[-1]
@@ -240,6 +249,9 @@ def test_navigation_find_prev_next_doc_and_brush(ctx):
     assert states.navigate(ctx, "next", rec, 500, 100, "", None, None, None, None)[0] == 550
     doc = states.navigate(ctx, "doc", rec, 500, 100, "", 0, None, None, None)
     assert doc[0] == 0
+    # the box follows the view: its echo of the view's own document moves nothing
+    echo = states.navigate(ctx, "doc", {**rec, "doc": 3}, 500, 100, "", 3, None, None, None)
+    assert echo[0] is states.no_update and echo[-1] is states.no_update
     relayout = {"selections": [{"x0": 12.4, "x1": 3.6, "type": "rect"}]}
     out = states.navigate(ctx, "brush", rec, 500, 100, "", None, None, relayout, None)
     assert out[1:3] == (504, 513)
@@ -292,7 +304,12 @@ def test_projection_map_colours_and_lasso_links(ctx):
     fig = projection.map_figure(ctx, "parens", name, "pca", 2000, "meta:depth", 0)
     n = sum(len(t.x) for t in fig.data)
     assert n == min(2000, store.n_tokens)
-    steps = np.concatenate([np.asarray(t.customdata) for t in fig.data])
+    custom = [row for t in fig.data for row in t.customdata]
+    assert all(isinstance(row, list | tuple) and len(row) == 3 for row in custom)  # JSON lists
+    steps = np.array([row[0] for row in custom])
+    docs = np.searchsorted(store.boundaries, steps, side="right") - 1
+    assert [row[1] for row in custom] == [store.doc_ids[d] for d in docs]  # hover: document
+    assert "customdata[1]" in fig.data[0].hovertemplate and "depth" in fig.data[0].hovertemplate
     depth = np.concatenate([np.asarray(t.marker.color, dtype=float) for t in fig.data])
     np.testing.assert_array_equal(depth, store.meta("depth")[steps])
     proj = projection.fitted(ctx, "parens", name, "pca", 2000)
@@ -302,9 +319,13 @@ def test_projection_map_colours_and_lasso_links(ctx):
         assert projection.map_figure(ctx, "parens", name, "pca", 2000, colour, 3).data
     with pytest.raises(logic.ViewError):
         projection.map_figure(ctx, "parens", name, "pca", 2000, "unit", 9999)
-    items = projection.selected_list(ctx, "parens", name, [5, 7, 5])
-    links = _json(items[0])
+    items = projection.selected_list(ctx, "parens", name, [5, 7, 5], unit=3)
+    links = _json(items[1])
     assert links.count("/states?model=parens") == 2 and "brush=5,6" in links
+    value = float(store.states(name).rows(7, 8, [3])[0, 0])
+    assert f"{value:.4g}" in links and store.doc_ids[0] in links
+    lasso = {"points": [{"customdata": list(row)} for row in custom[:4]]}
+    assert projection.selected_steps(lasso) == [int(row[0]) for row in custom[:4]]
 
 
 def test_model_page_metrics_and_exactness(ctx):
@@ -345,3 +366,88 @@ def test_match_with_no_span_is_a_message_not_a_crash(ctx):
     assert len(store.match(layer, sel["cells"], threshold=1.5)) == 0  # tanh < 1.5
     with pytest.raises(logic.ViewError, match="cells are never on together anywhere"):
         states.match_view(ctx, sel, "depth")
+
+
+# ------------------------------------------------------------------- readable values
+def test_value_scales_draw_cells_readably_and_keep_raw_values_in_the_hover():
+    from workbench.viz._scale import resolve
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(scale=120.0, size=(40, 12))  # LSTM cell states reach +-400
+    v[5, 3] = -400.0
+    assert resolve("auto", v) == "symlog" and resolve("auto", np.tanh(v)) == "linear"
+    fig = trajectory_slots(v, None, threshold=0.3, scale="auto")
+    assert fig.layout.meta["scale"] == "symlog"
+    y = np.asarray(fig.data[0].y, dtype=np.float64)
+    ref = np.concatenate([np.append(np.sign(v[:, u]) * np.log10(1 + np.abs(v[:, u])), np.nan)
+                          for u in range(12)])  # fmt: skip
+    np.testing.assert_allclose(y, ref, rtol=1e-6, equal_nan=True)  # float32 on the wire
+    assert fig.layout.shapes[0].y0 == pytest.approx(np.log10(1.3))
+    ticks = dict(zip(fig.layout.yaxis.ticktext, fig.layout.yaxis.tickvals, strict=True))
+    assert ticks["100"] == pytest.approx(np.log10(101)) and ticks["-100"] < 0
+    upd = trajectory_selection(v, None, [3], brush=None, threshold=0.3, scale="tanh")
+    t = upd["traces"][0]
+    np.testing.assert_allclose(t["y"], np.tanh(v[:, 3]), atol=1e-4)
+    assert [c[1] for c in t["customdata"]] == pytest.approx(v[:, 3], abs=1e-4)  # raw values
+    assert upd["threshold"] == pytest.approx(np.tanh(0.3))
+    clip = trajectory_slots(v, None, threshold=0.3, scale="clip")
+    lo, hi = clip.layout.yaxis.range
+    assert hi == pytest.approx(1.1 * np.quantile(np.abs(v), 0.99)) and lo == -hi
+    with pytest.raises(ValueError, match="scale"):
+        trajectory_slots(v, None, scale="log")
+
+
+def test_threshold_quantiles_are_those_of_the_corpus(ctx):
+    store = ctx.store("parens")
+    name = logic.default_names(store.names)[0]
+    everything = np.asarray(store.states(name).rows(0, store.n_tokens), dtype=np.float64)
+    got = logic.quantiles(store, name)
+    assert list(got) == list(logic.QUANTILES)
+    np.testing.assert_allclose(list(got.values()), np.quantile(everything, logic.QUANTILES))
+    sampled = logic.quantiles(store, name, rows=400)  # 20 blocks of 20 rows
+    starts = np.linspace(0, store.n_tokens - 20, 20).astype(int)
+    part = np.concatenate([everything[a : a + 20] for a in starts])
+    np.testing.assert_allclose(list(sampled.values()), np.quantile(part, logic.QUANTILES))
+    rec = states.render_view(ctx, "parens", None, None, None, 0, 50, 0.3)[2]
+    assert rec["quantiles"]["0.9"] == pytest.approx(got[0.9])
+    assert "90th" in states.quantile_text(rec)
+
+
+def test_match_grids_hold_the_longest_span(ctx):
+    store = ctx.store("python")
+    name = logic.default_names(store.names)[0]
+    values = store.states(name).rows(0, 400)
+    cells = [int(np.argmax((values > 0.3).sum(axis=0)))]
+    res = logic.run_match(store, name, cells, 0.3, (1, 0), width=5)
+    longest = int(res["matches"].length.max())
+    width = min(max(5, logic.MATCH_BEFORE + longest + logic.MATCH_AFTER), logic.MAX_MATCH_WIDTH)
+    assert len(res["offsets"]) == width and res["strength"].shape[1] == width
+    for row, s, n in zip(res["strength"], res["matches"].start, res["matches"].length,
+                         strict=True):  # fmt: skip
+        d = logic.document_of(store, int(s))
+        inside = min(int(n), int(store.boundaries[d + 1]) - int(s), width - logic.MATCH_BEFORE)
+        span = row[logic.MATCH_BEFORE : logic.MATCH_BEFORE + inside]
+        assert not np.isnan(span).any()  # every matched step is drawn
+
+
+def test_a_classification_store_has_its_label_track(ctx):
+    store = ctx.store("sentiment")
+    assert "label" in store.meta_tracks
+    labels = np.asarray(store._column("docs/label"))
+    want = np.repeat(labels, np.diff(store.boundaries))
+    np.testing.assert_array_equal(store.meta("label"), want)
+    page = json.loads(_json(states.layout(ctx, model="sentiment")))
+
+    def find(node, wanted):
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == wanted:
+                return node["props"]
+            node = list(node.values())
+        for child in node if isinstance(node, list) else []:
+            if (hit := find(child, wanted)) is not None:
+                return hit
+        return None
+
+    track = find(page, "states-match-track")
+    assert track["value"] == "label" and "label" in track["options"]
+    assert "label" not in ctx.store("python").meta_tracks  # no document labels there

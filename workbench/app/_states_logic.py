@@ -22,10 +22,19 @@ MAX_LAYERS = 4
 #: Window sizes offered.
 SIZES = (25, 50, 100, 200, 400)
 DEFAULT_SIZE = 100
-#: Matches listed and steps of context shown around each.
+#: Matches listed and steps of context shown around each: the grids span at least
+#: MATCH_WIDTH steps and grow to hold the longest match (MATCH_AFTER steps after it),
+#: up to MAX_MATCH_WIDTH.
 TOP_MATCHES = 20
 MATCH_WIDTH = 28
 MATCH_BEFORE = 4
+MATCH_AFTER = 4
+MAX_MATCH_WIDTH = 120
+#: Quantiles suggested as thresholds, and the rows sampled to estimate them.
+QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.99)
+QUANTILE_ROWS = 20_000
+#: Value scales of the trajectory plots (:mod:`workbench.viz._scale`).
+SCALES = ("auto", "linear", "symlog", "tanh", "clip")
 
 
 class ViewError(ValueError):
@@ -79,6 +88,8 @@ class ViewState:
         Brushed global steps ``[a, b)``.
     cells : list of int or None
         Cells given in the URL (used when there is no brush).
+    scale : str
+        How the trajectories are drawn (one of :data:`SCALES`).
     """
 
     model: str
@@ -90,6 +101,7 @@ class ViewState:
     brush: tuple[int, int] | None = None
     cells: list[int] | None = None
     problems: list[str] = field(default_factory=list)
+    scale: str = "auto"
 
     @property
     def end(self) -> int:
@@ -109,32 +121,32 @@ class ViewState:
             q["brush"] = f"{self.brush[0]},{self.brush[1]}"
         if self.cells:
             q["cells"] = ",".join(str(c) for c in self.cells)
+        if self.scale != "auto":
+            q["scale"] = self.scale
         return "?" + urlencode(q, safe=",")
 
 
 def _int(text, what: str, problems: list[str]) -> int | None:
-    if text is None or text == "":
-        return None
-    try:
-        return int(float(str(text)))
-    except ValueError:
-        problems.append(f"ignored {what}={text!r}: not a number")
-        return None
+    from workbench.app._limits import query_int
+
+    return query_int(text, what, problems)
 
 
 def _pair(text, what: str, problems: list[str]) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
-    try:
-        a, b = (int(x) for x in str(text).split(","))
-    except ValueError:
+    from workbench.app._limits import query_int
+
+    parts = str(text).split(",")
+    values = [query_int(x, what, []) for x in parts] if len(parts) == 2 else []
+    if len(values) != 2 or None in values:
         problems.append(f"ignored {what}={text!r}: expected two integers like 10,20")
         return None
-    return a, b
+    return values[0], values[1]
 
 
 def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None, pad=None,
-                brush=None, cells=None, **_ignored) -> ViewState:  # fmt: skip
+                brush=None, cells=None, scale=None, **_ignored) -> ViewState:  # fmt: skip
     """A valid :class:`ViewState` from URL query strings; bad values become defaults.
 
     Each ignored value adds a line to ``problems`` (shown on the page).
@@ -177,11 +189,21 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
         else:
             view.pad = p
     view.brush = _pair(brush, "brush", problems)
+    if scale is not None:
+        if scale in SCALES:
+            view.scale = scale
+        else:
+            problems.append(f"ignored scale={scale!r}: use one of {', '.join(SCALES)}")
     if cells:
-        try:
-            view.cells = sorted({int(c) for c in str(cells).split(",") if c.strip()})
-        except ValueError:
+        from workbench.app._limits import MAX_ITEMS, query_int
+
+        found = [
+            query_int(c, "cells", [], 0) for c in str(cells).split(",")[:MAX_ITEMS] if c.strip()
+        ]
+        if None in found:
             problems.append(f"ignored cells={cells!r}: expected integers like 3,17")
+        else:
+            view.cells = sorted(set(found))
     return clamp(view, n_tokens)
 
 
@@ -276,6 +298,33 @@ def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshol
     return np.stack(rows) if rows else np.zeros((0, 0))
 
 
+def quantiles(store, name: str, qs=QUANTILES, rows: int = QUANTILE_ROWS) -> dict[float, float]:
+    """Quantiles of every value of ``name`` (all units) over a sample of the store's steps.
+
+    The sample is ``rows`` steps in 20 evenly spaced blocks (the whole store when smaller),
+    so the figures are those of the corpus, not of the window on screen.
+
+    Returns
+    -------
+    dict
+        quantile (e.g. ``0.9``) -> value.
+    """
+    arr = store.states(name)
+    n = store.n_tokens
+    cols = None if arr.shape[1] <= MAX_UNITS else np.arange(MAX_UNITS)
+    if n <= rows:
+        sample = np.asarray(arr.rows(0, n, cols), dtype=np.float64)
+    else:
+        block = rows // 20
+        starts = np.linspace(0, n - block, 20).astype(np.int64)
+        sample = np.concatenate([np.asarray(arr.rows(int(a), int(a) + block, cols),
+                                            dtype=np.float64) for a in starts])  # fmt: skip
+    sample = sample[np.isfinite(sample)]
+    if not sample.size:
+        return {}
+    return {float(q): float(v) for q, v in zip(qs, np.quantile(sample, qs), strict=True)}
+
+
 # ---------------------------------------------------------------------------------- match
 def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MATCHES,
               width: int = MATCH_WIDTH, track: str | None = None,
@@ -286,7 +335,9 @@ def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MAT
     -------
     dict
         ``matches`` (:class:`~workbench.store.search.Matches`); ``offsets`` ``[width]`` steps
-        relative to each match start (``-before .. width - before - 1``); ``strength``
+        relative to each match start (``-before .. width - before - 1``; ``width`` grows
+        from the given minimum to hold the longest match and :data:`MATCH_AFTER` steps
+        after it, at most :data:`MAX_MATCH_WIDTH`); ``strength``
         ``[match, width]`` selected cells on per step (NaN outside the document); ``meta``
         the same for ``track`` (or None); ``tokens`` ``[match][width]`` ("" outside);
         ``rows`` labels; ``summary`` (:meth:`StateStore.match_meta`).
@@ -300,6 +351,8 @@ def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MAT
     cells = np.asarray(m.cells)
     bounds = store.boundaries
     n = len(m)
+    longest = int(m.length.max()) if n else 0
+    width = int(min(max(width, before + longest + MATCH_AFTER), MAX_MATCH_WIDTH))
     strength = np.full((n, width), np.nan)
     meta = np.full((n, width), np.nan) if track else None
     track_values = store.meta(track) if track else None
@@ -332,6 +385,21 @@ def corpus_text(store) -> tuple[str, np.ndarray]:
     offsets = np.zeros(len(toks) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return sep.join(toks), offsets
+
+
+def find_span(text_index: tuple[str, np.ndarray], query: str, after: int):
+    """``(start, end)`` global steps of the tokens the next occurrence of ``query`` covers.
+
+    As :func:`find`, None when the text does not occur.
+    """
+    start = find(text_index, query, after)
+    if start is None:
+        return None
+    text, offsets = text_index
+    first = text.find(query, int(offsets[start]))
+    last = first + max(len(query), 1) - 1
+    end = int(np.searchsorted(offsets, last, side="right"))
+    return start, max(end, start + 1)
 
 
 def find(text_index: tuple[str, np.ndarray], query: str, after: int) -> int | None:

@@ -205,7 +205,17 @@ class StateStore:
 
     @property
     def meta_tracks(self) -> list[str]:
-        return list(self.manifest["meta"])
+        """Per-token meta tracks; a classification store's document ``label`` is one too."""
+        tracks = list(self.manifest["meta"])
+        if "label" not in tracks and self._has_labels():
+            tracks.append("label")
+        return tracks
+
+    def _has_labels(self) -> bool:
+        if "docs/label" not in self._cache and "label" not in self._group["docs"]:
+            return False
+        labels = self._column("docs/label")
+        return bool(labels.size) and bool((labels >= 0).all())
 
     @property
     def boundaries(self) -> np.ndarray:
@@ -260,7 +270,12 @@ class StateStore:
         return [vocab[i] for i in self._column("tokens/surface")[start:end]]
 
     def meta(self, track: str) -> np.ndarray:
-        """``[tokens]`` meta track."""
+        """``[tokens]`` meta track (``label``: each token carries its document's label)."""
+        if track == "label" and "label" not in self.manifest["meta"] and self._has_labels():
+            if "meta/label" not in self._cache:
+                per_doc = self._column("docs/label")
+                self._cache["meta/label"] = np.repeat(per_doc, np.diff(self.boundaries))
+            return self._cache["meta/label"]
         if track not in self.manifest["meta"]:
             raise KeyError(f"no meta track {track!r}; tracks: {', '.join(self.meta_tracks)}")
         return self._column(f"meta/{track}")

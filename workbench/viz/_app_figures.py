@@ -19,9 +19,13 @@ from workbench.viz._common import (
     as_array,
     base_layout,
     display_token,
+    plotly_text,
     token_axis,
     token_labels,
 )
+from workbench.viz._scale import axis as scale_axis
+from workbench.viz._scale import resolve as resolve_scale
+from workbench.viz._scale import transform as scale_values
 from workbench.viz._states import saturation_figure, trajectories
 
 #: Coloured traces of a :func:`trajectory_slots` figure; the last one holds any overflow.
@@ -34,6 +38,7 @@ def trajectory_slots(
     *,
     threshold: float = 0.3,
     slots: int = SLOTS,
+    scale: str = "auto",
     title: str | None = None,
 ) -> go.Figure:
     """Trajectories of every unit with a fixed number of empty "selected" traces.
@@ -51,6 +56,9 @@ def trajectory_slots(
         Initial position of the dashed threshold line (``layout.shapes[0]``).
     slots : int
         Number of selected-unit traces (the last one joins every unit beyond ``slots - 1``).
+    scale : str
+        ``auto linear symlog tanh clip`` (:mod:`workbench.viz._scale`): how values and the
+        threshold line are drawn; ``layout.meta.scale`` holds the concrete one.
     title : str, optional
 
     Returns
@@ -60,7 +68,10 @@ def trajectory_slots(
         1 the brush rectangle (hidden).
     """
     v = as_array(values, 2, "values")
-    fig = trajectories(v, tokens, threshold=threshold, selected=(), title=title)
+    concrete = resolve_scale(scale, v)
+    shown = scale_values(v, concrete)
+    line = float(scale_values(threshold, concrete))
+    fig = trajectories(shown, tokens, threshold=line, selected=(), title=title)
     faded = fig.data[0]  # all units: sent as float32 (half the bytes of a 400 x 650 window)
     faded.update(x=np.asarray(faded.x, np.float32), y=np.asarray(faded.y, np.float32))
     labels = token_labels(tokens, v.shape[0])
@@ -69,7 +80,8 @@ def trajectory_slots(
             go.Scatter(
                 x=[], y=[], mode="lines", name="", visible=False, customdata=[],
                 line={"color": SELECTED_COLOURS[i % len(SELECTED_COLOURS)], "width": 2},
-                hovertemplate="%{fullData.name}<br>%{customdata}: %{y:.3f}<extra></extra>",
+                hovertemplate="%{fullData.name}<br>%{customdata[0]}: %{customdata[1]:.4g}"
+                "<extra></extra>",
             )
         )  # fmt: skip
     fig.add_vrect(x0=0, x1=0, fillcolor="#ffd54f", opacity=0.3, line_width=0, visible=False)
@@ -77,8 +89,9 @@ def trajectory_slots(
         dragmode="select", selectdirection="h", showlegend=True, uirevision="states",
         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         margin={"l": 60, "r": 20, "t": 56, "b": 60},
-        meta={"tokens": labels},
+        meta={"tokens": labels, "scale": concrete},
     )  # fmt: skip
+    fig.update_yaxes(**scale_axis(concrete, v, threshold))
     return fig
 
 
@@ -90,6 +103,7 @@ def trajectory_selection(
     brush: tuple[int, int] | None,
     threshold: float,
     slots: int = SLOTS,
+    scale: str = "auto",
 ) -> dict:
     """Plain-data update of a :func:`trajectory_slots` figure for a new selection.
 
@@ -103,14 +117,19 @@ def trajectory_selection(
     brush : (int, int) or None
         Brushed steps ``[start, end)`` relative to the window.
     threshold : float
+    scale : str
+        The figure's scale (``layout.meta.scale``; ``auto`` resolves on ``values`` alike).
 
     Returns
     -------
     dict
         ``traces``: ``slots`` dicts (``x y name visible customdata``) for traces
-        ``1 .. slots``; ``threshold``: the line's y; ``brush``: ``(x0, x1)`` or None.
+        ``1 .. slots``, ``y`` on the scale and ``customdata`` ``[token, raw value]`` pairs;
+        ``threshold``: the line's y on the scale; ``brush``: ``(x0, x1)`` or None.
     """
     v = as_array(values, 2, "values")
+    concrete = resolve_scale(scale, v)
+    shown = scale_values(v, concrete)
     time = v.shape[0]
     labels = token_labels(tokens, time)
     units = [int(u) for u in selected]
@@ -125,15 +144,19 @@ def trajectory_selection(
             traces.append({"x": [], "y": [], "name": "", "visible": False, "customdata": []})
             continue
         xs = np.concatenate([np.append(steps, np.nan) for _ in group])[:-1]
-        ys = np.concatenate([np.append(v[:, u], np.nan) for u in group])[:-1]
+        ys = np.concatenate([np.append(shown[:, u], np.nan) for u in group])[:-1]
         name = f"unit {group[0]}" if len(group) == 1 else f"{len(group)} more units"
-        custom = (labels + [""]) * len(group)
+        custom = []
+        for u in group:
+            raw = np.round(v[:, u], 4).tolist()
+            custom += [[t, r] for t, r in zip(labels, raw, strict=True)] + [["", None]]
         traces.append(
             {"x": xs.tolist(), "y": np.round(ys, 4).tolist(), "name": name, "visible": True,
              "customdata": custom[:-1]}
         )  # fmt: skip
     span = None if brush is None else (float(brush[0]) - 0.5, float(brush[1]) - 0.5)
-    return {"traces": traces, "threshold": float(threshold), "brush": span}
+    line = float(scale_values(threshold, concrete))
+    return {"traces": traces, "threshold": line, "brush": span}
 
 
 def apply_selection(fig: go.Figure, update: dict) -> go.Figure:
@@ -180,9 +203,13 @@ def selection_counts(
             showscale=False,
         )
     )  # fmt: skip
-    fig.update_layout(**base_layout(title, height=70 + 28 * len(rows)))
-    fig.update_layout(margin={"l": 120, "r": 20, "t": 10, "b": 40})
-    fig.update_xaxes(**token_axis(labels))
+    axis = token_axis(labels)
+    # vertical word labels need room below the cells (about 7 px a character)
+    longest = max((len(t) for t in axis["ticktext"]), default=1)
+    bottom = 40 if axis["tickangle"] == 0 else min(40 + 7 * longest, 140)
+    fig.update_layout(**base_layout(title, height=30 + bottom + 28 * len(rows)))
+    fig.update_layout(margin={"l": 120, "r": 20, "t": 10, "b": bottom})
+    fig.update_xaxes(**axis)
     return fig
 
 
@@ -221,7 +248,7 @@ def aligned_heatmap(
     values = as_array(z, 2, "z")
     n, width = values.shape
     offsets = list(range(width)) if offsets is None else [int(o) for o in offsets]
-    text = np.array([[_cell_text(t) for t in row] for row in tokens], dtype=object)
+    text = np.array([[display_token(t) for t in row] for row in tokens], dtype=object)
     if text.shape != values.shape:
         raise ValueError(f"tokens shaped {text.shape}, values {values.shape}: pass one per cell")
     label = display_token(name)
@@ -242,14 +269,6 @@ def aligned_heatmap(
         autorange="reversed",
     )  # fmt: skip
     return fig
-
-
-def _cell_text(token) -> str:
-    """Heatmap cell text, escaped like :func:`display_token` but with literal quotes.
-
-    Plotly's heatmap text decodes only ``&lt; &gt; &amp;``; quotes open no tag.
-    """
-    return display_token(token).replace("&quot;", '"').replace("&#x27;", "'")
 
 
 def length_histogram(fuzzy: Any, strict: Any, *, title: str | None = None) -> go.Figure:
@@ -285,6 +304,7 @@ def projection_scatter(
     *,
     colour_name: str,
     categorical: bool = False,
+    documents: Sequence[str] | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """2-D map of states (UMAP / PCA) as a WebGL scatter, coloured by a track or unit.
@@ -295,24 +315,42 @@ def projection_scatter(
         ``[point, 2]`` map positions.
     colour : array-like
         ``[point]`` values (numbers, or categories when ``categorical``).
-    hover : sequence of str
-        ``[point]`` context shown on hover (escaped here).
+    hover : sequence of str or of (str, str, str)
+        ``[point]`` raw context text shown on hover (escaped here, once), or
+        ``(before, token, after)`` with the point's own token in bold.
     steps : sequence of int
-        ``[point]`` global steps, in ``customdata`` (what a lasso selection returns).
+        ``[point]`` global steps.
     colour_name : str
     categorical : bool
         One trace per category (at most 20, the rest as "other") instead of a colour scale.
+    documents : sequence of str, optional
+        ``[point]`` document of each point, shown on hover.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        ``Scattergl`` traces, ``dragmode="lasso"``.
+        ``Scattergl`` traces, ``dragmode="lasso"``. ``customdata`` holds one
+        ``[step, document, value]`` row per point as plain JSON lists: a lasso or box
+        selection returns it, which Dash reads from the figure as given (a numpy array
+        would travel binary-encoded and reach the callback as nothing).
     """
     p = as_array(xy, 2, "xy")
-    hover_text = np.array([_cell_text(h) for h in hover], dtype=object)
+    n = p.shape[0]
+    hover_text = np.array([_hover_context(h) for h in hover], dtype=object)
     steps = np.asarray(steps, dtype=np.int64)
+    docs = [""] * n if documents is None else [plotly_text(d) for d in documents]
+    shown = [plotly_text(c) if categorical else f"{float(c):.4g}" for c in colour]
+    custom = np.empty((n, 3), dtype=object)
+    custom[:, 0], custom[:, 1], custom[:, 2] = steps.tolist(), docs, shown
+    label = plotly_text(colour_name)
     fig = go.Figure()
-    common = {"mode": "markers", "hovertemplate": "%{text}<extra>%{fullData.name}</extra>"}
+    common = {
+        "mode": "markers",
+        "selected": {"marker": {"opacity": 1.0}},
+        "unselected": {"marker": {"opacity": 0.12}},
+        "hovertemplate": "%{text}<br>document %{customdata[1]}, step %{customdata[0]}<br>"
+        f"{label}: %{{customdata[2]}}<extra></extra>",
+    }
     if categorical:
         cats = np.asarray([str(c) for c in colour], dtype=object)
         names, counts = np.unique(cats, return_counts=True)
@@ -322,25 +360,33 @@ def projection_scatter(
             m = cats == c
             fig.add_trace(
                 go.Scattergl(
-                    x=p[m, 0], y=p[m, 1], text=hover_text[m], customdata=steps[m],
-                    name=display_token(c), marker={"size": 4, "opacity": 0.7,
-                    "color": SELECTED_COLOURS[i % len(SELECTED_COLOURS)]}, **common,
+                    x=p[m, 0], y=p[m, 1], text=hover_text[m].tolist(),
+                    customdata=custom[m].tolist(), name=display_token(c),
+                    marker={"size": 4, "opacity": 0.7,
+                            "color": SELECTED_COLOURS[i % len(SELECTED_COLOURS)]}, **common,
                 )
             )  # fmt: skip
     else:
         c = as_array(colour, 1, "colour")
         fig.add_trace(
             go.Scattergl(
-                x=p[:, 0], y=p[:, 1], text=hover_text, customdata=steps, name=display_token(
-                    colour_name), marker={"size": 4, "opacity": 0.7, "color": c,
-                "colorscale": SEQUENTIAL, "colorbar": {"title": {"text": display_token(
-                    colour_name)}}}, **common,
+                x=p[:, 0], y=p[:, 1], text=hover_text.tolist(), customdata=custom.tolist(),
+                name=label, marker={"size": 4, "opacity": 0.7, "color": c,
+                "colorscale": SEQUENTIAL, "colorbar": {"title": {"text": label}}}, **common,
             )
         )  # fmt: skip
     fig.update_layout(**base_layout(title, height=560), dragmode="lasso", uirevision="map")
+    fig.update_layout(margin={"l": 20, "r": 20, "t": 40, "b": 20})
     fig.update_xaxes(showticklabels=False, title_text="")
-    fig.update_yaxes(showticklabels=False, title_text="", scaleanchor="x")
+    fig.update_yaxes(showticklabels=False, title_text="")
     return fig
+
+
+def _hover_context(h) -> str:
+    if isinstance(h, tuple | list) and len(h) == 3:
+        before, tok, after = h
+        return f"{plotly_text(before)}<b>{display_token(tok)}</b>{plotly_text(after)}"
+    return plotly_text(h)
 
 
 def saturation_points(frame, *, low: float = 0.1, high: float = 0.9, title=None) -> go.Figure:

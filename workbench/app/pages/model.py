@@ -5,11 +5,11 @@ The recorder's exactness is measured against the fused kernel on a real test inp
 
 from __future__ import annotations
 
-import html as _html
-
 import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
+
+from workbench.viz._common import plotly_text
 
 PATH = "/model"
 TITLE = "Model"
@@ -58,8 +58,8 @@ def metrics_figure(metrics: dict) -> go.Figure:
     fig = go.Figure()
     for who in dict.fromkeys(r[1] for r in rows):
         part = [r for r in rows if r[1] == who]
-        fig.add_trace(go.Bar(x=[_html.escape(r[0]) for r in part],
-                             y=[float(r[2]) for r in part], name=_html.escape(who)))  # fmt: skip
+        fig.add_trace(go.Bar(x=[plotly_text(r[0]) for r in part],
+                             y=[float(r[2]) for r in part], name=plotly_text(who)))  # fmt: skip
     fig.update_layout(**base_layout("test metrics vs baselines", height=300), barmode="group")
     return fig
 

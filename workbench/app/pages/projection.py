@@ -10,6 +10,7 @@ import numpy as np
 from dash import Input, Output, State, dcc, html
 
 from workbench.app import _states_logic as slogic
+from workbench.viz._common import visible_token
 
 PATH = "/projection"
 TITLE = "Projection"
@@ -184,15 +185,23 @@ def colour_values(store, name: str, steps: np.ndarray, colour: str, unit: int):
     return col[steps].astype(np.float64), False, f"{name} unit {unit}"
 
 
-def context(store, step: int, width: int = 12) -> str:
-    """Tokens around ``step`` inside its document, the step itself in brackets."""
+def context_parts(store, step: int, width: int = 12) -> tuple[str, str, str]:
+    """``(before, token, after)``: the text around ``step`` inside its document."""
     d = slogic.document_of(store, step)
     lo, hi = int(store.boundaries[d]), int(store.boundaries[d + 1])
     a, b = max(step - width, lo), min(step + width + 1, hi)
     toks = store.tokens(a, b)
     sep = "" if all(len(t) <= 1 for t in toks) else " "
     i = step - a
-    return sep.join(toks[:i]) + sep + "[" + toks[i] + "]" + sep + sep.join(toks[i + 1 :])
+    before = sep.join(toks[:i]) + (sep if i else "")
+    after = (sep if i + 1 < len(toks) else "") + sep.join(toks[i + 1 :])
+    return before, toks[i], after
+
+
+def context(store, step: int, width: int = 12) -> str:
+    """Tokens around ``step`` inside its document, the step itself in brackets."""
+    before, tok, after = context_parts(store, step, width)
+    return f"{before}[{tok}]{after}"
 
 
 def map_figure(ctx, model, name, method, sample, colour, unit):
@@ -206,7 +215,9 @@ def map_figure(ctx, model, name, method, sample, colour, unit):
     steps = proj.sample
     values, categorical, label = colour_values(store, name, steps, colour, int(unit or 0))
     hover = ctx.cached(("hover", model, name, method, len(steps)),
-                       lambda: [context(store, int(s), 6) for s in steps])  # fmt: skip
+                       lambda: [context_parts(store, int(s), 10) for s in steps])  # fmt: skip
+    ids = store.doc_ids
+    docs = [ids[d] for d in np.searchsorted(store.boundaries, steps, side="right") - 1]
     return projection_scatter(
         proj.embedding,
         values,
@@ -214,22 +225,57 @@ def map_figure(ctx, model, name, method, sample, colour, unit):
         steps,
         colour_name=label,
         categorical=categorical,
+        documents=docs,
         title=f"{method.upper()} of {name} ({len(steps):,} states)",
     )
 
 
-def selected_list(ctx, model: str, name: str, steps: list[int]) -> list:
-    """Links to the States page for lassoed steps (first :data:`MAX_LISTED`)."""
+def _marked(parts: tuple[str, str, str]) -> html.Code:
+    before, tok, after = parts
+    return html.Code([before, html.Mark(visible_token(tok)), after])
+
+
+def selected_steps(selected) -> list[int]:
+    """Global steps of a lasso / box selection (``customdata[0]`` of each point)."""
+    steps = []
+    for p in (selected or {}).get("points") or []:
+        c = p.get("customdata")
+        c = c[0] if isinstance(c, list) and c else c
+        if isinstance(c, int | float) and not isinstance(c, bool):
+            steps.append(int(c))
+    return steps
+
+
+def selected_list(ctx, model: str, name: str, steps: list[int], unit: int = 0) -> list:
+    """The lassoed steps' contexts (first :data:`MAX_LISTED`), each a link to States.
+
+    A table of document, position in it, the text around (the step in brackets) and the
+    value of ``unit`` of ``name`` there; the step link opens the States page with that step
+    brushed.
+    """
     store = ctx.store(model)
-    items = []
-    for s in sorted(set(int(x) for x in steps))[:MAX_LISTED]:
+    arr = store.states(name)
+    units = int(arr.shape[1])
+    unit = int(unit) if unit is not None and 0 <= int(unit) < units else 0
+    unique = sorted(set(int(x) for x in steps if 0 <= int(x) < store.n_tokens))
+    rows = []
+    for s in unique[:MAX_LISTED]:
+        d = slogic.document_of(store, s)
         view = slogic.ViewState(model, [name], start=max(s - 40, 0), size=100, brush=(s, s + 1))
-        href = "/states" + view.query()
-        items.append(html.Li([dcc.Link(f"step {s}", href=href, className="wb-chip"),
-                              html.Code(context(store, s))]))  # fmt: skip
-    more = len(set(steps)) - len(items)
-    tail = [html.P(f"and {more} more", className="wb-hint")] if more > 0 else []
-    return [html.Ol(items, className="wb-match-list"), *tail]
+        value = float(arr.rows(s, s + 1, [unit])[0, 0])
+        rows.append(html.Tr([
+            html.Td(dcc.Link(f"step {s}", href="/states" + view.query(), className="wb-chip",
+                             title="open in States with this step brushed")),
+            html.Td(store.doc_ids[d]), html.Td(str(s - int(store.boundaries[d]))),
+            html.Td(_marked(context_parts(store, s))), html.Td(f"{value:.4g}"),
+        ]))  # fmt: skip
+    head = html.Tr([html.Th(t) for t in ("open in States", "document", "position", "context",
+                                         f"{name} unit {unit}")])  # fmt: skip
+    more = len(unique) - len(rows)
+    summary = html.P(f"{len(unique)} states selected" + (f"; the first {len(rows)} listed"
+                     if more > 0 else ""), className="wb-hint")  # fmt: skip
+    return [summary, html.Table([html.Thead(head), html.Tbody(rows)],
+                                className="wb-table wb-selected")]  # fmt: skip
 
 
 def register(app, ctx) -> None:
@@ -264,13 +310,16 @@ def register(app, ctx) -> None:
 
     @app.callback(
         Output("projection-selected", "children"),
-        Input("projection-map", "selectedData"),
+        Input("projection-map", "selectedData"), Input("projection-unit", "value"),
         State("projection-model", "value"), State("projection-name", "value"),
     )  # fmt: skip
-    def on_lasso(selected, model, name):
-        points = (selected or {}).get("points") or []
-        steps = [p["customdata"] for p in points if "customdata" in p]
-        if not steps:
-            return html.P("Lasso points on the map to list their contexts here.",
+    def on_lasso(selected, unit, model, name):
+        steps = selected_steps(selected)
+        if not steps or ctx.store(model) is None or name not in ctx.store(model).names:
+            return html.P("Lasso or box points on the map to list their contexts here.",
                           className="wb-hint")  # fmt: skip
-        return selected_list(ctx, model, name, steps)
+        try:
+            unit = int(unit or 0)
+        except (TypeError, ValueError):
+            unit = 0
+        return selected_list(ctx, model, name, steps, unit)

@@ -14,11 +14,18 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 
 from workbench.app import _states_logic as logic
+from workbench.viz._common import visible_token
 
 PATH = "/states"
 ALIASES = ("/",)
 TITLE = "States"
 GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
+#: Longest window whose every token is labelled (:func:`~workbench.viz._common.token_axis`).
+LABELLED = 100
+#: Documents offered in the Document box at once (those around the current one).
+DOC_OPTIONS = 400
+SCALE_LABELS = {"auto": "auto", "linear": "linear", "symlog": "symmetric log",
+                "tanh": "tanh (LSTMVis)", "clip": "clipped (99 %)"}  # fmt: skip
 
 
 def _error(text: str) -> html.Div:
@@ -104,6 +111,20 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                 ),  # fmt: skip
                 html.Label(
                     [
+                        "Scale",
+                        dcc.Dropdown(
+                            id="states-scale",
+                            options=[
+                                {"label": SCALE_LABELS[k], "value": k} for k in logic.SCALES
+                            ],  # fmt: skip
+                            value=view.scale,
+                            clearable=False,
+                        ),
+                    ],
+                    title="how values are drawn; selection and match use the raw values",
+                ),
+                html.Label(
+                    [
                         "Pad before",
                         dcc.Input(
                             id="states-pad-left",
@@ -147,8 +168,9 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                             debounce=True,
                             step=1,
                         ),
-                    ]
-                ),  # fmt: skip
+                    ],
+                    className="wb-step",
+                ),
                 html.Label(
                     [
                         "Window",
@@ -166,8 +188,10 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                         "Document",
                         dcc.Dropdown(
                             id="states-doc",
-                            options=_doc_options(store),
+                            options=_doc_options(store, logic.document_of(store, view.start)),
+                            value=logic.document_of(store, view.start),
                             placeholder="jump to a document",
+                            clearable=False,
                         ),
                     ],
                     className="wb-wide",
@@ -198,7 +222,8 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                             value=view.brush[0] if view.brush else None,
                             debounce=True,
                         ),
-                    ]
+                    ],
+                    className="wb-step",
                 ),
                 html.Label(
                     [
@@ -209,7 +234,8 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                             value=view.brush[1] if view.brush else None,
                             debounce=True,
                         ),
-                    ]
+                    ],
+                    className="wb-step",
                 ),
                 html.Button("Clear selection", id="states-clear"),
                 html.Span(
@@ -222,11 +248,13 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
     ]
 
 
-def _doc_options(store) -> list[dict]:
-    ids = store.doc_ids[:2000]
+def _doc_options(store, current: int = 0) -> list[dict]:
+    """At most :data:`DOC_OPTIONS` documents around ``current`` (always holding it)."""
+    ids = store.doc_ids
+    lo = max(0, min(int(current) - DOC_OPTIONS // 2, len(ids) - DOC_OPTIONS))
     bounds = store.boundaries
-    return [{"label": f"{i}: {d} ({int(bounds[i + 1] - bounds[i])} tokens)", "value": i}
-            for i, d in enumerate(ids)]  # fmt: skip
+    return [{"label": f"{i}: {ids[i]} ({int(bounds[i + 1] - bounds[i])} tokens)", "value": i}
+            for i in range(lo, min(lo + DOC_OPTIONS, len(ids)))]  # fmt: skip
 
 
 def layout(ctx, **query):
@@ -251,6 +279,18 @@ def layout(ctx, **query):
             dcc.Store(id="states-url-cells", data=view.cells),
             dcc.Store(id="states-match-data"),
             *_controls(ctx, view, store),
+            html.Div(
+                [
+                    html.Span(id="states-quantiles", className="wb-hint"),
+                    html.Button(
+                        "Threshold = 90th percentile",
+                        id="states-threshold-p90",
+                        title="set the threshold to the 90th percentile of this "
+                        "quantity over the corpus",
+                    ),  # fmt: skip
+                ],
+                className="wb-controls",
+            ),
             html.Div("; ".join(view.problems), id="states-query-message", className="wb-error"),
             html.Div(id="states-message", className="wb-error"),
             html.Div(id="states-nav-message", className="wb-hint"),
@@ -288,10 +328,11 @@ def layout(ctx, **query):
                             [
                                 dcc.Graph(id="states-match-strength", config=GRAPH),
                                 dcc.Graph(id="states-match-meta", config=GRAPH),
+                                dcc.Graph(id="states-match-hist", config=GRAPH),
                             ],
-                            className="wb-two",
+                            id="states-match-plots",
+                            style={"display": "none"},
                         ),  # fmt: skip
-                        dcc.Graph(id="states-match-hist", config=GRAPH),
                         html.Div(id="states-match-list", className="wb-match-list"),
                     ]
                 ),
@@ -329,15 +370,19 @@ def update_options(ctx, model, layers, direction, quantity):
     return list(groups), layers, dirs, direction, quants, quantity, _doc_options(store)
 
 
-def render_view(ctx, model, layers, direction, quantity, start, size, threshold):
+def render_view(ctx, model, layers, direction, quantity, start, size, threshold,
+                scale="auto"):  # fmt: skip
     """Base trajectory figures of the window (one per layer) and the view record.
 
     Returns
     -------
     tuple
         ``(figures [MAX_LAYERS], styles [MAX_LAYERS], view dict or None, info, message)``.
+        The view dict holds ``model names start size scale doc quantiles`` (the document of
+        the window start, the first name's :func:`~workbench.app._states_logic.quantiles`).
     """
     from workbench.viz._app_figures import trajectory_slots
+    from workbench.viz._scale import resolve
 
     empty = [{}] * logic.MAX_LAYERS
     hidden = [{"display": "none"}] * logic.MAX_LAYERS
@@ -351,15 +396,17 @@ def render_view(ctx, model, layers, direction, quantity, start, size, threshold)
         th = float(threshold if threshold is not None else 0.3)
     except (TypeError, ValueError):
         return empty, hidden, None, "", "position, window and threshold must be numbers"
+    scale = scale if scale in logic.SCALES else "auto"
     view = logic.clamp(logic.ViewState(model, names, start=start, size=size), store.n_tokens)
     data = logic.window(store, view)
-    figs, styles = [], []
+    figs, styles, scales = [], [], {}
     for i in range(logic.MAX_LAYERS):
         if i < len(names):
             n = names[i]
             cut = "" if data["units"][n] <= logic.MAX_UNITS else f" (first {logic.MAX_UNITS})"
+            scales[n] = resolve(scale, data["values"][n])
             figs.append(trajectory_slots(data["values"][n], data["tokens"], threshold=th,
-                                         title=f"{n}{cut}"))  # fmt: skip
+                                         scale=scales[n], title=f"{n}{cut}"))  # fmt: skip
             styles.append({"display": "block"})
         else:
             figs.append({})
@@ -368,8 +415,24 @@ def render_view(ctx, model, layers, direction, quantity, start, size, threshold)
     b = store.boundaries
     info = (f"tokens [{view.start}, {view.end}) of {store.n_tokens:,}; document {d} "
             f"{store.doc_ids[d]!r} spans [{int(b[d])}, {int(b[d + 1])})")  # fmt: skip
-    record = {"model": model, "names": names, "start": view.start, "size": view.size}
+    if view.size > LABELLED:
+        info += (f"; one token in {-(-view.size // LABELLED)} labelled (a window of "
+                 f"{LABELLED} or less labels each)")  # fmt: skip
+    qs = ctx.cached(("quantiles", model, names[0]), lambda: logic.quantiles(store, names[0])) \
+        if names else {}  # fmt: skip
+    record = {"model": model, "names": names, "start": view.start, "size": view.size,
+              "scale": scale, "scales": scales, "doc": d,
+              "quantiles": {f"{q:g}": v for q, v in qs.items()}}  # fmt: skip
     return figs, styles, record, info, "; ".join(view.problems)
+
+
+def quantile_text(view: dict | None) -> str:
+    """The suggested thresholds line: quantiles of the first shown quantity."""
+    if not view or not view.get("quantiles"):
+        return ""
+    parts = [f"{float(q) * 100:g}th {v:.3g}" for q, v in view["quantiles"].items()]
+    return (f"Suggested thresholds: percentiles of {view['names'][0]} over the corpus: "
+            + ", ".join(parts) + ".")  # fmt: skip
 
 
 def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, brush_end,
@@ -396,7 +459,8 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
 
     store = ctx.store(view["model"])
     state = logic.ViewState(view["model"], list(view["names"]), start=int(view["start"]),
-                            size=int(view["size"]), cells=url_cells or None)  # fmt: skip
+                            size=int(view["size"]), cells=url_cells or None,
+                            scale=view.get("scale") or "auto")  # fmt: skip
     message = ""
     try:
         state.threshold = float(threshold)
@@ -411,6 +475,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         except (TypeError, ValueError):
             message = "the brush must be two step numbers"
     data = logic.window(store, state)
+    scales = view.get("scales") or {}
     try:
         cells = logic.selections(store, state)
     except logic.ViewError as exc:
@@ -423,7 +488,8 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         c = cells.get(n, [])
         c = [int(u) for u in c if u < data["values"][n].shape[1]]
         updates.append(trajectory_selection(data["values"][n], data["tokens"], c, brush=rel,
-                                            threshold=state.threshold))  # fmt: skip
+                                            threshold=state.threshold,
+                                            scale=scales.get(n, "auto")))  # fmt: skip
     counts = selection_counts(logic.counts(data["values"], cells, state.threshold),
                               state.names, data["tokens"])  # fmt: skip
     primary = cells.get(state.names[0]) if state.names else None
@@ -496,17 +562,21 @@ def _match_list(selection, result) -> html.Ol:
         view = logic.ViewState(**{**base.__dict__, "start": max(s - 20, 0), "size": 100,
                                   "brush": (s, s + n), "problems": []})  # fmt: skip
         span = toks[result["before"] : result["before"] + n]
-        text = "".join(span) if all(len(t) <= 1 for t in span) else " ".join(span)
+        chars = all(len(t) <= 1 for t in span)
+        text = "".join(visible_token(t) for t in span) if chars else " ".join(span)
         items.append(html.Li([dcc.Link(row, href=PATH + view.query(), className="wb-chip"),
                               html.Code(text[:120])]))  # fmt: skip
     return html.Ol(items)
 
 
-def navigate(ctx, trigger, view, start, size, find_text, doc, match_data, relayout, text_index):
+def navigate(ctx, trigger, view, start, size, find_text, doc, match_data, relayout, text_index,
+             brush_start=None):  # fmt: skip
     """New ``(start, brush_start, brush_end, message)`` for a navigation event.
 
     ``trigger`` is ``prev next doc find clear match:<row> brush`` ; ``relayout`` the plot's
-    relayout data (with ``selections``) for ``brush``.
+    relayout data (with ``selections``) for ``brush``. ``find`` brushes the tokens of the
+    next occurrence after the brush inside the window (a previous hit), else from the window
+    start on.
     """
     store = ctx.store(view["model"])
     size = int(size or logic.DEFAULT_SIZE)
@@ -517,14 +587,24 @@ def navigate(ctx, trigger, view, start, size, find_text, doc, match_data, relayo
     if trigger == "next":
         return min(start + size // 2, max(store.n_tokens - size, 0)), *keep, ""
     if trigger == "doc" and doc is not None:
+        if int(doc) == view.get("doc"):
+            return no_update, *keep, no_update  # the box now follows the view
         return int(store.boundaries[int(doc)]), *keep, ""
     if trigger == "clear":
         return no_update, None, None, ""
     if trigger == "find":
-        hit = logic.find(text_index(), find_text or "", start)
+        inside = brush_start is not None and start <= int(brush_start) < start + size
+        hit = logic.find_span(text_index(), find_text or "", int(brush_start) if inside
+                              else start - 1)  # fmt: skip
         if hit is None:
             return no_update, *keep, f"{find_text!r} does not occur in the corpus"
-        return max(hit - 10, 0), *keep, f"found {find_text!r} at step {hit}"
+        a, b = hit
+        return (
+            max(a - 10, 0),
+            a,
+            b,
+            f"found {find_text!r} at steps [{a}, {b}) (brushed); Find next goes on",
+        )
     if trigger.startswith("match:") and match_data:
         i = int(trigger.split(":", 1)[1])
         s, n = match_data["starts"][i], match_data["lengths"][i]
@@ -589,29 +669,42 @@ def register(app, ctx) -> None:
         Output("states-layers", "options"), Output("states-layers", "value"),
         Output("states-direction", "options"), Output("states-direction", "value"),
         Output("states-quantity", "options"), Output("states-quantity", "value"),
-        Output("states-doc", "options"),
         Input("states-model", "value"), Input("states-layers", "value"),
         Input("states-direction", "value"), State("states-quantity", "value"),
         prevent_initial_call=True,
     )  # fmt: skip
     def on_model(model, layers, direction, quantity):
-        return update_options(ctx, model, layers, direction, quantity)
+        return update_options(ctx, model, layers, direction, quantity)[:-1]
 
     @app.callback(
         *[Output(f"states-graph-{i}", "figure") for i in range(n)],
         *[Output(f"states-graph-box-{i}", "style") for i in range(n)],
         Output("states-view", "data"), Output("states-window-info", "children"),
-        Output("states-message", "children"),
+        Output("states-message", "children"), Output("states-doc", "options"),
+        Output("states-doc", "value"), Output("states-quantiles", "children"),
         Input("states-model", "value"), Input("states-layers", "value"),
         Input("states-direction", "value"), Input("states-quantity", "value"),
         Input("states-start", "value"), Input("states-size", "value"),
-        State("states-threshold", "value"),
+        Input("states-scale", "value"), State("states-threshold", "value"),
     )  # fmt: skip
-    def on_view(model, layers, direction, quantity, start, size, threshold):
+    def on_view(model, layers, direction, quantity, start, size, scale, threshold):
         figs, styles, record, info, message = render_view(
-            ctx, model, layers, direction, quantity, start, size, threshold
+            ctx, model, layers, direction, quantity, start, size, threshold, scale
         )
-        return *figs, *styles, record, info, message
+        if record is None:
+            return *figs, *styles, record, info, message, no_update, no_update, ""
+        docs = _doc_options(ctx.store(model), record["doc"])
+        return (*figs, *styles, record, info, message, docs, record["doc"],
+                quantile_text(record))  # fmt: skip
+
+    @app.callback(
+        Output("states-threshold", "value"),
+        Input("states-threshold-p90", "n_clicks"), State("states-view", "data"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_p90(_clicks, view):
+        q = ((view or {}).get("quantiles") or {}).get("0.9")
+        return no_update if q is None else float(f"{q:.4g}")
 
     @app.callback(
         Output("states-start", "value"), Output("states-brush-start", "value"),
@@ -623,11 +716,11 @@ def register(app, ctx) -> None:
         *[Input(f"states-graph-{i}", "relayoutData") for i in range(n)],
         State("states-view", "data"), State("states-start", "value"),
         State("states-size", "value"), State("states-find-text", "value"),
-        State("states-match-data", "data"),
+        State("states-match-data", "data"), State("states-brush-start", "value"),
         prevent_initial_call=True,
     )  # fmt: skip
     def on_navigate(*args):
-        view, start, size, find_text, match_data = args[-5:]
+        view, start, size, find_text, match_data, brush_start = args[-6:]
         if not view:
             return no_update, no_update, no_update, ""
         tid = dash_ctx.triggered_id or ""
@@ -645,7 +738,8 @@ def register(app, ctx) -> None:
             trigger = "brush"
         return navigate(ctx, trigger, view, start, size, find_text, args[2], match_data,
                         relayout, lambda: ctx.cached(("text", view["model"]),
-                        lambda: logic.corpus_text(ctx.store(view["model"]))))  # fmt: skip
+                        lambda: logic.corpus_text(ctx.store(view["model"]))),
+                        brush_start=brush_start)  # fmt: skip
 
     @app.callback(
         Output("states-url-cells", "data"),
@@ -682,19 +776,22 @@ def register(app, ctx) -> None:
         Output("states-match-strength", "figure"), Output("states-match-meta", "figure"),
         Output("states-match-hist", "figure"), Output("states-match-list", "children"),
         Output("states-match-summary", "children"), Output("states-match-data", "data"),
-        Output("states-match-meta", "style"),
+        Output("states-match-meta", "style"), Output("states-match-plots", "style"),
         Input("states-sel", "data"), Input("states-match-track", "value"),
     )  # fmt: skip
     def on_match(selection, track):
+        hide = {"display": "none"}
         if not selection or not selection.get("cells"):
-            return {}, {}, {}, [], "Select cells (brush a range) to see where they match.", \
-                None, {"display": "none"}  # fmt: skip
+            hint = (
+                "No cells selected yet: brush a token range on a plot (or type one) and "
+                "the spans of the corpus where the selected cells fire together show here."
+            )
+            return {}, {}, {}, [], hint, None, hide, hide
         try:
             res = match_view(ctx, selection, track)
         except logic.ViewError as exc:
-            return {}, {}, {}, [], html.Span(str(exc), className="wb-error"), None, \
-                {"display": "none"}  # fmt: skip
+            return {}, {}, {}, [], html.Span(str(exc), className="wb-error"), None, hide, hide
         data = {"starts": res["starts"], "lengths": res["lengths"]}
-        style = {"display": "block"} if res["meta"] else {"display": "none"}
+        style = {"display": "block"} if res["meta"] else hide
         return (res["strength"], res["meta"], res["hist"], _match_list(selection, res),
-                res["summary"], data, style)  # fmt: skip
+                res["summary"], data, style, {"display": "block"})  # fmt: skip
