@@ -56,7 +56,7 @@ COMMANDS: tuple[Command, ...] = tuple(
         ("bench", "store", "workbench.store._cli", "bench_store",
          "Store speed: match 1M / 10M x 650, build vs plain forward, UMAP 100k cold / warm."),
         ("bench", "app", "workbench.app._bench", "bench_app",
-         "States page latency: brush -> selection and match (p50/p95/p99) on a 1M-token store."),
+         "App latency: server-side callbacks on a 1M-token store, or in the browser (--browser)."),
     ]
 )  # fmt: skip
 
