@@ -5,7 +5,7 @@ then drives N concurrent clients for S seconds, each looping over the Explain, P
 (compare and ablate) and States match callbacks with the payloads
 the pages send (``POST /_dash-update-component``, built from ``/_dash-dependencies`` and the
 page layouts the app returns). Reports errors, p50/p95/p99 latencies per callback and the
-server's memory (RSS) after warm-up, at its peak and at the end.
+server's memory (PSS of all its processes) after warm-up, at its peak and at the end.
 
 Usage::
 
@@ -31,15 +31,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = """
-import json, logging, sys
-from waitress import serve
-logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queueing is expected here
-from workbench.app import AppContext, create_app
+import json, sys
+from pathlib import Path
+from workbench.app import AppContext, serve
 opts = json.loads(sys.argv[3])
 ctx = AppContext(corpus_tokens=opts["tokens"], cache=opts["cache"])
 ctx.prepare(progress=False)  # the demo stores (built once, cached), as `workbench serve` does
-serve(create_app(ctx), host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
-      connection_limit=1000, channel_timeout=300, _quiet=True)
+serve(ctx, host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
+      on_all_ready=lambda: Path(opts["ready"]).touch())
 """
 #: Corpus tokens of the demo stores with --small (the test suite's smoke run).
 SMALL = {"python": 3000, "sentiment": 1500, "parens": 1500}
@@ -68,22 +67,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, threads: int, small: bool, cache: str | None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    opts = json.dumps({"tokens": SMALL if small else None, "cache": cache})
-    cmd = [sys.executable, "-c", SERVER, str(port), str(threads), opts]
-    proc = subprocess.Popen(cmd, env=env)
+def start_server(port: int, workers: int, small: bool, cache: str | None) -> subprocess.Popen:
+    import tempfile
+
     import requests
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ready = Path(tempfile.mkdtemp(prefix="wb-load-")) / "ready"
+    opts = json.dumps({"tokens": SMALL if small else None, "cache": cache, "ready": str(ready)})
+    cmd = [sys.executable, "-c", SERVER, str(port), str(workers), opts]
+    proc = subprocess.Popen(cmd, env=env)
     deadline = time.time() + 600  # a first run builds the demo stores (about 40 s)
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with status {proc.returncode}")
         try:
-            if requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
+            ok = requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+            if ok and ready.exists():  # every worker accepts requests
                 return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
+        except requests.RequestException:  # refused, or queued while the workers load
+            pass
+        time.sleep(0.2)
     proc.kill()
     raise RuntimeError("the server did not answer within 600 s")
 
@@ -243,8 +247,10 @@ def client(base, cases, seed, deadline, results, lock) -> None:
     session = requests.Session()
     cb = Callbacks.__new__(Callbacks)
     cb.base, cb.session, cb.by_output = base, session, CALLBACKS.by_output
-    while time.time() < deadline:
-        name, output, make = cases[rng.randrange(len(cases))]
+    turn = seed  # each client takes the callbacks in turn from its own starting point,
+    while time.time() < deadline:  # so every callback is measured even in a short run
+        name, output, make = cases[turn % len(cases)]
+        turn += 1
         start = time.perf_counter()
         error = None
         try:
@@ -267,10 +273,37 @@ CALLBACKS: Callbacks
 
 
 def rss(pid: int) -> int:
+    """Memory of the server and its workers: the sum of their PSS where the OS has it.
+
+    PSS counts a page shared by several processes (the memory-mapped stores, the libraries)
+    once in all, split between them; plain RSS would count it once per worker.
+    """
     import psutil
 
+    def one(p) -> int:
+        try:
+            info = p.memory_full_info()
+            return getattr(info, "pss", info.rss)
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            return 0
+
     proc = psutil.Process(pid)
-    return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(True))
+    return one(proc) + sum(one(c) for c in proc.children(True))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server's processes have used so far."""
+    import psutil
+
+    total = 0.0
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def percentile(xs, q):
@@ -285,7 +318,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="server processes (0: workbench serve's default)")  # fmt: skip
     parser.add_argument("--models", default="sentiment,python")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -296,7 +330,11 @@ def main(argv=None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    server = start_server(port, args.threads, args.small, args.cache)
+    sys.path.insert(0, str(ROOT))
+    from workbench.app._serving import default_workers
+
+    workers = args.workers or default_workers()
+    server = start_server(port, workers, args.small, args.cache)
     try:
         CALLBACKS = Callbacks(base, requests.Session())
         cases = scenarios(CALLBACKS, models)
@@ -309,6 +347,7 @@ def main(argv=None) -> int:
             res.raise_for_status()
         startup = time.perf_counter() - t0
         mem_start = peak = rss(server.pid)
+        cpu_start = cpu_seconds(server.pid)
         results: list = []
         lock = threading.Lock()
         deadline = time.time() + args.seconds
@@ -326,6 +365,7 @@ def main(argv=None) -> int:
                 mem_half = rss(server.pid)
             time.sleep(0.5)
         mem_end = rss(server.pid)
+        cpu = cpu_seconds(server.pid) - cpu_start
         wall = args.seconds
     finally:
         server.terminate()
@@ -341,8 +381,8 @@ def main(argv=None) -> int:
     all_lat = [s for _, s, _ in results]
     errors = sum(r["errors"] for r in rows)
     print(
-        f"\n{args.clients} clients x {args.seconds:.0f} s against waitress ({args.threads} "
-        f"threads) on 127.0.0.1; models {', '.join(models)}; server ready + warm-up "
+        f"\n{args.clients} clients x {args.seconds:.0f} s against waitress ({workers} "
+        f"worker processes) on 127.0.0.1; models {', '.join(models)}; server ready + warm-up "
         f"{startup:.1f} s\n"
     )
     print("| callback | requests | errors | p50 | p95 | p99 | requests/s |")
@@ -356,9 +396,14 @@ def main(argv=None) -> int:
         )
     mb = 1024 * 1024
     print(
-        f"\nserver memory (RSS): {mem_start / mb:.0f} MB after warm-up, peak {peak / mb:.0f} MB, "
+        f"\nserver memory (PSS, all processes): {mem_start / mb:.0f} MB after warm-up, "
+        f"peak {peak / mb:.0f} MB, "
         f"{mem_end / mb:.0f} MB at the end (growth {(mem_end - mem_start) / mb:+.0f} MB; "
         f"{(mem_end - (mem_half or mem_end)) / mb:+.0f} MB over the second half)"
+    )
+    print(
+        f"server CPU time during the run: {cpu:.0f} s ({cpu / max(len(all_lat), 1):.2f} s per "
+        f"request; {cpu / wall:.2f} cores busy on average)"
     )
     for r in rows:
         if r["first_error"]:
@@ -369,7 +414,7 @@ def main(argv=None) -> int:
                 dict(
                     clients=args.clients,
                     seconds=args.seconds,
-                    threads=args.threads,
+                    workers=workers,
                     rows=rows,
                     rss_start=mem_start,
                     rss_half=mem_half,
@@ -380,6 +425,7 @@ def main(argv=None) -> int:
                     p99=percentile(all_lat, 99),
                     errors=errors,
                     requests=len(all_lat),
+                    cpu_seconds=cpu,
                 ),
                 indent=1,
             )  # fmt: skip

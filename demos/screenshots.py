@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import threading
 from pathlib import Path
+from urllib.parse import urlencode
 
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+#: The tweet the Explain and Perturb shots explain (a real one would do; this reads clearly).
+TWEET = "the food was good but the service was slow and the staff were rude"
 READY = """(sel) => { const g = document.querySelector(sel + ' .js-plotly-plot');
     return g && g._fullData && g._fullData.some(t => t._length || (t.z && t.z.length)); }"""
 
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out", default="assets/screenshots")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated shots, e.g. explain,perturb")
     opts = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -78,9 +82,13 @@ def main() -> None:
          "#projection-map"),
         ("gates", "/gates?model=python", "#gates-best-trajectory"),
         ("model", "/model?model=python", "#model-metrics"),
-        ("explain", "/explain?model=sentiment", None),
-        ("perturb", "/perturb?model=sentiment", None),
+        ("explain", "/explain?" + urlencode({"model": "sentiment", "text": TWEET,
+         "methods": "saliency,integrated_gradients,lrp,occlusion"}), "#explain-curves"),
+        ("perturb", "/perturb?" + urlencode({"model": "sentiment", "text": TWEET,
+         "edited": TWEET.replace("good", "awful")}), "#perturb-diff"),
     ]  # fmt: skip
+    if opts.only:
+        shots = [s for s in shots if s[0] in opts.only.split(",")]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -97,6 +105,10 @@ def main() -> None:
                 _box_select(page, "#projection-map")
             if name == "states":
                 page.locator("#states-graph-box-0").scroll_into_view_if_needed()
+            if name in ("explain", "perturb"):  # the results, with the input above them
+                anchor = "#explain-methods" if name == "explain" else "#perturb-text"
+                page.evaluate(f"document.querySelector('{anchor}').scrollIntoView()")
+                page.evaluate("window.scrollBy(0, -90)")  # below the navigation bar
             page.screenshot(path=str(out / f"{name}.png"))
             print("wrote", out / f"{name}.png")
             if name == "states":  # the match view below the trajectories

@@ -68,9 +68,10 @@ def _run_dir(kind, w, x):
     return steps
 
 
-def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf):
+def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf, r_c_seq=None):
     """LRP back through one direction. r_h_seq [T, H] relevance of each step's output,
-    r_h_last [H] of the final state. Returns (R_x [T, F], initial-state relevance)."""
+    r_h_last [H] of the final state, r_c_seq [T, H] of each step's cell state (LSTM).
+    Returns (R_x [T, F], initial-state relevance)."""
     w_ih, w_hh, b_ih, b_hh = w
     T, Fin = x.shape
     H = w_hh.shape[1]
@@ -84,6 +85,9 @@ def _lrp_dir(kind, w, x, steps, r_h_seq, r_h_last, eps, bf):
     for t in range(T):
         r_h[t + 1] = r_h[t + 1] + r_h_seq[t]
     r_h[T] = r_h[T] + r_h_last
+    if r_c_seq is not None:
+        for t in range(T):
+            r_c[t + 1] = r_c[t + 1] + r_c_seq[t]
     for t in reversed(range(T)):
         s = steps[t]
         if kind.startswith("rnn"):  # the activation passes relevance; one affine map
@@ -175,3 +179,66 @@ def reference_lrp(rnn, fc_weight, fc_bias, x, target, eps=1e-3, bias_factor=0.0)
             r_seq_next = [r_in[:, d * H : (d + 1) * H] for d in range(D)]
         r_x = r_in
     return r_x, initial, float(logits[target])
+
+
+def reference_unit_lrp(rnn, x, layer, direction, quantity, units, step, eps=1e-3, bias_factor=0.0):
+    """LRP of the sum of ``units`` of one layer's ``hidden`` or ``cell`` at time ``step``.
+
+    Each selected unit's relevance is its own value; relevance goes back through that
+    direction of ``layer`` and every layer below it.
+
+    Parameters
+    ----------
+    rnn : nn.LSTM or nn.GRU (only its weights are read)
+    x : numpy array [time, feature] embedding vectors of one sequence (no padding)
+    layer, direction : int (direction 1 is the backward one)
+    quantity : "hidden" or "cell"
+    units : list of int
+    step : int, time index (0..time-1)
+
+    Returns
+    -------
+    relevance [time, feature], initial-state relevance (float), score (float)
+    """
+    kind = "lstm" if type(rnn).__name__ == "LSTM" else "gru"
+    D = 2 if rnn.bidirectional else 1
+    T, H = x.shape[0], rnn.hidden_size
+    layer_in, runs = [x], []
+    for lay in range(layer + 1):
+        outs, layer_runs = [], []
+        for d in range(D):
+            w = _weights(rnn, lay, d)
+            seq = layer_in[-1] if d == 0 else layer_in[-1][::-1]
+            steps = _run_dir(kind, w, seq)
+            hs = np.stack([s["h"] for s in steps])
+            outs.append(hs if d == 0 else hs[::-1])
+            layer_runs.append((w, seq, steps))
+        runs.append(layer_runs)
+        layer_in.append(np.concatenate(outs, axis=1))
+    k = step if direction == 0 else T - 1 - step  # position in processing order
+    value = runs[layer][direction][2][k]["c" if quantity == "cell" else "h"]
+    r_top = np.zeros((T, H))
+    r_top[k, units] = value[units]
+    score = float(value[units].sum())
+    initial = 0.0
+    r_seq_next = None
+    for lay in reversed(range(layer + 1)):
+        r_in = np.zeros_like(layer_in[lay])
+        for d in range(D):
+            w, seq, steps = runs[lay][d]
+            r_h_seq, r_c_seq = np.zeros((T, H)), None
+            if lay == layer:
+                if d != direction:
+                    continue
+                if quantity == "cell":
+                    r_c_seq = r_top
+                else:
+                    r_h_seq = r_top
+            else:
+                r_h_seq = r_seq_next[d] if d == 0 else r_seq_next[d][::-1]
+            rx, init = _lrp_dir(kind, w, seq, steps, r_h_seq, np.zeros(H), eps, bias_factor,
+                                r_c_seq)  # fmt: skip
+            r_in += rx if d == 0 else rx[::-1]
+            initial += init
+        r_seq_next = [r_in[:, d * H : (d + 1) * H] for d in range(D)]
+    return r_in, initial, score

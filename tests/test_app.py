@@ -334,8 +334,7 @@ def test_model_page_metrics_and_exactness(ctx):
     assert [r[1] for r in rows] == ["model", "baseline: 5gram", "baseline: unigram"]
     rows = model.metric_rows(ctx.bundle("sentiment").metrics)
     assert len(rows) == len(set(rows)) == 6  # accuracy and macro F1, model + 2 baselines
-    ex = model.exactness(ctx, "parens")
-    values = {k: v for _, k, v in ex}
+    values = model.exactness(ctx, "parens")["rnn"]
     assert values["checked"] == "full"
     assert float(values["max_abs_error_hidden"]) <= float(values["tolerance"])
 

@@ -225,11 +225,11 @@ def test_explain_these_cells_uses_the_brushed_window(tmp_path):
     assert model == "parens" and target == "cells" and "rnn.0.fwd.cell" in info
     assert text == "".join(store.tokens(lo, 80)) and cells["step"] == 80 - 1 - lo
     result = logic.explain_all(bundle, text, ["lrp", "occlusion"], target, cells, curves=False)
-    assert "use integrated_gradients" in result["results"]["lrp"].error  # LRP: outputs only
-    e = result["results"]["occlusion"].explanation
     trace = workbench.record(bundle.model, *result["prepared"].args)
     want = float(trace["rnn.0.fwd.cell"][0, cells["step"], [2, 5]].sum())
-    assert float(e.output[0]) == pytest.approx(want, abs=1e-5)
+    for method in ("lrp", "occlusion"):  # LRP explains cell units too (float64 vs float32)
+        e = result["results"][method].explanation
+        assert float(e.output[0]) == pytest.approx(want, abs=1e-5)
     # the typed window reproduces the store's own states (same document start, no carry)
     np.testing.assert_allclose(
         trace["rnn.0.fwd.cell"][0].numpy(),
@@ -239,3 +239,61 @@ def test_explain_these_cells_uses_the_brushed_window(tmp_path):
     )
     nothing = page.use_selection(ctx, None, "x")
     assert "No cells" in nothing[-1]
+
+
+# ------------------------------------------------------------ targets methods cannot explain
+def test_gate_targets_skip_lrp_with_the_reason(ctx, sentiment):
+    gate = {"name": "rnn.0.fwd.forget_gate", "cells": [1, 2], "step": -1}
+    skip = logic.unsupported(sentiment, "cells", gate)
+    assert list(skip) == ["lrp"] and "gates" in skip["lrp"]
+    assert logic.unsupported(sentiment, "cells", {**gate, "name": "rnn.0.fwd.hidden"}) == {}
+    assert logic.unsupported(sentiment, "prediction", gate) == {}
+    result = logic.explain_all(sentiment, SENTENCE, ["lrp", "saliency"], "cells", gate,
+                               curves=False)  # fmt: skip
+    assert result["results"]["lrp"].skipped == skip["lrp"] and not result["results"]["lrp"].ok
+    assert result["results"]["saliency"].ok
+    text = json.dumps(page.render(result), cls=plotly.utils.PlotlyJSONEncoder)
+    assert "not run: LRP gives gates no relevance" in text and "explain-heatmap" in text
+    lay = page.layout(ctx, model="sentiment", name="rnn.0.fwd.forget_gate", cells="1,2")
+    opts = next(o for o in _find(lay, "explain-methods").options if o["value"] == "lrp")
+    assert opts["disabled"] and "lrp" not in _find(lay, "explain-methods").value
+
+
+def _find(component, cid):
+    if getattr(component, "id", None) == cid:
+        return component
+    kids = getattr(component, "children", None)
+    for kid in kids if isinstance(kids, list) else [kids]:
+        if kid is not None and not isinstance(kid, (str, int, float)):
+            found = _find(kid, cid)
+            if found is not None:
+                return found
+    return None
+
+
+# ------------------------------------------------------------ integrated gradients' delta
+def test_large_ig_delta_warns_and_offers_more_steps():
+    parens = workbench.load(shipped("parens"))
+    text = "((2((4)))1)000000(1)((22(()3()3))())0((())1(22(()3())2222(33"
+    settings = {"integrated_gradients": {"n_steps": 32}}
+    result = logic.explain_all(parens, text, ["integrated_gradients"], curves=False,
+                               settings=settings)  # fmt: skip
+    r = result["results"]["integrated_gradients"]
+    e = r.explanation
+    rel = abs(float(e.delta[0])) / abs(float(e.output[0]) - r.checks["baseline_output"])
+    assert rel > logic.IG_DELTA_WARN and r.checks["relative_delta"] == pytest.approx(rel)
+    warning = page._ig_warning(r)
+    assert warning is not None and warning.id == "explain-ig-warning"
+    assert f"{rel:.0%}" in warning.children[0].children
+    assert warning.children[1].children == "Rerun with 128 steps"
+    assert logic.more_steps(128) == 512 and logic.more_steps(512) == 512
+    quiet = logic.explain_all(parens, "(())", ["integrated_gradients"], curves=False)
+    q = quiet["results"]["integrated_gradients"]
+    assert q.checks["relative_delta"] <= logic.IG_DELTA_WARN and page._ig_warning(q) is None
+
+
+@pytest.mark.parametrize("bad", ["0", "3", "513", "12.5", "many", float("nan")])
+def test_ig_steps_are_bounded(bad):
+    with pytest.raises(logic.InputError, match="IG steps must be a whole number from 4 to 512"):
+        logic.ig_steps(bad)
+    assert logic.ig_steps("64") == 64 and logic.ig_steps(None) == 32

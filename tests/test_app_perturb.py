@@ -222,3 +222,27 @@ def test_cells_field_keeps_a_readable_width(ctx):
     field = find(page.layout(ctx, model="python"), "perturb-cells")
     assert field is not None
     assert (field.style or {}).get("width", "").endswith("em")
+
+
+def test_states_selection_carries_its_window(tmp_path):
+    bundle = workbench.load(shipped("parens"))
+    path = tmp_path / "store"
+    store = StateStore.build(bundle, corpus("parens", "test")[:3], path, progress=False)
+    ctx = AppContext(models={"parens": shipped("parens")}, stores={"parens": path}, cache=tmp_path)
+    sel = {"model": "parens", "name": "rnn.0.fwd.cell", "cells": [5, 2], "threshold": 0.3,
+           "start": 70, "end": 80}  # fmt: skip
+    model, name, cells, info, text, edited = page.use_selection(ctx, sel, "i love it")
+    lo = max(int(store.boundaries[1]), 70 - 40)  # the brushed window, as Explain carries it
+    assert (model, name, cells) == ("parens", "rnn.0.fwd.cell", "5, 2")
+    assert text == edited == "".join(store.tokens(lo, 80)) and "[70, 80)" in info
+    # without a window the typed text stays when it suits the model, else its example
+    no_window = {k: v for k, v in sel.items() if k not in ("start", "end")}
+    assert page.use_selection(ctx, no_window, "(())")[4] is page.no_update
+    assert page.use_selection(ctx, no_window, "i love it")[4] != "i love it"
+    assert "No cells" in page.use_selection(ctx, None, "x")[3]
+
+
+def test_stale_results_script_compares_every_input():
+    js = page.STALE_JS
+    assert "WHAT" in js and "BUTTON" in js and "every" in js
+    assert page._ABLATE_INPUTS[:3] == ("model", "text", "name")  # intervene()'s order

@@ -285,6 +285,14 @@ CASES: list[Case] = [
     Case("non-integer search cells [3.7, 17.2]", "python",
          lambda env: env.store().match("rnn.0.fwd.cell", [3.7, 17.2]), "not an integer",
          error=SearchError),
+    # ------------------------------------------------------------------------------ serve
+    Case("serve --port 70000", "cli", lambda env: ["serve", "--port", "70000", "--no-build"],
+         "--port 70000 is outside 1-65535; pass a port in that range"),
+    Case("serve on a busy port (before ready)", "cli", lambda env: _busy_port(env),
+         "is in use; pass --port"),
+    Case("serve STORE --model OTHER", "cli",
+         lambda env: ["serve", str(env.store().path), "--model", "parens", "--port", "8139"],
+         "recorded from another model"),
 ]  # fmt: skip
 
 # ---------------------------------------------------------------------- corpus, store and CLI
@@ -462,6 +470,15 @@ def _read_only_dir(env, folder: Path) -> None:
         if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
             pytest.skip("cannot make a folder read-only here")
         env.cleanups.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+
+
+def _busy_port(env):
+    import socket
+
+    env.busy = socket.socket()  # held by the case's env while the command runs
+    env.busy.bind(("127.0.0.1", 0))
+    env.busy.listen(1)
+    return ["serve", "--port", str(env.busy.getsockname()[1]), "--no-build"]
 
 
 def _other():

@@ -94,9 +94,10 @@ def test_broken_folders_give_clear_errors(tmp_path):
         shipped("linux")
 
 
-def test_shipped_name_resolves_in_a_checkout():
+def test_shipped_name_resolves_to_the_package_data():
     path = shipped("parens")
-    assert (path / "config.json").exists() and path.parts[-2:] == ("models", "parens")
+    assert (path / "config.json").exists()
+    assert path.parts[-4:] == ("workbench", "models", "shipped", "parens")
     bundle = workbench.load("parens")
     assert bundle.path == path and bundle.kind == "charlm"
 

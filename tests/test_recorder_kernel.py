@@ -181,7 +181,7 @@ def test_the_build_target_is_chosen_by_an_environment_switch(tmp_path, monkeypat
     """``WORKBENCH_CKERNEL_MARCH`` picks ``-march`` (a build of its own); a bad value: no kernel."""
     code = (
         "import torch, workbench\n"
-        "from workbench.recorder import _ckernel\n"
+        "from workbench._native import ckernel as _ckernel\n"
         "m = torch.nn.LSTM(3, 32).eval()\n"
         "tr = workbench.record(m, torch.randn(9, 2, 3), check='full')\n"
         "print(_ckernel.load() is not None, _ckernel._STATE['error'])\n"

@@ -1,6 +1,5 @@
 """``python -m workbench``: the same command line as the ``workbench`` script."""
 
-from workbench.cli import app
+from workbench.cli import main
 
-if __name__ == "__main__":
-    app(prog_name="workbench")
+main()

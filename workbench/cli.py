@@ -1,59 +1,87 @@
 """The ``workbench`` command line.
 
-Each command lives beside the code it drives; this module only assembles them. Command
-modules must import nothing heavy at module level (torch loads inside the command body).
+Each command lives beside the code it drives; this module only lists them. A command's module
+is imported (a plain import, its package and all) only when that command runs or shows its own
+help, so ``workbench --help`` imports typer and nothing heavy: the listing reads the one-line
+help from :data:`COMMANDS` (a test keeps it equal to each command's docstring).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from pathlib import Path
+from typing import NamedTuple
 
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(
-    name="workbench",
-    help="See inside LSTMs and GRUs: record, explain, search and show.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
-bench_app = typer.Typer(help="Benchmarks: ratios against a baseline run in the same process.")
-app.add_typer(bench_app, name="bench")
 
-# (module, function, command name, typer app) -- one line per command.
-_COMMANDS: list[tuple[str, str, str, str]] = [
-    ("workbench.recorder._cli", "demo", "demo", "app"),
-    ("workbench.recorder._cli", "bench_record", "record", "bench"),
-    ("workbench.models._cli", "train", "train", "app"),
-    ("workbench.explain._cli", "bench_explain", "explain", "bench"),
-    ("workbench.explain._cli", "explain_command", "explain", "app"),
-    ("workbench.store._cli", "record", "record", "app"),
-    ("workbench.store._cli", "export", "export", "app"),
-    ("workbench.store._cli", "import_", "import", "app"),
-    ("workbench.store._cli", "bench_store", "store", "bench"),
-    ("workbench.report._cli", "report_command", "report", "app"),
-    ("workbench.models._convert", "convert", "convert", "app"),
-    ("workbench.app._cli", "serve", "serve", "app"),
-    ("workbench.app._bench", "bench_app", "app", "bench"),
-]
+class Command(NamedTuple):
+    """One command: where it lives and its one-line help (its docstring's first line)."""
+
+    group: str
+    name: str
+    module: str
+    function: str
+    help: str
+
+
+#: Every command, one line each; ``group`` is ``app`` (top level) or ``bench``.
+COMMANDS: tuple[Command, ...] = tuple(
+    Command(*row)
+    for row in [
+        ("app", "demo", "workbench.recorder._cli", "demo",
+         "Quickstart: record the shipped Python-source language model on real code."),
+        ("app", "train", "workbench.models._cli", "train",
+         "Train a demo model on its shipped corpus and report metrics next to baselines."),
+        ("app", "explain", "workbench.explain._cli", "explain_command",
+         "Explain MODEL's prediction on INPUT with each of METHODS; print the top tokens."),
+        ("app", "record", "workbench.store._cli", "record",
+         "Record a whole corpus into a state store (zarr), resumable."),
+        ("app", "export", "workbench.store._cli", "export",
+         "Export a store (LSTMVis project: HDF5 states, word ids, .dict, lstm.yml)."),
+        ("app", "import", "workbench.store._cli", "import_",
+         "Import an LSTMVis project into a state store."),
+        ("app", "report", "workbench.report._cli", "report_command",
+         "Record MODEL on INPUT, explain it with METHODS, and write one HTML report."),
+        ("app", "convert", "workbench.models._convert", "convert",
+         "Convert a torch.save state_dict or a Keras model into a safetensors + JSON "
+         "checkpoint."),
+        ("app", "serve", "workbench.app._cli", "serve",
+         "Start the web app (States, Explain, Perturb, Projection, Gates, Model) on :8050."),
+        ("bench", "record", "workbench.recorder._cli", "bench_record",
+         "Recording cost as a ratio to the plain forward of the same model and input."),
+        ("bench", "explain", "workbench.explain._cli", "bench_explain",
+         "Time every method on the sentiment model (one input), as ratios to one forward."),
+        ("bench", "store", "workbench.store._cli", "bench_store",
+         "Store speed: match 1M / 10M x 650, build vs plain forward, UMAP 100k cold / warm."),
+        ("bench", "app", "workbench.app._bench", "bench_app",
+         "App latency: server-side callbacks on a 1M-token store, or in the browser (--browser)."),
+    ]
+)  # fmt: skip
 
 
 def _user_errors(func):
-    """Print a user mistake (a ValueError, a missing file, an OSError) as one line, exit 1.
+    """Print a user mistake (a ValueError, a missing file or extra, an OSError) as one line.
 
-    Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
+    It exits 1. Set ``WORKBENCH_DEBUG=1`` to see the traceback instead.
     """
     import functools
 
+    from workbench._extras import MissingExtraError
     from workbench.config import settings
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        except (
+            ValueError,
+            FileNotFoundError,
+            NotADirectoryError,
+            IsADirectoryError,
+            MissingExtraError,
+        ) as exc:
             if settings().debug:
                 raise
             typer.echo(f"error: {exc}", err=True)
@@ -69,37 +97,72 @@ def _user_errors(func):
     return wrapper
 
 
-def _command_module(name: str):
-    """The command module ``name``, without running its package's ``__init__``.
+def load_command(command: Command) -> click.Command:
+    """The click command of ``command``, importing its module (plainly) now.
 
-    The packages (``workbench.explain``, ``workbench.app`` ...) import torch, dash and friends
-    when they load; the command modules import only typer at module level (their bodies
-    import the rest), so ``workbench --help`` starts in a fraction of a second. Once a command
-    runs, its package loads normally.
+    Raises
+    ------
+    MissingExtraError
+        If its package needs an extra that is not installed.
     """
-    if name in sys.modules:
-        return sys.modules[name]
-    parent, _, leaf = name.rpartition(".")
-    if parent in sys.modules:
-        return importlib.import_module(name)
-    import workbench
-
-    path = Path(workbench.__file__).parent.joinpath(*parent.split(".")[1:], f"{leaf}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    func = getattr(importlib.import_module(command.module), command.function)
+    one = typer.Typer(pretty_exceptions_show_locals=False)
+    one.command(command.name)(_user_errors(func))
+    return typer.main.get_command(one)
 
 
-def _register() -> None:
-    apps = {"app": app, "bench": bench_app}
-    for module_name, func_name, command, app_name in _COMMANDS:
-        func = getattr(_command_module(module_name), func_name)
-        apps[app_name].command(command)(_user_errors(func))
+class _LazyGroup(TyperGroup):
+    """A group whose commands load when run; its listing uses :data:`COMMANDS` alone."""
+
+    group = "app"
+
+    def _lazy(self) -> dict[str, Command]:
+        return {c.name: c for c in COMMANDS if c.group == self.group}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self._lazy(), *(n for n in super().list_commands(ctx) if n not in self._lazy())]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = self._lazy().get(name)
+        if command is None:
+            return super().get_command(ctx, name)
+        return click.Command(name, help=command.help, short_help=command.help)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        command = self._lazy().get(args[0]) if args else None
+        if command is None:
+            return super().resolve_command(ctx, args)
+        from workbench._extras import MissingExtraError
+
+        try:
+            return command.name, load_command(command), args[1:]
+        except MissingExtraError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
 
 
-_register()
+class _LazyBenchGroup(_LazyGroup):
+    group = "bench"
+
+
+app = typer.Typer(
+    cls=_LazyGroup,
+    name="workbench",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+bench_app = typer.Typer(cls=_LazyBenchGroup, no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _root() -> None:
+    """See inside LSTMs and GRUs: record, explain, search and show."""
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks: ratios against a baseline run in the same process."""
 
 
 def main() -> None:

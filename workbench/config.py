@@ -29,9 +29,10 @@ switch             variable                    what it turns on
 ``direct_io``      ``WORKBENCH_DIRECT_IO``     O_DIRECT writes of store chunks
 =================  ==========================  =============================================
 
-Paths and the CLI's debug switch: ``cache`` (``WORKBENCH_CACHE``, default
-``~/.cache/workbench``), ``models`` (``WORKBENCH_MODELS``: shipped checkpoints) and
-``debug`` (``WORKBENCH_DEBUG``: tracebacks instead of one-line errors).
+Read when asked: ``cache`` (``WORKBENCH_CACHE``, default ``~/.cache/workbench``), ``models``
+(``WORKBENCH_MODELS``: shipped checkpoints), ``ckernel_march`` (``WORKBENCH_CKERNEL_MARCH``:
+the ``-march`` the C kernels are built for, ``native`` by default; ``x86-64`` runs on any
+x86-64 CPU) and ``debug`` (``WORKBENCH_DEBUG``: tracebacks instead of one-line errors).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Settings:
         Where compiled kernels and demo stores are kept.
     models : Path or None
         A folder of shipped checkpoints (``WORKBENCH_MODELS``), if set.
+    ckernel_march : str
+        The ``-march`` target of the C kernels (``WORKBENCH_CKERNEL_MARCH``, ``native``).
     debug : bool
         The CLI shows tracebacks.
     """
@@ -97,13 +100,20 @@ class Settings:
         return Path(value) if value else None
 
     @property
+    def ckernel_march(self) -> str:
+        """The ``-march`` target the C kernels are built for (``WORKBENCH_CKERNEL_MARCH``)."""
+        if "ckernel_march" in self.paths:
+            return str(self.paths["ckernel_march"])
+        return os.environ.get("WORKBENCH_CKERNEL_MARCH") or "native"
+
+    @property
     def debug(self) -> bool:
         if "debug" in self.paths:
             return bool(self.paths["debug"])
         return bool(os.environ.get("WORKBENCH_DEBUG"))
 
 
-PATHS = ("cache", "models", "debug")
+PATHS = ("cache", "models", "ckernel_march", "debug")  # read when asked, not switches
 _LOCK = threading.Lock()
 _OVERRIDES: list[dict] = []
 _CURRENT: list[Settings] = []  # [the settings in force], rebuilt by configure and reload

@@ -445,7 +445,7 @@ def _flags() -> list[str]:
     ``WORKBENCH_CKERNEL_MARCH=x86-64`` builds for any x86-64 CPU (SSE2, no FMA or AVX-512),
     as the CI does to test the kernels without this CPU's extensions.
     """
-    march = os.environ.get("WORKBENCH_CKERNEL_MARCH", "native") or "native"
+    march = settings().ckernel_march
     if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", march):
         raise RuntimeError(f"WORKBENCH_CKERNEL_MARCH={march!r} is not a -march value")
     return [_FLAGS[0], f"-march={march}", *_FLAGS[1:]]

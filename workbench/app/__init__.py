@@ -7,7 +7,11 @@ module of :mod:`workbench.app.pages` (layout plus callbacks); figures come from
 
 from __future__ import annotations
 
-from workbench.app._context import AppContext
-from workbench.app._factory import create_app, serve
+from workbench._extras import require
+
+require("app")
+
+from workbench.app._context import AppContext  # noqa: E402
+from workbench.app._factory import create_app, serve  # noqa: E402
 
 __all__ = ["AppContext", "create_app", "serve"]

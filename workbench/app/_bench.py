@@ -177,25 +177,18 @@ def run(tokens: int = 1_000_000, units: int = 650, repeats: int = 60, seed: int 
     return [(case, ts, f"{sizes[case] / 1e3:.0f} kB answer; {note}") for case, ts in times.items()]
 
 
-def bench_app(
-    tokens: int = typer.Option(1_000_000, help="Tokens of the synthetic store."),
-    units: int = typer.Option(650, help="Units of the recorded quantity."),
-    repeats: int = typer.Option(60, help="Requests timed per case."),
-) -> None:
-    """States page latency: brush -> selection and match (p50/p95/p99) on a 1M-token store."""
-    from rich.console import Console
+def _table(title: str, rows: list, targets: dict):
     from rich.table import Table
 
-    rows = run(tokens, units, repeats)
-    table = Table(title=f"workbench bench app ({tokens:,} tokens x {units} units)")
-    for col in ("callback", "requests", "p50", "p95", "p99", "target p95", "note"):
-        table.add_column(col, justify="left" if col in ("callback", "note") else "right")
+    table = Table(title=title)
+    for col in ("case", "requests", "p50", "p95", "p99", "target p95", "note"):
+        table.add_column(col, justify="left" if col in ("case", "note") else "right")
     for case, ts, note in rows:
         if not ts:
-            table.add_row(case, "0", "-", "-", "-", "-", "no brush selected a cell")
+            table.add_row(case, "0", "-", "-", "-", "-", note or "nothing measured")
             continue
         p50, p95, p99 = (float(np.percentile(ts, q)) * 1e3 for q in (50, 95, 99))
-        target = TARGETS.get(case)
+        target = targets.get(case)
         verdict = (
             "-"
             if target is None
@@ -203,4 +196,33 @@ def bench_app(
         )
         table.add_row(case, str(len(ts)), f"{p50:.0f} ms", f"{p95:.0f} ms", f"{p99:.0f} ms",
                       verdict, note)  # fmt: skip
-    Console().print(table)
+    return table
+
+
+def bench_app(
+    tokens: int = typer.Option(1_000_000, help="Tokens of the synthetic store."),
+    units: int = typer.Option(650, help="Units of the recorded quantity."),
+    repeats: int = typer.Option(60, help="Requests timed per case."),
+    browser: bool = typer.Option(
+        False,
+        "--browser",
+        help="Time in headless Chromium, from mouse-up to the settled page, on the demo "
+        "models and stores (brush, match, Explain, Perturb, Projection).",
+    ),
+) -> None:
+    """App latency: server-side callbacks on a 1M-token store, or in the browser (--browser)."""
+    from rich.console import Console
+
+    if browser:
+        from workbench.app import _bench_browser
+
+        try:
+            rows = _bench_browser.run(repeats=repeats)
+        except RuntimeError as err:
+            raise typer.BadParameter(str(err)) from None
+        title = "workbench bench app --browser (mouse-up to settled DOM, headless Chromium)"
+        Console(width=max(Console().width, 150)).print(_table(title, rows, _bench_browser.TARGETS))
+        return
+    rows = run(tokens, units, repeats)
+    title = f"workbench bench app ({tokens:,} tokens x {units} units)"
+    Console(width=max(Console().width, 150)).print(_table(title, rows, TARGETS))

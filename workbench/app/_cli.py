@@ -50,30 +50,50 @@ def serve(
         None, help="Checkpoint folder (or shipped name) of the store's model."
     ),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
-    port: int = typer.Option(8050, help="Port."),
+    port: int = typer.Option(8050, help="Port (1-65535)."),
+    workers: int = typer.Option(
+        0, help="Worker processes serving users in parallel (0: one per core, at most 4)."
+    ),
     build: bool = typer.Option(True, "--build/--no-build", help="Build missing demo stores."),
     rebuild: bool = typer.Option(False, help="Delete and rebuild the cached demo stores."),
     debug: bool = typer.Option(False, help="Dash debug mode (reloader and error overlay)."),
 ) -> None:
     """Start the web app (States, Explain, Perturb, Projection, Gates, Model) on :8050."""
-    from workbench.app import serve as run_app
+    from workbench.app import _serving
 
     t0 = time.perf_counter()
+    port = _serving.check_port(port)
+    # a busy port is said before the stores are built or anything is printed as ready
+    sock = None if debug else _serving.bind(host, port)
     ctx = build_context(store, model, rebuild, build)
-    from workbench.app import create_app
-
-    app = create_app(ctx)
-    for name in ctx.model_names():
-        ctx.store(name)  # open the stores now, so the first page is quick
-    if not debug:  # the reloader would compile twice
-        from workbench.store.projection import warm_up
-
-        warm_up(background=True)  # UMAP's kernels compile while the first pages are read
-        import threading
-
-        from workbench.app.pages import gates
-
-        threading.Thread(target=gates.warm, args=(ctx,), daemon=True, name="wb-warm").start()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    typer.echo(f"ready in {time.perf_counter() - t0:.1f} s: open http://{shown}:{port}/")
-    run_app(ctx, host=host, port=port, debug=debug, app=app)
+
+    def ready():
+        typer.echo(f"ready in {time.perf_counter() - t0:.1f} s: open http://{shown}:{port}/")
+
+    if debug:  # Dash's server and reloader (which would compile the kernels twice)
+        from workbench.app import serve as run_app
+
+        ready()
+        run_app(ctx, host=host, port=port, debug=True)
+        return
+    from workbench.app._warm import compile_kernels_process, warm_in_background, warm_process
+
+    workers = workers if workers > 0 else _serving.default_workers()
+    kernels = compile_kernels_process()  # low priority, in its own process
+    try:
+        if workers > 1:
+            _serving.run_workers(ctx.spec(), sock, workers, on_ready=ready)
+            return
+        from workbench.app import create_app
+
+        app = create_app(ctx)
+        for name in ctx.model_names():
+            ctx.store(name)  # open the stores now, so the first page is quick
+        warm_process(ctx)  # first-call costs, before "ready"
+        warm_in_background(ctx, compile_kernels=False)
+        ready()
+        _serving.serve_socket(app, sock)
+    finally:
+        if kernels.poll() is None:
+            kernels.terminate()

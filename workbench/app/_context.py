@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from workbench._cache import cache_root
@@ -52,6 +53,7 @@ class AppContext:
         self._memo: dict = {}
         self._lock = threading.RLock()
         self._key_locks: dict = {}
+        self._local = threading.local()
 
     @classmethod
     def from_store(cls, store, model=None, cache=None) -> AppContext:
@@ -92,21 +94,75 @@ class AppContext:
             path = shipped(str(model))
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint at {model}; pass a checkpoint folder")
+        from workbench.models.checkpoint import load
+
+        bundle = load(path)
+        try:  # the check StateStore.open does: the store must come from this very model
+            opened = StateStore.open(store, model=bundle)
+        except StoreError as exc:
+            raise ValueError(
+                f"{exc} (--model {model} does not match; pass the checkpoint the store was "
+                "recorded from, or omit --model)"
+            ) from None
+        bundle.model.eval()
         name = info.get("task") or path.name
         ctx = cls(models={name: path}, stores={name: Path(store)}, cache=cache)
         ctx._opened[name] = opened
+        ctx._bundles[name] = bundle
         return ctx
+
+    def spec(self) -> dict:
+        """What a worker process needs to rebuild this context (JSON-serialisable)."""
+        return {
+            "models": {k: str(v) for k, v in self.models.items()},
+            "stores": {k: str(v) for k, v in self.stores.items()},
+            "corpus_tokens": self.corpus_tokens,
+            "cache": str(self.cache),
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> AppContext:
+        """The context :meth:`spec` describes (in a worker process)."""
+        return cls(**spec)
+
+    def jobs(self):
+        """The :class:`~workbench.app._jobs.Jobs` of this context.
+
+        Long work with progress and cancel, shared by every worker of a server.
+        """
+        from workbench.app._jobs import Jobs
+
+        if getattr(self, "_jobs", None) is None:
+            self._jobs = Jobs(self.cache / "jobs", self.spec())
+        return self._jobs
+
+    @contextmanager
+    def warming(self):
+        """Mark this thread as warm-up.
+
+        Its :meth:`cached` computations never make a request wait: a request that needs the
+        same key computes it itself.
+        """
+        self._local.warming = True
+        try:
+            yield
+        finally:
+            self._local.warming = False
 
     def cached(self, key, compute):
         """``compute()`` once per ``key`` for the life of the app (pages' derived data).
 
         Thread-safe: concurrent requests for one key wait for a single computation; other
-        keys are not held up.
+        keys are not held up. Warm-up (:meth:`warming`) takes no lock a request waits on.
         """
         with self._lock:
             if key in self._memo:
                 return self._memo[key]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
+        if getattr(self._local, "warming", False):
+            value = compute()
+            with self._lock:
+                return self._memo.setdefault(key, value)
         with key_lock:
             if key not in self._memo:
                 value = compute()

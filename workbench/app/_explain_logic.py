@@ -29,6 +29,10 @@ APP_SETTINGS: dict[str, dict] = {
 }
 #: Methods too slow for the default selection.
 SLOW_METHODS = ("shap", "lime")
+#: Relative completeness delta of integrated gradients above which the page warns.
+IG_DELTA_WARN = 0.05
+#: Integration steps of integrated gradients a user may ask for.
+IG_STEPS_RANGE = (4, 512)
 
 
 class InputError(ValueError):
@@ -83,10 +87,12 @@ class MethodResult:
     curve: dict | None = None
     curve_error: str | None = None
     checks: dict = field(default_factory=dict)
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """Whether the method ran and produced an explanation."""
+        return self.error is None and self.skipped is None
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -349,8 +355,59 @@ def target_from(spec: Any, selection: dict | None = None):
 
 
 # ------------------------------------------------------------------------------- methods
+def unsupported(bundle, target_spec: Any, selection: dict | None) -> dict[str, str]:
+    """Methods that cannot explain the chosen target, each with the reason (one line).
+
+    Every method explains outputs; of unit targets (``"cells"``), LRP explains the hidden
+    and cell units of ``nn.LSTM`` / ``nn.GRU`` layers but not gates (they get no relevance
+    under its rules).
+
+    Returns
+    -------
+    dict of str to str
+        Method name -> why it cannot; empty when all can.
+    """
+    sel = selection or {}
+    if target_spec != "cells" or not sel.get("name"):
+        return {}
+    from workbench.explain.lrp import can_explain
+
+    reason = can_explain(bundle.model, str(sel["name"]))
+    return {"lrp": reason} if reason else {}
+
+
+def ig_steps(value: Any) -> int:
+    """The integration steps a user asked for, checked against :data:`IG_STEPS_RANGE`.
+
+    Raises
+    ------
+    InputError
+        For a value that is not a whole number in the range.
+    """
+    lo, hi = IG_STEPS_RANGE
+    if value in (None, ""):
+        return APP_SETTINGS["integrated_gradients"]["n_steps"]
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = float("nan")
+    if not (math.isfinite(n) and n == int(n) and lo <= n <= hi):
+        raise InputError(f"IG steps must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(n)
+
+
+def more_steps(n: int) -> int:
+    """The step count the page offers after a large completeness delta (4x, capped)."""
+    return min(IG_STEPS_RANGE[1], max(4 * int(n), 64))
+
+
 def run_methods(
-    bundle, prepared: Prepared, methods, target=None, settings: dict | None = None
+    bundle,
+    prepared: Prepared,
+    methods,
+    target=None,
+    settings: dict | None = None,
+    skip: dict | None = None,
 ) -> dict[str, MethodResult]:
     """Explain ``prepared`` with every method; a failing method keeps its error, not raise.
 
@@ -363,6 +420,8 @@ def run_methods(
     target : None, int or Target
     settings : dict, optional
         Method -> settings, overriding :data:`APP_SETTINGS`.
+    skip : dict, optional
+        Method -> reason it is not run (from :func:`unsupported`).
 
     Returns
     -------
@@ -374,8 +433,12 @@ def run_methods(
     from workbench.explain import explain
 
     settings = {**APP_SETTINGS, **(settings or {})}
+    skip = skip or {}
     results = {}
     for m in methods:
+        if m in skip:
+            results[m] = MethodResult(m, skipped=skip[m])
+            continue
         start = time.perf_counter()
         try:
             e = explain(
@@ -467,9 +530,18 @@ def agreement(results: dict) -> tuple[list[str], np.ndarray]:
 
 
 def explain_all(
-    bundle, text: str, methods, target_spec=None, selection=None, curves: bool = True
+    bundle,
+    text: str,
+    methods,
+    target_spec=None,
+    selection=None,
+    curves: bool = True,
+    settings: dict | None = None,
 ) -> dict:
     """Everything the Explain page shows for one input, as plain results.
+
+    Methods that cannot explain the target (:func:`unsupported`) are not run; their result
+    says why (``skipped``). ``settings`` (method -> settings) override :data:`APP_SETTINGS`.
 
     Returns
     -------
@@ -485,7 +557,8 @@ def explain_all(
     prepared = prepare(bundle, text)
     target = target_from(target_spec, selection)
     prediction = predict(bundle, prepared)
-    results = run_methods(bundle, prepared, list(methods), target)
+    skip = unsupported(bundle, target_spec, selection)
+    results = run_methods(bundle, prepared, list(methods), target, settings, skip)
     if curves:
         add_curves(bundle, prepared, results)
     return {

@@ -127,24 +127,22 @@ class ViewState:
 
 
 def _int(text, what: str, problems: list[str]) -> int | None:
-    if text is None or text == "":
-        return None
-    try:
-        return int(float(str(text)))
-    except ValueError:
-        problems.append(f"ignored {what}={text!r}: not a number")
-        return None
+    from workbench.app._limits import query_int
+
+    return query_int(text, what, problems)
 
 
 def _pair(text, what: str, problems: list[str]) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
-    try:
-        a, b = (int(x) for x in str(text).split(","))
-    except ValueError:
+    from workbench.app._limits import query_int
+
+    parts = str(text).split(",")
+    values = [query_int(x, what, []) for x in parts] if len(parts) == 2 else []
+    if len(values) != 2 or None in values:
         problems.append(f"ignored {what}={text!r}: expected two integers like 10,20")
         return None
-    return a, b
+    return values[0], values[1]
 
 
 def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None, pad=None,
@@ -197,10 +195,15 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
         else:
             problems.append(f"ignored scale={scale!r}: use one of {', '.join(SCALES)}")
     if cells:
-        try:
-            view.cells = sorted({int(c) for c in str(cells).split(",") if c.strip()})
-        except ValueError:
+        from workbench.app._limits import MAX_ITEMS, query_int
+
+        found = [
+            query_int(c, "cells", [], 0) for c in str(cells).split(",")[:MAX_ITEMS] if c.strip()
+        ]
+        if None in found:
             problems.append(f"ignored cells={cells!r}: expected integers like 3,17")
+        else:
+            view.cells = sorted(set(found))
     return clamp(view, n_tokens)
 
 
@@ -261,21 +264,23 @@ def check_brush(store, brush: tuple[int, int]) -> tuple[int, int, int]:
     return doc, a - lo, b - lo
 
 
-def select(store, name: str, brush, threshold: float, pad) -> np.ndarray:
+def select(store, name: str, brush, threshold: float, pad, compat=None) -> np.ndarray:
     """LSTMVis selection (:meth:`StateStore.select_cells`) for a global brush."""
     from workbench.store.search import SearchError
 
     doc, a, b = check_brush(store, brush)
     try:
-        return store.select_cells(name, doc, a, b, threshold=threshold, pad=pad)
+        return store.select_cells(name, doc, a, b, threshold=threshold, pad=pad, compat=compat)
     except SearchError as exc:
         raise ViewError(str(exc)) from None
 
 
-def selections(store, view: ViewState) -> dict[str, np.ndarray]:
+def selections(store, view: ViewState, compat=None) -> dict[str, np.ndarray]:
     """Selected cells per shown name (brush rule, or the URL's cells when no brush)."""
     if view.brush is not None:
-        return {n: select(store, n, view.brush, view.threshold, view.pad) for n in view.names}
+        return {
+            n: select(store, n, view.brush, view.threshold, view.pad, compat) for n in view.names
+        }
     if view.cells:
         units = int(store.states(view.names[0]).shape[1])
         bad = [c for c in view.cells if not 0 <= c < units]
@@ -285,13 +290,23 @@ def selections(store, view: ViewState) -> dict[str, np.ndarray]:
     return {}
 
 
-def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshold: float):
-    """``[layer, time]`` number of each layer's selected cells on (``>= threshold``)."""
+def counts(values: dict[str, np.ndarray], cells: dict[str, np.ndarray], threshold: float,
+           compat: str | None = None):  # fmt: skip
+    """``[layer, time]`` number of each layer's selected cells on (``>= threshold``).
+
+    With ``compat="lstmvis"``: LSTMVis's shown value (tanh rounded to 5 digits) is.
+    """
+    from workbench.store._lstmvis_compat import shown_on
+
     rows = []
     for n, v in values.items():
         c = cells.get(n, np.zeros(0, np.int64))
         c = c[c < v.shape[1]]
-        rows.append((v[:, c] >= threshold).sum(axis=1) if c.size else np.zeros(v.shape[0]))
+        if not c.size:
+            rows.append(np.zeros(v.shape[0]))
+            continue
+        on = shown_on(v[:, c], threshold) if compat == "lstmvis" else v[:, c] >= threshold
+        rows.append(on.sum(axis=1))
     return np.stack(rows) if rows else np.zeros((0, 0))
 
 
@@ -325,7 +340,7 @@ def quantiles(store, name: str, qs=QUANTILES, rows: int = QUANTILE_ROWS) -> dict
 # ---------------------------------------------------------------------------------- match
 def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MATCHES,
               width: int = MATCH_WIDTH, track: str | None = None,
-              before: int = MATCH_BEFORE) -> dict:  # fmt: skip
+              before: int = MATCH_BEFORE, compat: str | None = None) -> dict:  # fmt: skip
     """Ranked matches of ``cells`` with grids aligned at the match starts, as in LSTMVis.
 
     Returns
@@ -342,7 +357,7 @@ def run_match(store, name: str, cells, threshold: float, pad, top: int = TOP_MAT
     from workbench.store.search import SearchError
 
     try:
-        m = store.match(name, cells, threshold=threshold, pad=pad, top_k=top)
+        m = store.match(name, cells, threshold=threshold, pad=pad, top_k=top, compat=compat)
     except SearchError as exc:
         raise ViewError(str(exc)) from None
     cells = np.asarray(m.cells)

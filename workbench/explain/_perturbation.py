@@ -258,6 +258,9 @@ class SHAP(_Perturbation):
         self.pad_id, self.unk_id = pad_id, unk_id
 
     def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
+        from workbench._extras import require
+
+        require("shap")
         import shap
 
         def row(rm: _RowModel) -> torch.Tensor:
@@ -326,6 +329,9 @@ class LIME(_Perturbation):
         self.pad_id, self.unk_id = pad_id, unk_id
 
     def _attribute(self, problem: Problem, scorer: Scorer) -> dict:
+        from workbench._extras import require
+
+        require("lime")
         from lime.lime_base import LimeBase
         from sklearn.metrics import pairwise_distances
 

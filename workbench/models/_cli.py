@@ -52,7 +52,9 @@ def train(
     column: str = typer.Option(None, help="Forecaster CSV: the value column."),
     window: int = typer.Option(None, help="Forecaster: input window (steps)."),
     season: int = typer.Option(None, help="Forecaster: season length for the naive baseline."),
-    out: Path = typer.Option(None, help="Checkpoint folder (default assets/models/<corpus>)."),
+    out: Path = typer.Option(
+        None, help="Checkpoint folder (default: the shipped one, workbench/models/shipped/...)."
+    ),
     arch: str = typer.Option("lstm", help="lstm, gru or peephole (peephole: not sentiment)."),
     hidden: int = typer.Option(None, help="Hidden units."),
     layers: int = typer.Option(None, help="Stacked layers."),
@@ -109,7 +111,10 @@ def train(
     if data is not None and out is None:
         raise typer.BadParameter("with --data, name the checkpoint folder: --out DIR")
     corpus = {"charlm": "python"}.get(task, task)
-    out = out or Path("assets/models") / corpus
+    if out is None:
+        from workbench.models.checkpoint import SHIPPED_DIR
+
+        out = SHIPPED_DIR / corpus
     src = str(data) if data is not None else None
     console = Console()
     try:

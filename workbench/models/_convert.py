@@ -312,8 +312,13 @@ def convert_file(
     return load(out)
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
 def convert(
-    src: Path = typer.Argument(..., help="A torch.save file holding a state_dict."),
+    src: Path = typer.Argument(
+        ..., help="A torch.save state_dict, or a Keras model (.keras or .h5)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="New checkpoint folder."),
     kind: str = typer.Option(None, help="charlm, classifier or forecaster (default: inferred)."),
     task: str = typer.Option(None, help="Name stored in the config (default: file stem)."),
@@ -321,19 +326,29 @@ def convert(
     level: str = typer.Option("char", help="char or word: how the vocabulary splits text."),
     labels: str = typer.Option(None, help="Classifier: comma-separated class names."),
 ) -> None:
-    """Convert a torch.save state_dict into a safetensors + JSON checkpoint (no unpickling)."""
+    """Convert a torch.save state_dict or a Keras model into a safetensors + JSON checkpoint."""
+    from workbench.models._keras_convert import convert_keras_file
+
+    names = [s.strip() for s in labels.split(",")] if labels else None
     try:
-        bundle = convert_file(
-            src,
-            out,
-            kind=kind,
-            task=task,
-            vocab=vocab,
-            level=level,
-            labels=[s.strip() for s in labels.split(",")] if labels else None,
-        )
+        if src.suffix.lower() in KERAS_SUFFIXES:
+            bundle = convert_keras_file(src, out, task=task, vocab=vocab, level=level, labels=names)
+        else:
+            bundle = convert_file(
+                src, out, kind=kind, task=task, vocab=vocab, level=level, labels=names
+            )
     except ValueError as exc:  # ConvertError, CheckpointError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     n = sum(p.numel() for p in bundle.model.parameters())
-    typer.echo(f"wrote {out}: {bundle.kind} {bundle.config['arch']} ({n:,} parameters)")
+    if bundle.kind != "keras":
+        typer.echo(f"wrote {out}: {bundle.kind} {bundle.config['arch']} ({n:,} parameters)")
+        return
+    layers = " -> ".join(f"{s['keras_name']} ({s['kind']})" for s in bundle.model.specs)
+    check = bundle.config["converted_from"]["checked_against_keras"]
+    said = (
+        f"matches Keras to {check['max_abs_diff']:.2g}"
+        if "max_abs_diff" in check
+        else f"not checked against Keras: {check['skipped']}"
+    )
+    typer.echo(f"wrote {out}: keras {layers} ({n:,} parameters); {said}")

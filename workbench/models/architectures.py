@@ -250,7 +250,18 @@ class Forecaster(nn.Module):
         return self.head(out[:, -1])
 
 
-_CLASSES = {"charlm": CharLM, "classifier": Classifier, "forecaster": Forecaster}
+def _keras(**arch) -> nn.Module:
+    from workbench.models.keras_stack import KerasStack
+
+    return KerasStack(**arch)
+
+
+_CLASSES = {
+    "charlm": CharLM,
+    "classifier": Classifier,
+    "forecaster": Forecaster,
+    "keras": _keras,  # a converted Keras model (workbench convert model.keras)
+}
 KINDS = tuple(_CLASSES)  # the model kinds a checkpoint's config.json may name
 
 

@@ -30,7 +30,7 @@ class Bundle:
     model : nn.Module
         In eval mode, ready for :func:`workbench.record` and :func:`workbench.explain`.
     kind : str
-        ``charlm``, ``classifier`` or ``forecaster``.
+        ``charlm``, ``classifier``, ``forecaster``, or ``keras`` (a converted Keras model).
     task : str
         The corpus it was trained on (``python``, ``sentiment``, ``sunspots``, ``co2``,
         ``parens``) or a user name.
@@ -122,6 +122,11 @@ def load(path: str | Path) -> Bundle:
     if not path.exists() and str(path) in SHIPPED:
         path = shipped(str(path))
     if path.is_file():
+        if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+            raise CheckpointError(
+                f"{path} is a Keras model file; convert it once with `workbench convert {path} "
+                "-o FOLDER` (no TensorFlow needed) and load that folder"
+            )
         if path.suffix in _PICKLE_SUFFIXES or _looks_pickled(path):
             raise CheckpointError(
                 f"{path} is a pickle (torch.save) file; workbench never unpickles (it can run "
@@ -213,13 +218,15 @@ def _looks_pickled(path: Path) -> bool:
 
 
 SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens")
+#: The shipped checkpoints, installed with the package (package data).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
 def shipped(name: str) -> Path:
-    """Folder of a shipped checkpoint (``assets/models/NAME`` in a checkout).
+    """Folder of a shipped checkpoint (``workbench/models/shipped/NAME``, package data).
 
-    Searched in ``$WORKBENCH_MODELS/NAME`` first (a copy of ``assets/models`` for an
-    installed package), then in the repository checkout holding this package.
+    Searched in ``$WORKBENCH_MODELS/NAME`` first (your own copy or retrained versions), then
+    in the folder installed with the package.
 
     Raises
     ------
@@ -230,15 +237,14 @@ def shipped(name: str) -> Path:
 
     if name not in SHIPPED:
         raise CheckpointError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED)}")
-    here = Path(__file__).resolve()
-    roots = [here.parents[2] / "assets" / "models", here.parents[1] / "assets" / "models"]
+    roots = [SHIPPED_DIR]
     if settings().models is not None:
         roots.insert(0, settings().models)
     for root in roots:
         if (root / name / "config.json").exists():
             return root / name
     raise CheckpointError(
-        f"the shipped model {name!r} was not found under {', '.join(map(str, roots))}; run "
-        "from a checkout of the repository, point WORKBENCH_MODELS at a copy of its "
-        "assets/models folder, or train it with `workbench train`"
+        f"the shipped model {name!r} was not found under {', '.join(map(str, roots))}; "
+        "reinstall the package (its wheel ships the checkpoints), point WORKBENCH_MODELS at a "
+        "folder holding NAME/config.json, or train it with `workbench train`"
     )

@@ -708,6 +708,9 @@ def _worker_segment(path, runner, seg_docs, manifest, seg):
 
 
 def _run_dask(path, runner, docs, manifest, todo, tick, client) -> None:
+    from workbench._extras import require
+
+    require("dask")
     from distributed import Client, LocalCluster, as_completed
 
     own = client is None

@@ -84,11 +84,14 @@ def export(
 def import_(
     project: Path = typer.Argument(..., help="LSTMVis project folder (with lstm.yml)."),
     out: Path = typer.Option(..., help="New store folder."),
+    dtype: str = typer.Option(
+        None, help="float16 or float32 (default: the project's, float64 read as float32)."
+    ),
 ) -> None:
     """Import an LSTMVis project into a state store."""
     from workbench.store import StateStore
 
-    store = StateStore.from_lstmvis(project, out)
+    store = StateStore.from_lstmvis(project, out, dtype=dtype)
     typer.echo(f"{store}")
 
 

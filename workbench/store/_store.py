@@ -303,9 +303,20 @@ class StateStore:
 
     # ------------------------------------------------------------------ search
     def select_cells(
-        self, name: str, doc, start: int, end: int, threshold: float = 0.3, pad=(1, 0)
+        self,
+        name: str,
+        doc,
+        start: int,
+        end: int,
+        threshold: float = 0.3,
+        pad=(1, 0),
+        compat: str | None = None,
     ) -> np.ndarray:
-        """LSTMVis brush selection on document ``doc`` (index or id), positions in the doc."""
+        """LSTMVis brush selection on document ``doc`` (index or id), positions in the doc.
+
+        ``compat="lstmvis"`` applies LSTMVis's rules (see :func:`search.select_cells`): the
+        padding reads the flat stream, across the document's edges.
+        """
         view = self.document(doc)
         states = self.states(name)
         lo, _hi = view.start, view.end
@@ -315,12 +326,21 @@ class StateStore:
                 f"steps; use 0 <= start < end <= {len(view)}"
             )
         left, right = search._check_pad(pad)
+        if compat == "lstmvis":
+            g0, g1 = lo + int(start), lo + int(end)
+            if g0 - left < 0 or g1 + right > self.n_tokens:
+                return np.zeros(0, np.int64)  # LSTMVis: padding outside the stream
+            window = states.rows(g0 - left, g1 + right)
+            return search.select_cells(window, left, left + g1 - g0, threshold, pad, compat)
         a, b = max(start - left, 0), min(end + right, len(view))
         window = states.rows(lo + a, lo + b)
-        return search.select_cells(window, start - a, end - a, threshold, pad)
+        return search.select_cells(window, start - a, end - a, threshold, pad, compat)
 
     def match(self, name: str, cells, threshold: float = 0.3, pad=(1, 0), **kwargs):
-        """LSTMVis match over every document of the store (see :func:`search.match`)."""
+        """LSTMVis match over every document of the store (see :func:`search.match`).
+
+        Keywords go to :func:`search.match` (``top_k``, ``compat="lstmvis"``, ``mode``, ...).
+        """
         return search.match(
             self.states(name), cells, threshold, pad, boundaries=self.boundaries, **kwargs
         )
@@ -371,11 +391,16 @@ class StateStore:
         return export_lstmvis(self, folder, names=names)
 
     @classmethod
-    def from_lstmvis(cls, folder, path, chunk_tokens: int = 8192) -> StateStore:
-        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``."""
+    def from_lstmvis(
+        cls, folder, path, chunk_tokens: int = 8192, dtype: str | None = None
+    ) -> StateStore:
+        """Import an LSTMVis project (``lstm.yml`` folder) into a new store at ``path``.
+
+        ``dtype`` (float16 / float32) defaults to the source's (see ``import_lstmvis``).
+        """
         from workbench.store.lstmvis import import_lstmvis
 
-        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens)
+        return import_lstmvis(folder, path, chunk_tokens=chunk_tokens, dtype=dtype)
 
     # ------------------------------------------------------------------ projection
     def projection(self, name: str, **kwargs):

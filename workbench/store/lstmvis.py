@@ -1,14 +1,21 @@
 r"""LSTMVis project export and import (``lstm.yml``, HDF5 states, word ids, ``.dict``).
 
-An exported project loads in the original LSTMVis server (HendrikStrobelt/LSTMVis): one
-``[tokens, units]`` HDF5 dataset per recorded quantity in ``states.h5`` (declared with
-``transform: none`` since the values are the real activations; gates are ``unsigned``), the
-word-id sequence in ``train.h5`` with its ``words.dict`` ("token id" lines) and the meta tracks
-in ``meta.h5``. LSTMVis's corpus is one flat stream; the document offsets and ids are kept in
-``train.h5`` (``doc_offsets``, ``doc_ids``) for the way back.
+An exported project is for LSTMVis 2 (HendrikStrobelt/LSTMVis at e0628ca, API v2: its
+``lstm_server.py`` and its browser client): one ``[tokens, units]`` float32 HDF5 dataset per
+recorded quantity in ``states.h5`` (declared ``transform: none`` since the values are the real
+activations; gates are ``unsigned``), the word-id sequence in ``train.h5`` with its
+``words.dict`` ("token id" lines) and the meta tracks in ``meta.h5``. Every field of
+``lstm.yml`` is one that server or client reads, in the form it reads: discrete meta tracks
+list their values (``range: [0, 1, 2]``; the ``"0...3"`` form becomes a Python ``range`` that
+the server's ``/info`` drops, and the client then fails), scalar tracks give ``[min, max]``.
+LSTMVis's server shows and searches ``tanh(value)`` whatever ``transform`` says (its requests
+default to ``tanh`` and its client never sends another). LSTMVis's corpus is one flat stream;
+the document offsets and ids are kept in ``train.h5`` (``doc_offsets``, ``doc_ids``) for the
+way back.
 
 Token strings with white space cannot appear in a ``.dict`` line, so they are written as
-visible symbols (space ``␣``, newline ``⏎``, tab ``⇥``, others ``\\uXXXX``) and read back.
+visible symbols (space ``␣``, newline ``⏎``, tab ``⇥``, others and those symbols themselves
+``\\uXXXX``) and read back.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ def _escape(token: str) -> str:
     for ch in token:
         if ch in _VISIBLE:
             out.append(_VISIBLE[ch])
-        elif ch.isspace() or not ch.isprintable() or ch == "\\":
+        elif ch.isspace() or not ch.isprintable() or ch == "\\" or ch in _BACK:
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
@@ -45,7 +52,7 @@ def _escape(token: str) -> str:
 def _unescape(text: str) -> str:
     if text == "\\u0000":
         return ""
-    text = "".join(_BACK.get(ch, ch) for ch in text)
+    text = "".join(_BACK.get(ch, ch) for ch in text)  # a literal symbol was written \\uXXXX
     return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
@@ -120,14 +127,7 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
                 f.create_dataset(
                     t, data=values.astype(np.float32 if values.dtype.kind == "f" else np.int64)
                 )
-                finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-                lo, hi = (int(finite.min()), int(finite.max())) if finite.size else (0, 1)
-                vis = (
-                    {"type": "discrete", "range": f"{lo}...{hi + 1}"}
-                    if values.dtype.kind in "biu"
-                    else {"type": "scalar", "range": [float(lo), float(hi)]}
-                )
-                meta_cfg[t] = {"file": "meta", "path": t, "type": "general", "vis": vis}
+                meta_cfg[t] = {"file": "meta", "path": t, "type": "general", "vis": _vis(values)}
     config = {
         "name": name or store.path.name,
         "description": f"exported by workbench from {store.path.name} "
@@ -150,16 +150,50 @@ def export_lstmvis(store, folder, names=None, name: str | None = None) -> Path:
         },
         **({"meta": meta_cfg} if meta_cfg else {}),
     }
-    (folder / "lstm.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    header = (
+        "# LSTMVis 2 project (HendrikStrobelt/LSTMVis e0628ca, API v2) written by workbench.\n"
+        "# LSTMVis shows and searches tanh(value) whatever 'transform' says; 'transform: none'\n"
+        "# tells `workbench import` that the values are the raw activations.\n"
+    )
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    (folder / "lstm.yml").write_text(header + text, encoding="utf-8")
     return folder
 
 
-def import_lstmvis(folder, path, chunk_tokens: int = 8192):
+MAX_DISCRETE = 256  # distinct values listed for a discrete track; wider ones are scalar
+
+
+def _vis(values: np.ndarray) -> dict:
+    """The ``vis`` entry LSTMVis's client reads for a meta track: explicit lists only."""
+    if values.dtype.kind in "biu":
+        v = values.astype(np.int64)
+        lo, hi = (int(v.min()), int(v.max())) if v.size else (0, 1)
+        if hi - lo < MAX_DISCRETE:
+            return {"type": "discrete", "range": list(range(lo, hi + 1))}
+        return {"type": "scalar", "range": [float(lo), float(hi)]}
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return {"type": "scalar", "range": [lo, hi]}
+
+
+def import_lstmvis(folder, path, chunk_tokens: int = 8192, dtype: str | None = None):
     """Read an LSTMVis project into a new store.
 
     LSTMVis applies ``tanh`` to states unless a type says ``transform: none``; the imported
     values are the ones LSTMVis shows (transformed). Without ``doc_offsets`` the corpus is
     one document.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The project folder (with ``lstm.yml``).
+    path : str or Path
+        The new store.
+    chunk_tokens : int
+        Rows per chunk.
+    dtype : {"float16", "float32"}, optional
+        Store dtype. Default: the source's (float16 if every states dataset is float16,
+        else float32; float64 narrows to float32, the widest a store holds).
 
     Returns
     -------
@@ -207,9 +241,20 @@ def import_lstmvis(folder, path, chunk_tokens: int = 8192):
     doc_ids = doc_ids or [f"doc{i}" for i in range(len(offsets) - 1)]
     if path.exists() and any(path.iterdir()):
         raise StoreError(f"{path} exists and is not empty; pick a new store path")
+    default_file = cfg["states"].get("file")
+    if dtype is None:
+        kinds = set()
+        for t in cfg["states"]["types"]:
+            with h5(t.get("file", default_file)) as f:
+                kinds.add(np.dtype(f[t["path"]].dtype))
+        dtype = "float16" if kinds == {np.dtype(np.float16)} else "float32"
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
     created = not path.exists()
     try:
-        _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens)
+        _write_store(
+            folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens, dtype
+        )
     except BaseException:  # nothing half-imported is left: a rerun starts clean
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -220,7 +265,8 @@ def import_lstmvis(folder, path, chunk_tokens: int = 8192):
     return StateStore.open(path)
 
 
-def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens):
+def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, chunk_tokens,
+                 dtype):  # fmt: skip
     """Create the store at ``path`` from the project's arrays (see :func:`import_lstmvis`)."""
     import zarr
 
@@ -228,9 +274,9 @@ def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, c
     from workbench.store._layout import create_column, create_states
 
     n = words.size
+    default_file = cfg["states"].get("file")
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     units, names = {}, []
-    default_file = cfg["states"].get("file")
     for t in cfg["states"]["types"]:
         with h5(t.get("file", default_file)) as f:
             data = f[t["path"]]
@@ -240,12 +286,12 @@ def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, c
                     "the project is inconsistent"
                 )
             name = t["path"].strip("/").replace("/", ".")
-            arr = create_states(group, name, n, int(data.shape[1]), chunk_tokens, "float16")
+            arr = create_states(group, name, n, int(data.shape[1]), chunk_tokens, dtype)
             for a in range(0, n, 1 << 16):
                 block = np.asarray(data[a : a + (1 << 16)], dtype=np.float32)
                 if t.get("transform", "tanh") == "tanh":
                     block = np.tanh(block)
-                arr[a : a + block.shape[0]] = block.astype(np.float16)
+                arr[a : a + block.shape[0]] = block.astype(dtype)
             units[name] = int(data.shape[1])
             names.append(name)
     doc_index = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)).astype(np.int32)
@@ -291,7 +337,7 @@ def _write_store(folder, path, cfg, h5, words, offsets, doc_ids, vocab, remap, c
         "corpus": {"fingerprint": None, "name": cfg.get("name")},
         "names": names,
         "units": units,
-        "dtype": "float16",
+        "dtype": dtype,
         "chunk_tokens": chunk_tokens,
         "n_tokens": int(n),
         "n_docs": nd,

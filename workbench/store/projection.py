@@ -82,6 +82,9 @@ def _import_umap():
 
     if "umap" in sys.modules:
         return sys.modules["umap"]
+    from workbench._extras import require
+
+    require("umap")
     _numba_cache()
     import numba
 

@@ -1,15 +1,22 @@
-"""LSTMVis hypothesis search: brush selection and corpus match, with exact semantics.
+"""LSTMVis hypothesis search: brush selection and corpus match.
 
 Two pure functions on ``states [time, units]`` arrays (numpy arrays, memory maps, zarr arrays
 or a :class:`workbench.StateStore` view):
 
 - :func:`select_cells`: the units that are on over a brushed range and off around it;
 - :func:`match`: the corpus spans where the selected units are on together, scored and ranked
-  as LSTMVis does (``lstmdata/data_handler.py::query_similar_activations``), over every step
-  of every document (no 500,000-step cap) and never across a document boundary.
+  by LSTMVis's criteria (``lstmdata/data_handler.py::query_similar_activations``).
 
-Rules (the tests check them against a slow reference written straight from this text)
-------------------------------------------------------------------------------------
+Two rule sets. The default (below) thresholds the values themselves, keeps the full padding
+in the match, never crosses a document boundary, scores every candidate (no 500,000-step
+window, no cut of the candidate list) and breaks ties by the earliest start.
+``compat="lstmvis"`` reproduces LSTMVis exactly (tanh shown values, one step of padding per
+side in the match, one flat stream, its candidate cut and order, the fast mode's
+500,000-step window): see :mod:`workbench.store._lstmvis_compat`. This module is the one
+Python implementation of the selection rule; the viz, the widgets and the app call it.
+
+Default rules (the tests check them against a slow reference written from this text)
+-------------------------------------------------------------------------------
 A unit is *on* at a step iff its value is ``>= threshold`` (NaN is off). Steps outside the
 document (before its first or after its last token) count as off: the model's state before
 the first token is zero.
@@ -205,22 +212,38 @@ def _on(block: np.ndarray, threshold: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- selection
 
 
+def _check_compat(compat) -> str | None:
+    if compat in (None, "lstmvis"):
+        return compat
+    raise SearchError(f"unknown compat {compat!r}; use None (default rules) or 'lstmvis'")
+
+
 def select_cells(
-    states, start: int, end: int, threshold: float = 0.3, pad: tuple[int, int] = (1, 0)
+    states,
+    start: int,
+    end: int,
+    threshold: float = 0.3,
+    pad: tuple[int, int] = (1, 0),
+    compat: str | None = None,
 ) -> np.ndarray:
     """Units on over the brush ``[start, end)`` and off on the padding around it.
 
     Parameters
     ----------
     states : array-like
-        ``[time, units]`` states of one document.
+        ``[time, units]`` states of one document (default) or of the whole flat corpus
+        (``compat="lstmvis"``, where the padding may reach into the neighbouring document).
     start, end : int
         The brushed range of steps, ``0 <= start < end <= time``.
     threshold : float
-        A unit is on at a step iff its value is ``>= threshold``.
+        A unit is on at a step iff its value is ``>= threshold`` (``compat="lstmvis"``: iff
+        LSTMVis's shown value, ``tanh`` in float32 rounded to 5 decimals, is).
     pad : (int, int)
-        Steps before ``start`` and from ``end`` on where the unit must be off (steps outside
-        the document count as off).
+        Steps before ``start`` and from ``end`` on where the unit must be off (default: steps
+        outside the document count as off; ``compat="lstmvis"``: padding reaching outside
+        ``states`` selects nothing, as in LSTMVis's client).
+    compat : None or "lstmvis"
+        The rule set (see the module docstring).
 
     Returns
     -------
@@ -230,14 +253,24 @@ def select_cells(
     time, _ = _shape(states)
     threshold = _check_threshold(threshold)
     left, right = _check_pad(pad)
+    compat = _check_compat(compat)
     start, end = int(start), int(end)
     if not 0 <= start < end <= time:
         raise SearchError(
             f"brush [{start}, {end}) lies outside the document of {time} steps; "
             f"use 0 <= start < end <= {time}"
         )
-    lo, hi = max(start - left, 0), min(end + right, time)
-    window = _on(np.asarray(states[lo:hi]), threshold)
+    if compat == "lstmvis":
+        from workbench.store import _lstmvis_compat as lv
+
+        rows = lv.select_window(states, start, end, (left, right))
+        if rows is None:
+            return np.zeros(0, np.int64)
+        lo, hi = rows
+        window = lv.shown_on(np.asarray(states[lo:hi]), threshold)
+    else:
+        lo, hi = max(start - left, 0), min(end + right, time)
+        window = _on(np.asarray(states[lo:hi]), threshold)
     inside = window[start - lo : end - lo].all(axis=0)
     outside = ~window[: start - lo].any(axis=0) & ~window[end - lo :].any(axis=0)
     return np.flatnonzero(inside & outside).astype(np.int64)
@@ -536,8 +569,10 @@ def match(
     pad: tuple[int, int] = (1, 0),
     top_k: int = 50,
     min_length: int = 2,
-    max_candidates: int = 10_000,
+    max_candidates: int | None = None,
     boundaries=None,
+    compat: str | None = None,
+    mode: str = "precise",
 ) -> Matches:
     """Corpus spans where the selected cells are on together, ranked as in LSTMVis.
 
@@ -557,10 +592,18 @@ def match(
         Matches returned.
     min_length : int
         Shortest candidate span.
-    max_candidates : int
-        Stop lowering the co-activation level once this many candidates exist.
+    max_candidates : int, optional
+        Stop lowering the co-activation level once this many candidates exist (default
+        10,000; ``compat="lstmvis"``: LSTMVis's 10,000 precise / 1,000 fast, also the number
+        of candidates kept after its heuristic sort).
     boundaries : array-like of int, optional
-        Document offsets ``[0, ..., time]``; spans never cross them. Default: one document.
+        Document offsets ``[0, ..., time]``; spans never cross them (``compat="lstmvis"``:
+        one flat stream, the offsets only name each span's document). Default: one document.
+    compat : None or "lstmvis"
+        The rule set (see the module docstring).
+    mode : "precise" or "fast"
+        LSTMVis's search mode (``compat="lstmvis"`` only): ``fast`` looks at the first
+        500,000 steps and keeps 1,000 candidates.
 
     Returns
     -------
@@ -576,9 +619,24 @@ def match(
     threshold = _check_threshold(threshold)
     left, right = _check_pad(pad)
     cells = _check_cells(cells, units)
-    if int(top_k) < 1 or int(min_length) < 1 or int(max_candidates) < 1:
+    compat = _check_compat(compat)
+    if mode not in ("precise", "fast"):
+        raise SearchError(f"unknown mode {mode!r}; use 'precise' or 'fast'")
+    if mode == "fast" and compat != "lstmvis":
+        raise SearchError("mode='fast' is LSTMVis's sampled search; pass compat='lstmvis' too")
+    limit = None if max_candidates is None else int(max_candidates)
+    if int(top_k) < 1 or int(min_length) < 1 or (limit is not None and limit < 1):
         raise SearchError("top_k, min_length and max_candidates must be >= 1")
     bounds = _boundaries(boundaries, time)
+    if compat == "lstmvis":
+        from workbench.store import _lstmvis_compat as lv
+
+        window, keep = lv.mode_limits(mode, time)
+        return _match_lstmvis(
+            states, cells, threshold, (left, right), int(top_k), int(min_length),
+            window, keep if limit is None else limit, bounds,
+        )  # fmt: skip
+    max_candidates = 10_000 if limit is None else limit
     k = cells.size
     ker = _kernels()
 
@@ -626,6 +684,50 @@ def match(
         strict_histogram=strict,
         n_candidates=int(starts.size),
         level=int(level),
+    )
+
+
+def _match_lstmvis(states, cells, threshold, pad, top_k, min_length, window, keep, bounds):
+    """``compat="lstmvis"`` match over the flat stream (see ``_lstmvis_compat``)."""
+    from workbench.store import _lstmvis_compat as lv
+
+    lv.check_threshold(threshold)
+    time, units = _shape(states)
+    k = cells.size
+    src = _Source(states, lv.match_cut(threshold))
+    count, on_k = _count_and_on(src, cells)
+    length, start, _h, _level, level = lv.candidates(
+        count[:window], k, pad, min_length, keep, _kernels()["level_runs"]
+    )
+    inside = (start >= 1) & (start + length + 1 <= time)
+    length, start = length[inside], start[inside]
+    # the kernels read candidates in order of position; LSTMVis's order is restored after
+    by_pos = np.lexsort((length, start))
+    s, n = start[by_pos], length[by_pos]
+    lo, e, hi = s - int(pad[0] > 0), s + n, s + n + int(pad[1] > 0)
+    inter = np.empty(start.size, np.int64)
+    union = np.empty(start.size, np.int64)
+    inter[by_pos] = _shows(src, on_k, cells if on_k is None else np.arange(k), lo, s, e, hi)
+    # unions only break ties of intersection: only candidates that can reach the top_k need one
+    union[:] = units + 1
+    if start.size:
+        need = inter[by_pos] >= -np.sort(-inter)[min(top_k, start.size) - 1]
+        others = np.setdiff1d(np.arange(units), cells)
+        part = (x[need] for x in (lo, s, e, hi))
+        union[by_pos[need]] = k + _shows(src, None, others, *part)
+    best = lv.rank(inter, union, length, top_k)
+    return Matches(
+        start=start[best],
+        length=length[best],
+        intersection=inter[best],
+        union=union[best],
+        document=_doc_of(start[best], bounds),
+        cells=cells,
+        fuzzy_histogram=lv.histogram(length),
+        strict_histogram=lv.histogram(length[inter == k]),
+        n_candidates=int(start.size),
+        level=int(level),
+        extra={"compat": "lstmvis", "steps_searched": int(window), "candidates_kept": int(keep)},
     )
 
 

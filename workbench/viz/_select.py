@@ -1,4 +1,4 @@
-"""The LSTMVis cell-selection rule (Strobelt et al. 2018, ``LSTMController.cellSelection``)."""
+"""The LSTMVis cell-selection rule for figures and widgets (``workbench.store.search``'s)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ def select_cells(
 
     A unit is selected iff its value is ``>= threshold`` at every step of the range and
     ``< threshold`` on the ``pad[0]`` steps before and the ``pad[1]`` steps after it
-    (steps outside the sequence count as off). The JavaScript of the report applies the
-    same rule.
+    (steps outside the sequence count as off). This is :func:`workbench.store.search.
+    select_cells`, the one Python implementation of the rule (the store, the app and the
+    widgets call it too); the JavaScript of the report applies the same rule.
 
     Parameters
     ----------
     values : array-like
-        ``[time, units]`` activations.
+        ``[time, units]`` activations (numpy array, tensor or nested lists).
     start, end : int
         The brushed range ``[start, end)``.
     threshold : float
@@ -40,15 +41,9 @@ def select_cells(
     numpy.ndarray
         Sorted indices of the selected units (int64).
     """
-    v = as_array(values, 2, "values")
-    time = v.shape[0]
-    if not 0 <= start < end <= time:
-        raise ValueError(f"the brush [{start}, {end}) must lie inside [0, {time}) with start < end")
-    left, right = (int(p) for p in pad)
-    if left < 0 or right < 0:
-        raise ValueError(f"pad must be two non-negative step counts, got {pad}")
-    on = v >= threshold
-    keep = on[start:end].all(0)
-    keep &= ~on[max(0, start - left) : start].any(0)
-    keep &= ~on[end : min(time, end + right)].any(0)
-    return np.flatnonzero(keep).astype(np.int64)
+    from workbench.store.search import select_cells as rule
+
+    v = values if isinstance(values, np.ndarray) else as_array(values, 2, "values")
+    if v.ndim != 2:
+        raise ValueError(f"values must have 2 dimensions, got shape {v.shape}")
+    return rule(v, int(start), int(end), threshold, pad)

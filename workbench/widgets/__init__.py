@@ -5,10 +5,14 @@ load nothing from a CDN: the ESM ships in this package and plotly.js comes from 
 ``plotly`` package through the kernel.
 """
 
-from workbench.widgets._figure import FigureWidget, figure_state
-from workbench.widgets._matches import MatchesWidget, match_rows
-from workbench.widgets._show import show
-from workbench.widgets._trajectory import TrajectoryWidget
+from workbench._extras import require
+
+require("widgets")
+
+from workbench.widgets._figure import FigureWidget, figure_state  # noqa: E402
+from workbench.widgets._matches import MatchesWidget, match_rows  # noqa: E402
+from workbench.widgets._show import show  # noqa: E402
+from workbench.widgets._trajectory import TrajectoryWidget  # noqa: E402
 
 __all__ = [
     "FigureWidget",

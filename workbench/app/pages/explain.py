@@ -17,12 +17,23 @@ TITLE = "Explain"
 
 
 # --------------------------------------------------------------------------------- options
-def _method_options() -> list[dict]:
+def _method_options(skip: dict | None = None) -> list[dict]:
+    """Checklist options; a method that cannot explain the target is greyed with the reason."""
     from workbench.explain import METHODS
 
+    skip = skip or {}
     names = [m for m in logic.DEFAULT_METHODS if m in METHODS]
     names += sorted(m for m in METHODS if m not in names)
-    return [{"label": f"{m} (slow)" if m in logic.SLOW_METHODS else m, "value": m} for m in names]
+    out = []
+    for m in names:
+        label = f"{m} (slow)" if m in logic.SLOW_METHODS else m
+        if m in skip:
+            out.append({"label": html.Span([label, html.Span(f" (not for this target: "
+                        f"{skip[m]})", className="wb-hint")], id=f"explain-why-{m}"),
+                        "value": m, "disabled": True})  # fmt: skip
+        else:
+            out.append({"label": label, "value": m})
+    return out
 
 
 def _target_options(bundle, cells: dict | None) -> list[dict]:
@@ -68,7 +79,7 @@ def _ints(text) -> list[int]:
 
 # ---------------------------------------------------------------------------------- layout
 def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cells=None,
-           step=None, **_ignored):  # fmt: skip
+           step=None, ig_steps=None, **_ignored):  # fmt: skip
     """The Explain page, prefilled from the URL query (bad values are ignored)."""
     names = ctx.model_names()
     if not names:
@@ -77,6 +88,11 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
     bundle = ctx.bundle(model)
     valid = {o["value"] for o in _method_options()}
     chosen = [m for m in str(methods or "").split(",") if m in valid] or list(logic.DEFAULT_METHODS)
+    ig = logic.APP_SETTINGS["integrated_gradients"]["n_steps"] if ig_steps is None else ig_steps
+    try:
+        ig = logic.ig_steps(ig)
+    except logic.InputError:
+        ig = logic.APP_SETTINGS["integrated_gradients"]["n_steps"]
     selection = None
     if name and _ints(cells):
         try:
@@ -87,6 +103,7 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
     target = target if target in {o["value"] for o in targets} else (
         "cells" if selection else "prediction"
     )  # fmt: skip
+    skip = logic.unsupported(bundle, target, selection)
     if text is None:
         found = logic.examples_for(bundle, ctx.corpus_name(model))
         text, autorun = (found[0] if found else ""), 0
@@ -134,11 +151,27 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
                             "Methods",
                             dcc.Checklist(
                                 id="explain-methods",
-                                options=_method_options(),
-                                value=chosen,
+                                options=_method_options(skip),
+                                value=[m for m in chosen if m not in skip],
                                 inline=True,
                             ),
                         ]
+                    ),
+                    html.Label(
+                        [
+                            "IG steps ",
+                            dcc.Input(
+                                id="explain-ig-steps",
+                                type="number",
+                                value=ig,
+                                min=logic.IG_STEPS_RANGE[0],
+                                max=logic.IG_STEPS_RANGE[1],
+                                step=1,
+                                style={"width": "6em"},
+                            ),
+                        ],
+                        title="integration steps of integrated_gradients (more: a smaller "
+                        "completeness delta, slower)",
                     ),
                     html.Label(
                         [
@@ -157,7 +190,7 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
                         "Explain these cells",
                         id="explain-use-selection",
                         n_clicks=0,
-                        title="Use the cells brushed on the States page as the target",
+                        title="Explain the cells brushed on the States page, in their window",
                     ),
                     html.Span(id="explain-selection-info", className="wb-hint"),
                 ],
@@ -170,8 +203,36 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
 
 
 # ------------------------------------------------------------------------------- rendering
+def _ig_warning(r: logic.MethodResult) -> html.Div | None:
+    """A warning and a rerun button when integrated gradients' delta is above a few percent."""
+    rel = r.checks.get("relative_delta")
+    if rel is None or not rel > logic.IG_DELTA_WARN:
+        return None
+    n = int(r.explanation.settings.get("n_steps") or 0)
+    more = logic.more_steps(n)
+    text = (
+        f"Not converged: the completeness delta is {rel:.0%} of F(x) - F(baseline) (above "
+        f"{logic.IG_DELTA_WARN:.0%}) with {n} steps, so these relevances do not add up to "
+        "the explained change."
+    )
+    if more > n:
+        button = html.Button(f"Rerun with {more} steps", id="explain-more-steps", n_clicks=0)
+    else:
+        text += (
+            f" {n} steps is the page's maximum; a baseline whose score is close to the "
+            "input's makes the relative delta large whatever the steps."
+        )
+        button = None
+    return html.Div([html.P(text), button], id="explain-ig-warning", className="wb-warning")
+
+
 def _panel(r: logic.MethodResult, prepared) -> html.Div:
     pid = f"explain-panel-{r.method}"
+    if r.skipped:
+        return html.Div(
+            [html.H4(r.method), html.P(f"not run: {r.skipped}", className="wb-hint")],
+            id=pid, className="explain-panel explain-skipped",
+        )  # fmt: skip
     if not r.ok:
         return html.Div(
             [html.H4(r.method), html.P(f"failed: {r.error}", className="wb-error")],
@@ -200,8 +261,9 @@ def _panel(r: logic.MethodResult, prepared) -> html.Div:
     tops = ", ".join(f"{tok!r} ({pos}) {val:+.3g}" for pos, tok, val in top)
     lines.append(f"top tokens: {tops}")
     lines.append(f"{r.seconds:.2f} s")
+    warning = _ig_warning(r) if r.method == "integrated_gradients" else None
     return html.Div(
-        [html.H4(r.method)] + [html.P(x) for x in lines],
+        [html.H4(r.method)] + [html.P(x) for x in lines] + ([warning] if warning else []),
         id=pid, className="explain-panel explain-ok",
     )  # fmt: skip
 
@@ -309,13 +371,50 @@ def register(app, ctx) -> None:
         Output("explain-text", "value", allow_duplicate=True),
         Output("explain-target", "value"),
         Output("explain-selection-info", "children"),
+        Output("explain-run", "n_clicks"),
         Input("explain-use-selection", "n_clicks"),
         State("wb-selection", "data"),
         State("explain-text", "value"),
+        State("explain-run", "n_clicks"),
         prevent_initial_call=True,
     )
-    def on_selection(_clicks, selection, text):
-        return use_selection(ctx, selection, text)
+    def on_selection(_clicks, selection, text, runs):
+        out = use_selection(ctx, selection, text)
+        ran = out[0] is not no_update  # a usable selection: run it at once (one click)
+        return (*out, (runs or 0) + 1 if ran else no_update)
+
+    @app.callback(
+        Output("explain-methods", "options"),
+        Output("explain-methods", "value"),
+        Input("explain-target", "value"),
+        Input("explain-cells", "data"),
+        Input("explain-model", "value"),
+        State("explain-methods", "value"),
+        prevent_initial_call=True,
+    )
+    def on_target(target, cells, model, methods):
+        if model not in ctx.model_names():
+            return no_update, no_update
+        skip = logic.unsupported(ctx.bundle(model), target, cells)
+        chosen = [m for m in methods or [] if m not in skip]
+        return _method_options(skip), chosen or no_update
+
+    @app.callback(
+        Output("explain-ig-steps", "value"),
+        Output("explain-run", "n_clicks", allow_duplicate=True),
+        Input("explain-more-steps", "n_clicks"),
+        State("explain-ig-steps", "value"),
+        State("explain-run", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def on_more_steps(clicks, steps, runs):
+        if not clicks:
+            return no_update, no_update
+        try:
+            n = logic.ig_steps(steps)
+        except logic.InputError:
+            n = logic.APP_SETTINGS["integrated_gradients"]["n_steps"]
+        return logic.more_steps(n), (runs or 0) + 1
 
     @app.callback(
         Output("explain-output", "children"),
@@ -325,21 +424,29 @@ def register(app, ctx) -> None:
         State("explain-methods", "value"),
         State("explain-target", "value"),
         State("explain-cells", "data"),
+        State("explain-ig-steps", "value"),
     )
-    def on_run(clicks, model, text, methods, target, cells):
+    def on_run(clicks, model, text, methods, target, cells, steps):
         if not clicks:
             return html.P("Press Explain to run the chosen methods.", className="wb-hint")
-        return run(ctx, model, text, methods, target, cells)
+        return run(ctx, model, text, methods, target, cells, steps)
 
 
-def run(ctx, model, text, methods, target, cells) -> list:
-    """The output children for one press of Explain; user mistakes become a message."""
+def run(ctx, model, text, methods, target, cells, ig_steps=None) -> list:
+    """The output children for one press of Explain; user mistakes become a message.
+
+    Methods that cannot explain the target are not run (their panel says why), so a
+    selection of cells explains with every method that can.
+    """
     if model not in ctx.model_names():
         return [html.P(f"unknown model {model!r}", className="wb-error")]
     if not methods:
         return [html.P("choose at least one method", className="wb-error", id="explain-error")]
     try:
-        result = logic.explain_all(ctx.bundle(model), text, methods, target, cells)
+        settings = {"integrated_gradients": {"n_steps": logic.ig_steps(ig_steps)}}
+        result = logic.explain_all(
+            ctx.bundle(model), text, methods, target, cells, settings=settings
+        )
     except logic.InputError as err:
         return [html.P(str(err), className="wb-error", id="explain-error")]
     except Exception as err:  # noqa: BLE001 - a message in the page, the session goes on
@@ -384,4 +491,12 @@ def use_selection(ctx, selection, text):
             )
         except logic.InputError as err:
             info = f"{err}; explaining the typed text at its last step instead"
+    if new_text is no_update:  # the typed text must suit the selection's model
+        bundle = ctx.bundle(model)
+        try:
+            logic.prepare(bundle, text)
+        except logic.InputError:
+            found = logic.examples_for(bundle, ctx.corpus_name(model))
+            new_text = found[0] if found else ""
+            info += " (of its first example: the typed text does not suit this model)"
     return cells, model, new_text, "cells", info

@@ -93,8 +93,15 @@ def corpus_summary(store) -> list:
     ]
 
 
-def exactness(ctx, model: str) -> list[tuple]:
-    """Record a test example with ``check="full"``: ``(module, key, value)`` rows."""
+def exactness(ctx, model: str) -> dict:
+    """Record a test example with ``check="full"``: the recorder's exactness per module.
+
+    Returns
+    -------
+    dict
+        Module name -> the trace's exactness metadata (``strategy``, ``dtype``,
+        ``max_abs_error_hidden``, ``max_abs_error_cell``, ``cell_scale``, ``tolerance``...).
+    """
     import workbench
     from workbench.app import _explain_logic as xlogic
 
@@ -104,10 +111,94 @@ def exactness(ctx, model: str) -> list[tuple]:
         raise ValueError("no example input for this model")
     prepared = xlogic.prepare(bundle, examples[0])
     trace = workbench.record(bundle.model, *prepared.args, check="full", **prepared.kwargs)
+    return dict(trace.meta.get("exactness") or {})
+
+
+def verdicts(module: str, info: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """Pass/fail of each exactness check, with the tolerance that applies and why.
+
+    The recorder's tolerance (``info["tolerance"]``, set by the dtype) bounds the hidden
+    state's absolute error (hidden values lie in [-1, 1]) and the cell's error relative to
+    ``max(1, |c|)`` (cells are unbounded and float error grows with their size).
+
+    Returns
+    -------
+    list of tuple
+        ``(module, check, measured, tolerance, verdict, why)`` rows.
+    """
+    tol = info.get("tolerance")
+    dtype = info.get("dtype", "?")
+    if tol is None:
+        return [(module, "exactness", "-", "-", "not checked", "no tolerance recorded")]
+    of = f"{tol:.0e} ({dtype}{', TF32' if info.get('tf32') else ''})"
     rows = []
-    for module, info in (trace.meta.get("exactness") or {}).items():
-        for key, value in info.items():
-            rows.append((module, key, _fmt(value)))
+
+    def row(check, value, why):
+        ok = value <= tol
+        rows.append((module, check, f"{value:.3g}", of, "pass" if ok else "FAIL", why))
+
+    if "max_abs_error_hidden" in info:
+        row("hidden: max |error|", float(info["max_abs_error_hidden"]),
+            "absolute: hidden values lie in [-1, 1]")  # fmt: skip
+    if "max_abs_error_cell" in info:
+        abs_c, scale = float(info["max_abs_error_cell"]), float(info.get("cell_scale", 1.0))
+        rel = float(info.get("max_rel_error_cell", abs_c / max(1.0, scale)))
+        row("cell: max |error| / max(1, |c|)", rel,
+            f"cells are unbounded: the absolute error {abs_c:.3g} is divided by the largest "
+            f"|c| = {scale:.3g}, as float error grows with the value")  # fmt: skip
+    return rows
+
+
+def exactness_view(found: dict) -> list:
+    """The exactness table (a verdict per check) and how the check was run."""
+    rows = [r for module, info in found.items() for r in verdicts(module, info)]
+    how = "; ".join(
+        f"{m}: {i.get('strategy', '?')} in {i.get('dtype', '?')}, every step checked "
+        f"({i.get('checked', '?')})"
+        for m, i in found.items()
+    )
+    failed = [r for r in rows if r[4] == "FAIL"]
+    summary = (
+        f"{len(failed)} check(s) failed: the recorded states differ from the fused kernel by "
+        "more than the dtype's rounding allows (TF32 or a low-precision mode may be on)"
+        if failed
+        else "all checks pass: the recorded states equal the fused kernel's within rounding"
+    )
+    return [
+        html.P(
+            summary,
+            id="model-exactness-summary",
+            className="wb-error" if failed else "wb-prediction",
+        ),  # fmt: skip
+        _table(rows, ("module", "check", "measured", "tolerance", "verdict", "why")),
+        html.P(how, className="wb-hint"),
+    ]
+
+
+def history_rows(history: list[dict]) -> list[tuple[int, str, str, str]]:
+    """``(run, test metrics, settings, started from)`` rows of a checkpoint's training runs.
+
+    A run continued from a checkpoint (``init``, a folder on the training machine) is shown
+    as continuing the run before it, which is what its history records.
+    """
+    rows = []
+    for i, h in enumerate(history):
+        metrics = ", ".join(
+            f"{k.removeprefix('test_')}={_fmt(v)}"
+            for k, v in h.get("metrics", {}).items()
+            if k.startswith("test_")
+        )
+        training = h.get("training", {})
+        settings = ", ".join(
+            f"{k}={_fmt(training[k])}" for k in ("lr", "epochs", "seed") if k in training
+        )
+        minutes = h.get("metrics", {}).get("train_minutes")
+        if isinstance(minutes, (int, float)):
+            settings += f", {minutes:.1f} min"
+        start = f"continued from run {i}" if training.get("init") and i else "from scratch"
+        if training.get("init") and not i:
+            start = "continued from an earlier checkpoint"
+        rows.append((i + 1, metrics, settings, start))
     return rows
 
 
@@ -124,12 +215,7 @@ def layout(ctx, model=None, **_ignored):
     config = bundle.config
     arch = [(k, _fmt(v)) for k, v in (config.get("arch") or {}).items()]
     data = [(k, _fmt(v)) for k, v in (config.get("data") or {}).items()]
-    history = config.get("history") or []
-    hist_rows = [(i + 1, ", ".join(f"{k}={_fmt(v)}" for k, v in h.get("metrics", {}).items()
-                                   if k.startswith("test_")),
-                  ", ".join(f"{k}={_fmt(v)}" for k, v in h.get("training", {}).items()
-                            if k in ("lr", "epochs", "seed", "init")))
-                 for i, h in enumerate(history)]  # fmt: skip
+    hist_rows = history_rows(config.get("history") or [])
     store = ctx.store(model)
     n_params = sum(p.numel() for p in bundle.model.parameters())
     return html.Div(
@@ -164,7 +250,7 @@ def layout(ctx, model=None, **_ignored):
                                 config={"displaylogo": False},
                             ),  # fmt: skip
                             html.H4("Training runs"),
-                            _table(hist_rows, ("run", "test", "settings"))
+                            _table(hist_rows, ("run", "test", "settings", "started"))
                             if hist_rows
                             else html.P("One training run.", className="wb-hint"),  # fmt: skip
                         ]
@@ -183,7 +269,8 @@ def layout(ctx, model=None, **_ignored):
             html.H3("Recorder exactness"),
             html.P(
                 "Records a test example with every step checked against the fused kernel "
-                "(check='full').",
+                "(check='full'). The dtype's tolerance bounds the hidden state's absolute "
+                "error and the cell's error relative to its size.",
                 className="wb-hint",
             ),  # fmt: skip
             html.Button("Check again", id="model-check", n_clicks=1),
@@ -203,7 +290,7 @@ def register(app, ctx) -> None:
     )
     def on_check(_clicks, model):
         try:
-            rows = exactness(ctx, model)
+            found = exactness(ctx, model)
         except (ValueError, KeyError) as exc:
             return _error(str(exc))
-        return _table(rows, ("module", "", "value"))
+        return exactness_view(found)

@@ -21,6 +21,21 @@ TITLE = "Perturb"
 HEATMAP_UNITS = 32
 
 _NAMES: dict = {}
+#: The controls an intervention reads (``perturb-`` ids), in :func:`intervene`'s order.
+_ABLATE_INPUTS = ("model", "text", "name", "cells", "mode", "value", "low", "high", "start",
+                  "stop")  # fmt: skip
+#: Client-side: say when shown results no longer match the inputs (``WHAT``, ``BUTTON``).
+STALE_JS = """
+function(done, ...now) {
+    const hide = [null, {display: "none"}];
+    if (!done) { return hide; }
+    const same = done.length === now.length && done.every(
+        (v, i) => JSON.stringify(v ?? null) === JSON.stringify(now[i] ?? null));
+    if (same) { return hide; }
+    return ["The inputs changed since WHAT ran: the results below are out of date. "
+            + "Press BUTTON to update them.", {display: "block"}];
+}
+"""
 
 
 def recorded_names(ctx, model: str) -> list[str]:
@@ -135,6 +150,8 @@ def layout(ctx, model=None, text=None, edited=None, name=None, cells=None, mode=
                 ],
                 style={"display": "flex", "gap": "0.7em", "alignItems": "end", "flexWrap": "wrap"},
             ),  # fmt: skip
+            dcc.Store(id="perturb-compared"),
+            html.Div(id="perturb-stale", className="wb-warning", style={"display": "none"}),
             dcc.Loading(html.Div(id="perturb-output"), type="default"),
             html.H3("Intervene on cells (causal test)"),
             html.Div(
@@ -146,7 +163,7 @@ def layout(ctx, model=None, text=None, edited=None, name=None, cells=None, mode=
                             type="text",
                             value=cells_text,
                             placeholder="e.g. 3, 17, 40",
-                            style={"width": "10em"},
+                            style={"width": "16em"},
                         ),
                     ),
                     _label(
@@ -186,6 +203,8 @@ def layout(ctx, model=None, text=None, edited=None, name=None, cells=None, mode=
                 id="perturb-selection-info",
                 className="wb-hint",
             ),  # fmt: skip
+            dcc.Store(id="perturb-ablated"),
+            html.Div(id="perturb-ablate-stale", className="wb-warning", style={"display": "none"}),
             dcc.Loading(html.Div(id="perturb-ablate-output"), type="default"),
         ],
         className="wb-perturb",
@@ -358,6 +377,7 @@ def register(app, ctx) -> None:
 
     @app.callback(
         Output("perturb-output", "children"),
+        Output("perturb-compared", "data"),
         Input("perturb-compare", "n_clicks"),
         State("perturb-model", "value"),
         State("perturb-text", "value"),
@@ -366,43 +386,87 @@ def register(app, ctx) -> None:
     )
     def on_compare(clicks, model, text, edited, name):
         if not clicks:
-            return html.P("Edit the perturbed input, then press Compare.", className="wb-hint")
-        return compare(ctx, model, text, edited, name)
+            hint = html.P("Edit the perturbed input, then press Compare.", className="wb-hint")
+            return hint, None
+        return compare(ctx, model, text, edited, name), [model, text, edited, name]
+
+    # results that no longer match the inputs say so (in the browser: no request per key)
+    app.clientside_callback(
+        STALE_JS.replace("WHAT", "this comparison").replace("BUTTON", "Compare"),
+        Output("perturb-stale", "children"),
+        Output("perturb-stale", "style"),
+        Input("perturb-compared", "data"),
+        Input("perturb-model", "value"),
+        Input("perturb-text", "value"),
+        Input("perturb-edited", "value"),
+        Input("perturb-name", "value"),
+    )
+    app.clientside_callback(
+        STALE_JS.replace("WHAT", "this intervention").replace("BUTTON", "Run intervention"),
+        Output("perturb-ablate-stale", "children"),
+        Output("perturb-ablate-stale", "style"),
+        Input("perturb-ablated", "data"),
+        *[Input(f"perturb-{k}", "value") for k in _ABLATE_INPUTS],
+    )
 
     @app.callback(
         Output("perturb-model", "value"),
         Output("perturb-name", "value", allow_duplicate=True),
         Output("perturb-cells", "value"),
         Output("perturb-selection-info", "children"),
+        Output("perturb-text", "value", allow_duplicate=True),
+        Output("perturb-edited", "value", allow_duplicate=True),
         Input("perturb-use-selection", "n_clicks"),
         State("wb-selection", "data"),
+        State("perturb-text", "value"),
         prevent_initial_call=True,
     )
-    def on_selection(_clicks, selection):
-        sel = selection or {}
-        if not sel.get("cells") or sel.get("model") not in ctx.model_names():
-            return (no_update,) * 3 + ("No cells selected on the States page yet.",)
-        cells = ", ".join(str(int(c)) for c in sel["cells"])
-        return sel["model"], sel.get("name") or no_update, cells, (
-            f"cells {cells} of {sel.get('name')} from the States page")  # fmt: skip
+    def on_selection(_clicks, selection, text):
+        return use_selection(ctx, selection, text)
 
     @app.callback(
         Output("perturb-ablate-output", "children"),
+        Output("perturb-ablated", "data"),
         Input("perturb-ablate", "n_clicks"),
-        State("perturb-model", "value"),
-        State("perturb-text", "value"),
-        State("perturb-name", "value"),
-        State("perturb-cells", "value"),
-        State("perturb-mode", "value"),
-        State("perturb-value", "value"),
-        State("perturb-low", "value"),
-        State("perturb-high", "value"),
-        State("perturb-start", "value"),
-        State("perturb-stop", "value"),
+        *[State(f"perturb-{k}", "value") for k in _ABLATE_INPUTS],
         prevent_initial_call=True,
     )
     def on_ablate(_clicks, model, text, name, cells, mode, value, low, high, start, stop):
-        return intervene(ctx, model, text, name, cells, mode, value, low, high, start, stop)
+        out = intervene(ctx, model, text, name, cells, mode, value, low, high, start, stop)
+        return out, [model, text, name, cells, mode, value, low, high, start, stop]
+
+
+def use_selection(ctx, selection, text):
+    """The States page's selection as the intervention's cells and the brushed window's text.
+
+    Returns
+    -------
+    tuple
+        ``(model, quantity, cells text, info message, original text, perturbed text)``.
+    """
+    sel = selection or {}
+    if not sel.get("cells") or sel.get("model") not in ctx.model_names():
+        return (no_update,) * 3 + ("No cells selected on the States page yet.",) + (no_update,) * 2
+    model = sel["model"]
+    cells = ", ".join(str(int(c)) for c in sel["cells"])
+    info = f"cells {cells} of {sel.get('name')} from the States page"
+    new_text = no_update
+    store = ctx.store(model)
+    if store is not None and "start" in sel and "end" in sel:
+        try:
+            tokens, _step = xlogic.selection_input(store, sel)
+            new_text = xlogic.joiner(ctx.bundle(model)).join(tokens)
+            info += f", on the text of corpus window [{sel['start']}, {sel['end']})"
+        except xlogic.InputError as err:
+            info += f" ({err}; keeping the typed text)"
+    if new_text is no_update:  # the typed text must suit the selection's model
+        bundle = ctx.bundle(model)
+        try:
+            xlogic.prepare(bundle, text)
+        except xlogic.InputError:
+            found = xlogic.examples_for(bundle, ctx.corpus_name(model))
+            new_text = found[0] if found else ""
+    return model, sel.get("name") or no_update, cells, info, new_text, new_text
 
 
 def compare(ctx, model, text, edited, name) -> list:

@@ -151,6 +151,7 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
                         ),
                     ]
                 ),  # fmt: skip
+                _compat_switch(),
             ],
             className="wb-controls",
         ),
@@ -246,6 +247,25 @@ def _controls(ctx, view: logic.ViewState, store) -> list:
             className="wb-controls",
         ),
     ]
+
+
+def _compat_switch() -> html.Div:
+    """The "LSTMVis compatible" switch: select and match with LSTMVis's own rules."""
+    return html.Div(
+        dcc.Checklist(
+            id="states-compat",
+            options=[{"label": " LSTMVis compatible", "value": "lstmvis"}],
+            value=[],
+        ),
+        title="Select and match exactly as LSTMVis does: tanh values rounded to 5 digits, "
+        "one step of padding per side in the match, documents as one stream, its candidate "
+        "cut and order. Off: the raw values, full padding, documents kept apart, every "
+        "candidate scored.",
+    )
+
+
+def _compat(value) -> str | None:
+    return "lstmvis" if value and "lstmvis" in value else None
 
 
 def _doc_options(store, current: int = 0) -> list[dict]:
@@ -436,7 +456,7 @@ def quantile_text(view: dict | None) -> str:
 
 
 def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, brush_end,
-                     url_cells=None):  # fmt: skip
+                     url_cells=None, compat=None):  # fmt: skip
     """Selection for a brush: figure updates, counts, cell lists, URL and shared selection.
 
     Parameters
@@ -447,6 +467,8 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         Control values (brush in global steps; either end None means no brush).
     url_cells : list of int, optional
         Cells given in the URL, used when there is no brush.
+    compat : None or "lstmvis"
+        The selection and match rules (:func:`workbench.store.search.select_cells`).
 
     Returns
     -------
@@ -477,7 +499,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
     data = logic.window(store, state)
     scales = view.get("scales") or {}
     try:
-        cells = logic.selections(store, state)
+        cells = logic.selections(store, state, compat=compat)
     except logic.ViewError as exc:
         cells, message, state.brush = {}, str(exc), None
     rel = None
@@ -490,7 +512,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         updates.append(trajectory_selection(data["values"][n], data["tokens"], c, brush=rel,
                                             threshold=state.threshold,
                                             scale=scales.get(n, "auto")))  # fmt: skip
-    counts = selection_counts(logic.counts(data["values"], cells, state.threshold),
+    counts = selection_counts(logic.counts(data["values"], cells, state.threshold, compat),
                               state.names, data["tokens"])  # fmt: skip
     primary = cells.get(state.names[0]) if state.names else None
     if state.brush is None:
@@ -502,7 +524,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         a, b = state.brush if state.brush is not None else (state.start, state.end)
         selection = {"model": state.model, "name": state.names[0], "cells": state.cells,
                      "threshold": state.threshold, "pad": list(state.pad), "start": a,
-                     "end": b}  # fmt: skip
+                     "end": b, "compat": compat}  # fmt: skip
     return {
         "updates": updates,
         "counts": counts,
@@ -524,7 +546,8 @@ def match_view(ctx, selection, track):
             "`workbench serve` (it builds the demo stores) or pass a store folder"
         )
     res = logic.run_match(store, selection["name"], selection["cells"], selection["threshold"],
-                          tuple(selection.get("pad", (1, 0))), track=track or None)  # fmt: skip
+                          tuple(selection.get("pad", (1, 0))), track=track or None,
+                          compat=selection.get("compat"))  # fmt: skip
     m = res["matches"]
     k = len(selection["cells"])
     if len(m) == 0:
@@ -758,13 +781,15 @@ def register(app, ctx) -> None:
         Input("states-view", "data"), Input("states-threshold", "value"),
         Input("states-pad-left", "value"), Input("states-pad-right", "value"),
         Input("states-brush-start", "value"), Input("states-brush-end", "value"),
+        Input("states-compat", "value"),
         State("states-url-cells", "data"), State("wb-url", "pathname"),
         prevent_initial_call="initial_duplicate",
     )  # fmt: skip
-    def on_select(view, threshold, pad_left, pad_right, b0, b1, url_cells, pathname):
+    def on_select(view, threshold, pad_left, pad_right, b0, b1, compat, url_cells, pathname):
         if not view:
             return (no_update,) * (n + 7)
-        out = update_selection(ctx, view, threshold, pad_left, pad_right, b0, b1, url_cells)
+        out = update_selection(ctx, view, threshold, pad_left, pad_right, b0, b1, url_cells,
+                               compat=_compat(compat))  # fmt: skip
         patches = [_patch(u) for u in out["updates"]] + [no_update] * (n - len(out["updates"]))
         sel = out["selection"]
         # a late answer after the user left the page must not rewrite the other page's URL

@@ -16,7 +16,7 @@ from workbench.explain._problem import Problem, Scorer
 from workbench.explain.lrp._mode import LRPMode
 from workbench.explain.lrp._rules import LRPError
 
-__all__ = ["LRP", "LRPError", "LRPMode", "relevance"]
+__all__ = ["LRP", "LRPError", "LRPMode", "can_explain", "relevance", "unit_site"]
 
 
 # torch's default dtype is process-wide: two LRP runs in threads must not interleave their
@@ -63,6 +63,108 @@ def _packing_order(model: nn.Module, mode: LRPMode):
             h.remove()
 
 
+_GATES_MSG = (
+    "LRP gives gates no relevance (it treats sigmoid gates as constants), so it cannot "
+    "explain {name}; explain that layer's hidden or cell units, or use integrated_gradients, "
+    "saliency, input_x_gradient or occlusion"
+)
+
+
+def unit_site(model: nn.Module, name: str) -> tuple[nn.Module, tuple[int, int, str]]:
+    """The module and ``(layer, direction, quantity)`` of a recorded name LRP can explain.
+
+    Parameters
+    ----------
+    model : nn.Module
+    name : str
+        ``{module}.{layer}.{direction}.{quantity}`` of an ``nn.LSTM`` (``hidden`` or
+        ``cell``), ``nn.GRU`` or ``nn.RNN`` (``hidden``).
+
+    Raises
+    ------
+    LRPError
+        For gates, cell modules called step by step, attention and hook points: the message
+        says which methods explain them.
+    """
+    parts = name.rsplit(".", 3)
+    others = "integrated_gradients, saliency, input_x_gradient or occlusion"
+    if len(parts) != 4 or not parts[1].isdigit() or parts[2] not in ("fwd", "bwd"):
+        raise LRPError(f"LRP explains units of recurrent layers, not {name}; use {others}")
+    path, layer, direction, quantity = parts
+    try:
+        module = model.get_submodule(path)
+    except AttributeError:
+        module = model if path == type(model).__name__.lower() else None
+    if not isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+        raise LRPError(
+            f"LRP explains units of nn.LSTM / nn.GRU / nn.RNN layers; {path} is not one (a cell "
+            f"module called step by step runs once per step); use {others}"
+        )
+    allowed = ("hidden", "cell") if isinstance(module, nn.LSTM) else ("hidden",)
+    if quantity not in allowed:
+        raise LRPError(_GATES_MSG.format(name=name))
+    return module, (int(layer), 1 if direction == "bwd" else 0, quantity)
+
+
+def can_explain(model: nn.Module, name: str) -> str | None:
+    """None when LRP can explain units of ``name``, else the reason it cannot (one line)."""
+    try:
+        unit_site(model, name)
+    except LRPError as err:
+        return str(err)
+    return None
+
+
+@contextlib.contextmanager
+def _watch_site(module: nn.Module, mode: LRPMode):
+    """Mark the unit target's module as running (so the mode reads its layer)."""
+
+    def pre(_module, _args):
+        mode.site_active = True
+
+    def post(_module, _args, _output):
+        mode.site_active = False
+
+    handles = [module.register_forward_pre_hook(pre),
+               module.register_forward_hook(post, always_call=True)]  # fmt: skip
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _unit_relevance(problem: Problem, target, mode: LRPMode) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output relevance of a unit target: each selected unit's own value at its step.
+
+    Returns
+    -------
+    values : torch.Tensor
+        ``[time, batch, units]`` the quantity as the mode computed it (what relevance
+        leaves from).
+    relevance : torch.Tensor
+        Same shape: the selected units' values at the explained step of each sequence, 0
+        elsewhere.
+    """
+    if mode.captured is None:
+        raise LRPError(f"the forward pass never ran {target.name}: nothing to explain")
+    values, order = mode.captured
+    T = values.shape[0]
+    B = problem.batch
+    inverse = torch.arange(B)
+    if order is not None:
+        inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(len(order)))
+    lengths = problem.lengths if problem.lengths is not None else torch.full((B,), problem.time)
+    units = torch.tensor(target.units(), device=values.device)
+    rel = torch.zeros_like(values)
+    for i in range(B):
+        t = int(lengths[i]) - 1 if target.step == -1 else target.step % problem.time
+        if t < T:
+            b = int(inverse[i])
+            rel[t, b, units] = values[t, b, units].detach()
+    return values, rel
+
+
 def relevance(
     problem: Problem,
     scorer: Scorer,
@@ -79,12 +181,8 @@ def relevance(
         relevance that reached initial states, ``score`` ``[batch]`` the explained score
         (computed in ``dtype``).
     """
-    if scorer.recorded:
-        raise ExplainError(
-            "LRP explains model outputs; for a workbench.Target use integrated_gradients, "
-            "saliency, input_x_gradient or occlusion"
-        )
     model = problem.model
+    site = unit_site(model, scorer.target.name) if scorer.recorded else None
     params = {n: p.detach().to(dtype) for n, p in model.named_parameters()}
     buffers = {
         n: b.detach().to(dtype) if b.is_floating_point() else b for n, b in model.named_buffers()
@@ -92,23 +190,36 @@ def relevance(
     x = problem.x.detach().to(dtype).requires_grad_(True)
     mode = LRPMode(epsilon, bias_factor)
     args, kwargs = problem.call_args(x, None)
+    watch = contextlib.nullcontext()
+    if site is not None:
+        mode.site = site[1]
+        watch = _watch_site(site[0], mode)
     with (
         torch.enable_grad(),
         _default_dtype(dtype),
         problem.replaced(x.clone()),
         _packing_order(model, mode),
+        watch,
         mode,
     ):
         out = torch.func.functional_call(model, {**params, **buffers}, args, kwargs)
-    score = scorer.from_output(out)
-    if not score.requires_grad:
+    if site is not None:
+        top, r_top = _unit_relevance(problem, scorer.target, mode)
+        order = mode.captured[1]
+        score = r_top.sum((0, 2))
+        if order is not None:  # rows of a packed batch back to the input's order
+            score = torch.zeros_like(score).index_copy(0, order.to(score.device), score)
+    else:
+        score = scorer.from_output(out)
+        top, r_top = score, score.detach()
+    if not top.requires_grad:
         raise LRPError(
             "the explained score does not depend on the input under LRP's rules; if the "
             "model ends in a sigmoid or softmax, LRP treats it as a gate: return logits"
         )
     mode.warn_unruled()
     leaves = [leaf for leaf, _, _ in mode.state_leaves]
-    grads = torch.autograd.grad(score, [x, *leaves], grad_outputs=score.detach(), allow_unused=True)
+    grads = torch.autograd.grad(top, [x, *leaves], grad_outputs=r_top, allow_unused=True)
     feature = grads[0] if grads[0] is not None else torch.zeros_like(x)
     initial = torch.zeros(problem.batch, dtype=dtype, device=x.device)
     for (_, bdim, order), g in zip(mode.state_leaves, grads[1:], strict=True):
@@ -129,7 +240,10 @@ class LRP(Method):
     Runs one float64 forward of the unmodified model under :class:`LRPMode` (which routes
     ``nn.Linear``, ``nn.LSTM``, ``nn.GRU``, the cell modules, sums, attention pooling and
     activations to LRP rules) and one backward from the explained logit, with the logit
-    itself as the output relevance (all other outputs 0).
+    itself as the output relevance (all other outputs 0). A :class:`workbench.Target` on
+    the ``hidden`` or ``cell`` units of an ``nn.LSTM`` / ``nn.GRU`` layer is explained the
+    same way from that layer: each selected unit's value at the step is its relevance
+    (gates get no relevance under these rules, so they cannot be targets).
 
     Parameters
     ----------

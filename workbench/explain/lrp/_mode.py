@@ -170,6 +170,12 @@ class LRPMode(TorchFunctionMode):
     state_leaves : list of (torch.Tensor, int, torch.Tensor or None)
         Initial states made into leaves (they collect relevance), with their batch
         dimension and the batch order (sorted indices of a packed sequence) they are in.
+    site : tuple or None
+        ``(layer, direction, quantity)`` of a unit target (``quantity`` is ``"hidden"`` or
+        ``"cell"``), read while :attr:`site_active` (the target's module is running).
+    captured : tuple or None
+        ``(values [time, batch, units], batch order or None)`` of the unit target's quantity
+        at every step, from the first run of its module.
     """
 
     def __init__(self, epsilon: float, bias_factor: float) -> None:
@@ -179,6 +185,9 @@ class LRPMode(TorchFunctionMode):
         self.state_leaves: list[tuple[torch.Tensor, int, torch.Tensor | None]] = []
         self.sorted_indices: list[torch.Tensor | None] = []
         self.unruled: set[str] = set()
+        self.site: tuple[int, int, str] | None = None
+        self.site_active = False
+        self.captured: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -345,18 +354,30 @@ class LRPMode(TorchFunctionMode):
                 weights = (w["w_ih"], w["w_hh"], w["b_ih"], w["b_hh"])
                 rest = (active, d == 1, self.eps, self.bf)
                 if kind == "lstm":
-                    out, h, c = LSTMLayerRule.apply(layer_in, h0[k], c0[k], *weights, *rest)
+                    out, h, c, cells = LSTMLayerRule.apply(layer_in, h0[k], c0[k], *weights, *rest)
                     c_n.append(c)
+                    self._capture(layer, d, out, cells)
                 elif kind == "gru":
                     out, h = GRULayerRule.apply(layer_in, h0[k], *weights, *rest)
+                    self._capture(layer, d, out, None)
                 else:
                     relu = kind == "rnn_relu"
                     out, h = RNNLayerRule.apply(layer_in, h0[k], *weights, relu, *rest)
+                    self._capture(layer, d, out, None)
                 outs.append(out)
                 h_n.append(h)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]
         c_n = torch.stack(c_n) if kind == "lstm" else None
         return pack_output(fused, layer_in, torch.stack(h_n), c_n)
+
+    def _capture(self, layer: int, d: int, out, cells) -> None:
+        """Keep the unit target's values if this is its layer and direction."""
+        if not self.site_active or self.captured is not None or self.site is None:
+            return
+        if self.site[:2] == (layer, d):
+            values = cells if self.site[2] == "cell" else out
+            order = self.sorted_indices[-1] if self.sorted_indices else None
+            self.captured = (values, order)
 
     def _cell(self, func, args, kwargs):
         kind = func.__name__.removesuffix("_cell")
@@ -367,7 +388,7 @@ class LRPMode(TorchFunctionMode):
         rest = (None, False, self.eps, self.bf)
         if kind == "lstm":
             c0 = self._leaf(call.c0[0], 0)
-            _, h, c = LSTMLayerRule.apply(call.x, h0, c0, *weights, *rest)
+            _, h, c, _ = LSTMLayerRule.apply(call.x, h0, c0, *weights, *rest)
             return h, c
         if kind == "gru":
             _, h = GRULayerRule.apply(call.x, h0, *weights, *rest)

@@ -35,7 +35,9 @@ def _blend(active, new, old):
 class LSTMLayerRule(torch.autograd.Function):
     """One direction of one LSTM layer.
 
-    ``x [time, batch, feature]`` -> ``(out [time, batch, H], h_n [batch, H], c_n [batch, H])``.
+    ``x [time, batch, feature]`` -> ``(out [time, batch, H], h_n [batch, H], c_n [batch, H],
+    cells [time, batch, H])``: ``cells`` is the cell state of every step (0 past a sequence's
+    length), whose relevance (a unit target) enters the cell at that step.
     """
 
     @staticmethod
@@ -46,6 +48,7 @@ class LSTMLayerRule(torch.autograd.Function):
         names = ("i", "f", "g", "o", "c", "h_prev", "c_prev", "zg")
         st = {k: x.new_zeros(T, *h0.shape) for k in names}
         out = x.new_zeros(T, *h0.shape)
+        cells = x.new_zeros(T, *h0.shape)
         h, c = h0, c0
         for t in _order(T, reverse):
             z = xw[t] + F.linear(h, w_hh, b_hh)
@@ -62,12 +65,13 @@ class LSTMLayerRule(torch.autograd.Function):
             c = _blend(a, c_new, c)
             h = _blend(a, h_new, h)
             out[t] = h_new if a is None else torch.where(a, h_new, torch.zeros_like(h_new))
+            cells[t] = c_new if a is None else torch.where(a, c_new, torch.zeros_like(c_new))
         ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, *(st[k] for k in names))
         ctx.active, ctx.reverse, ctx.eps, ctx.bf = active, reverse, eps, bias_factor
-        return out, h, c
+        return out, h, c, cells
 
     @staticmethod
-    def backward(ctx, r_out, r_hn, r_cn):
+    def backward(ctx, r_out, r_hn, r_cn, r_cells):
         x, w_ih, w_hh, b_ih, b_hh, i, f, g, o, c, h_prev, c_prev, zg = ctx.saved_tensors
         eps, bf, active = ctx.eps, ctx.bf, ctx.active
         T, B, Fin = x.shape
@@ -77,6 +81,7 @@ class LSTMLayerRule(torch.autograd.Function):
         if b_ih is not None:
             bias = b_ih[2 * H : 3 * H] + b_hh[2 * H : 3 * H]
         r_out = torch.zeros_like(h_prev) if r_out is None else r_out
+        r_cells = torch.zeros_like(h_prev) if r_cells is None else r_cells
         rh = torch.zeros_like(h_prev[0]) if r_hn is None else r_hn
         rc = torch.zeros_like(h_prev[0]) if r_cn is None else r_cn
         qg_all = torch.zeros_like(h_prev)
@@ -84,7 +89,7 @@ class LSTMLayerRule(torch.autograd.Function):
         n_lower = Fin + H
         for t in _order(T, not ctx.reverse):
             a = None if active is None else active[t][:, None]
-            rc_t = rc + rh + r_out[t]
+            rc_t = rc + rh + r_out[t] + r_cells[t]
             zs, s = stabilise(c[t], eps)
             q = rc_t / zs
             share = bf * eps * (s * q).sum(-1, keepdim=True) / (2 * H)
