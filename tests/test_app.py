@@ -289,6 +289,8 @@ def test_gates_saturation_best_cells_and_recording(ctx):
     corr = stats.track_correlation(store.states("rnn.1.fwd.hidden"), store.meta("in_string"))
     assert best["unit"] == int(np.nanargmax(np.abs(corr)))
     assert traj.data[1].name.endswith(f"unit {best['unit']}")
+    steps = len(traj.data[1].y)  # every token of the window is labelled (no thinned ticks)
+    assert steps > 1 and list(traj.layout.xaxis.tickvals) == list(range(steps))
     text = xlogic.examples_for(ctx.bundle("sentiment"), "sentiment")[0]
     names, chosen, heat, att = gates.record_input(ctx, "sentiment", text, None)
     assert chosen in names and len(att) == 1  # the attention pooling weights

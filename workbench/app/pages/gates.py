@@ -191,6 +191,10 @@ def warm(ctx) -> None:
             ctx.cached(("best", model, n), lambda s=store, n=n: s.best_cells(n, top=3))
 
 
+#: Steps of the best-cell trajectory: the token axis labels every token up to 100 steps.
+_BEST_WINDOW = 100
+
+
 def best_cells(ctx, model: str, name: str, track: str | None):
     """``(table rows, trajectory figure)`` of the best cells per meta track of ``name``."""
     from workbench.viz._app_figures import unit_track
@@ -209,8 +213,8 @@ def best_cells(ctx, model: str, name: str, track: str | None):
     # a window where the track changes, so the unit's following it is visible
     changes = np.flatnonzero(np.diff(values.astype(np.float64)) != 0)
     centre = int(changes[0]) if changes.size else 0
-    a = max(centre - 40, 0)
-    b = min(a + 200, store.n_tokens)
+    a = max(centre - 20, 0)
+    b = min(a + _BEST_WINDOW, store.n_tokens)
     fig = unit_track(store.states(name).rows(a, b, [unit])[:, 0], values[a:b],
                      store.tokens(a, b), unit_name=f"{name} unit {unit}", track_name=track,
                      title=f"best cell for {track}: unit {unit} (steps {a}-{b})")  # fmt: skip
