@@ -280,19 +280,44 @@ def test_serve_passes_jupyter_mode_to_dash(monkeypatch):
 
 
 def test_serve_uses_waitress_unless_debugging(monkeypatch):
-    import dash
-    import waitress
+    """A real server in a child process: waitress answers on 127.0.0.1 (serve blocks)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
 
+    import dash
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import dash, workbench; app = dash.Dash('x'); app.layout = dash.html.Div('x'); "
+        f"workbench.serve(app=app, port={port})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):  # bounded: at most ~10 minutes of 1 s polls
+            if proc.poll() is not None:
+                pytest.fail(f"serve exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+                    assert r.status == 200 and r.headers["Server"] == "waitress"
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail("serve never answered")
+    finally:
+        proc.terminate()
+        proc.wait(30)
     calls = []
-    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append((app, kw)))
     monkeypatch.setattr(dash.Dash, "run", lambda self, **kw: calls.append(("dash", kw)))
     app = dash.Dash(__name__)
     app.layout = dash.html.Div("x")
-    workbench.serve(app=app, port=8124)
-    assert calls[0][0] is app.server
-    assert calls[0][1]["host"] == "127.0.0.1" and calls[0][1]["port"] == 8124
-    workbench.serve(app=app, port=8124, debug=True)
-    assert calls[1] == ("dash", {"host": "127.0.0.1", "port": 8124, "debug": True})
+    workbench.serve(app=app, port=port, debug=True)
+    assert calls == [("dash", {"host": "127.0.0.1", "port": port, "debug": True})]
 
 
 def test_show_is_public():
