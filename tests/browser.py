@@ -25,3 +25,8 @@ needs_chromium = pytest.mark.skipif(
 def playwright_api():
     """``playwright.sync_api`` (skips the calling test module when Playwright is missing)."""
     return pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+#: How long a browser test waits for the page before failing (ms): a hang guard, not a speed
+#: check; generous, since a first callback may compile kernels on a loaded 2-core machine.
+TIMEOUT = 120_000

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from app_fixtures import small_context
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
 
 from workbench.app import _states_logic as logic
 from workbench.app import create_app
@@ -19,7 +19,6 @@ from workbench.viz import select_cells
 
 playwright = playwright_api()
 pytestmark = needs_chromium
-TIMEOUT = 30_000
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ store is real (built on disk from the parenthesis corpus), the browser real Chro
 import threading
 
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -17,7 +17,7 @@ from workbench.models.checkpoint import load, save, shipped
 
 playwright = playwright_api()
 pytestmark = needs_chromium
-TIMEOUT = 30_000
+
 NAMES = [
     f"rnn.cells.{k}.fwd.{q}"
     for k in range(2)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -21,7 +21,7 @@ from workbench.viz._common import _VISIBLE
 
 playwright = playwright_api()
 pytestmark = needs_chromium
-TIMEOUT = 60_000
+
 #: Source text full of the characters HTML escaping touches.
 HOSTILE = 's = "<b>" & \'q\' < 3  # it\'s "x" & <i>\n'
 ENTITIES = ("&quot;", "&amp;", "&lt;", "&gt;", "&#x27;", "&#39;")
