@@ -5,12 +5,11 @@ system ``chromium`` is driven by playwright (never downloaded). Skipped with the
 when either is missing.
 """
 
-import threading
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from app_fixtures import small_context
-from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
+from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
 
 from workbench.app import _states_logic as logic
 from workbench.app import create_app
@@ -23,24 +22,16 @@ pytestmark = needs_chromium
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     ctx = small_context(tmp_path_factory)
     app = create_app(ctx)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}", ctx
-    srv.shutdown()
-    thread.join(5)
+    with served(app) as url:
+        yield url, ctx
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _page(browser):

@@ -5,10 +5,8 @@ The peephole demo cell (``--arch peephole``) names its gates like a fused ``nn.L
 store is real (built on disk from the parenthesis corpus), the browser real Chromium.
 """
 
-import threading
-
 import pytest
-from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
+from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -27,8 +25,6 @@ NAMES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     root = tmp_path_factory.mktemp("peephole")
     parens = load(shipped("parens"))
     arch = dict(vocab=len(parens.tokenizer), embed=8, hidden=16, layers=2, arch="peephole")
@@ -39,20 +35,14 @@ def server(tmp_path_factory):
         models={"peephole": root / "peephole"}, corpus_tokens={"peephole": 600}, cache=root
     )
     ctx.prepare(progress=False)
-    srv = make_server("127.0.0.1", 0, create_app(ctx).server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}", ctx
-    srv.shutdown()
-    thread.join(5)
+    with served(create_app(ctx)) as url:
+        yield url, ctx
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_the_store_holds_the_cell_in_the_name_grammar(server):

@@ -4,11 +4,10 @@ Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser do
 ``executable_path`` points at the system one). Skipped with the reason when either is missing.
 """
 
-import threading
 from urllib.parse import urlencode
 
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import chromium, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 from workbench.explain import METHODS
@@ -30,8 +29,6 @@ class Broken(Method):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     METHODS["broken"] = Broken
     ctx = AppContext(
         models={k: v for k, v in AppContext().models.items() if k in ("sentiment", "parens")},
@@ -40,20 +37,15 @@ def server(tmp_path_factory):
     )
     ctx.prepare(progress=False)  # small stores: a States selection carries its window
     app = create_app(ctx)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
+    with served(app) as url:
+        yield url
     METHODS.pop("broken", None)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _open(browser, url):

@@ -6,12 +6,11 @@ shown literally (``"`` ``<`` ``&`` ``'`` and ``<b>`` never as entities or markup
 Explain and Perturb, the lasso on the Projection map listing the contexts it covers.
 """
 
-import threading
 from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from browser import ARGS, CHROMIUM, TIMEOUT, needs_chromium, playwright_api
+from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -29,8 +28,6 @@ ENTITIES = ("&quot;", "&amp;", "&lt;", "&gt;", "&#x27;", "&#39;")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     cache = tmp_path_factory.mktemp("states-cache")
     models = {k: v for k, v in AppContext().models.items() if k in ("python", "sentiment",
                                                                     "parens")}  # fmt: skip
@@ -42,20 +39,14 @@ def server(tmp_path_factory):
     ctx = AppContext(models=models, stores={"python": path},
                      corpus_tokens={"sentiment": 800, "parens": 1500}, cache=cache)  # fmt: skip
     ctx.prepare(progress=False)
-    srv = make_server("127.0.0.1", 0, create_app(ctx).server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}", ctx
-    srv.shutdown()
-    thread.join(5)
+    with served(create_app(ctx)) as url:
+        yield url, ctx
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
