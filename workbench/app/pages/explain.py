@@ -175,11 +175,16 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
                     ),
                     html.Label(
                         [
-                            "Explain",
+                            "Explain: ",
                             dcc.RadioItems(
-                                id="explain-target", options=targets, value=target, inline=True
+                                id="explain-target",
+                                options=targets,
+                                value=target,
+                                inline=True,
+                                style={"display": "inline-block"},
                             ),
-                        ]
+                        ],
+                        style={"display": "block"},  # its own line, not after the IG steps
                     ),
                 ]
             ),  # fmt: skip
