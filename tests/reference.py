@@ -148,3 +148,32 @@ def _gru_step_edited(w, x, h, edits, layer, d, t):
     if not edits:
         return gru_step(w, x, h)
     raise NotImplementedError("GRU edits are checked against the autograd path instead")
+
+
+def draw_run_settings(draw, hidden: int) -> dict:
+    """Hypothesis draws shared by the recorder's exactness tests (everything but the module kind).
+
+    ``draw`` is a ``st.composite`` draw; returns the layer shape, batch layout, input lengths,
+    initial state, strategy, gradient and seed of one random recording.
+    """
+    from hypothesis import strategies as st
+
+    cfg = dict(
+        input_size=draw(st.integers(1, 5)),
+        hidden=hidden,
+        layers=draw(st.integers(1, 3)),
+        bidirectional=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        batch=draw(st.integers(1, 4)),
+        time=draw(st.integers(1, 6)),
+        packed=draw(st.booleans()),
+        init_state=draw(st.booleans()),
+        strategy=draw(st.sampled_from(["unroll", "recover"])),
+        grad=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    cfg["lengths"] = draw(
+        st.lists(st.integers(1, cfg["time"]), min_size=cfg["batch"], max_size=cfg["batch"])
+    )
+    return cfg

@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import draw_run_settings
 from reference import run as reference
 from torch import nn
 
@@ -17,27 +18,8 @@ DIRS = ("fwd", "bwd")
 def configs(draw):
     mode = draw(st.sampled_from(["lstm", "gru"]))
     hidden = draw(st.integers(1, 6))
-    cfg = dict(
-        mode=mode,
-        input_size=draw(st.integers(1, 5)),
-        hidden=hidden,
-        layers=draw(st.integers(1, 3)),
-        bidirectional=draw(st.booleans()),
-        batch_first=draw(st.booleans()),
-        bias=draw(st.booleans()),
-        proj=draw(st.integers(0, hidden - 1)) if mode == "lstm" and hidden > 1 else 0,
-        batch=draw(st.integers(1, 4)),
-        time=draw(st.integers(1, 6)),
-        packed=draw(st.booleans()),
-        init_state=draw(st.booleans()),
-        strategy=draw(st.sampled_from(["unroll", "recover"])),
-        grad=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**16)),
-    )
-    cfg["lengths"] = draw(
-        st.lists(st.integers(1, cfg["time"]), min_size=cfg["batch"], max_size=cfg["batch"])
-    )
-    return cfg
+    proj = draw(st.integers(0, hidden - 1)) if mode == "lstm" and hidden > 1 else 0
+    return {"mode": mode, "proj": proj, **draw_run_settings(draw, hidden)}
 
 
 def build(cfg):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import rnn_step
+from reference import draw_run_settings, rnn_step
 from reference import run as reference
 from torch import nn
 
@@ -16,26 +16,8 @@ DIRS = ("fwd", "bwd")
 
 @st.composite
 def configs(draw):
-    cfg = dict(
-        nonlinearity=draw(st.sampled_from(["tanh", "relu"])),
-        input_size=draw(st.integers(1, 5)),
-        hidden=draw(st.integers(1, 6)),
-        layers=draw(st.integers(1, 3)),
-        bidirectional=draw(st.booleans()),
-        batch_first=draw(st.booleans()),
-        bias=draw(st.booleans()),
-        batch=draw(st.integers(1, 4)),
-        time=draw(st.integers(1, 6)),
-        packed=draw(st.booleans()),
-        init_state=draw(st.booleans()),
-        strategy=draw(st.sampled_from(["unroll", "recover"])),
-        grad=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**16)),
-    )
-    cfg["lengths"] = draw(
-        st.lists(st.integers(1, cfg["time"]), min_size=cfg["batch"], max_size=cfg["batch"])
-    )
-    return cfg
+    nonlinearity = draw(st.sampled_from(["tanh", "relu"]))
+    return {"nonlinearity": nonlinearity, **draw_run_settings(draw, draw(st.integers(1, 6)))}
 
 
 def build(cfg):
