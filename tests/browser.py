@@ -58,3 +58,28 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drag_brush(page, window: int, a: int, b: int) -> None:
+    """Drag across a TrajectoryWidget's canvas from step ``a`` to step ``b`` (``window`` steps).
+
+    The canvas keeps 50 px left and 10 px right of the plot; the drag runs 120 px down.
+    """
+    box = page.locator("canvas.wb-canvas").bounding_box()
+    dx = (box["width"] - 50 - 10) / window
+    y = box["y"] + 120
+    x0, x1 = (box["x"] + 50 + (s + 0.5) * dx for s in (a, b))
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y)
+    page.mouse.move(x1, y)
+    page.mouse.up()

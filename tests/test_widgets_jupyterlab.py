@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import ARGS, CHROMIUM, drag_brush, free_port, needs_chromium, playwright_api
 
 import workbench
 from workbench import viz
@@ -36,12 +35,6 @@ w.observe(lambda change: seen.write_text(json.dumps(change["new"])), "selected_c
 w"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab on 127.0.0.1 serving ``tmp_path/root`` (no token; its own config dirs)."""
@@ -50,7 +43,7 @@ def lab(tmp_path):
     book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(book, root / "states.ipynb")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -147,17 +140,9 @@ def test_brush_in_live_jupyterlab_reaches_the_kernel(lab):
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000
         )
         _run_cell(page)
-        box = page.locator("canvas.wb-canvas").bounding_box()
-        dx = (box["width"] - 50 - 10) / len(v)
-        y = box["y"] + 120
         for a, b in ((1, 4), (6, 9)):
             seen.unlink(missing_ok=True)
-            x0, x1 = (box["x"] + 50 + (s + 0.5) * dx for s in (a, b))
-            page.mouse.move(x0, y)
-            page.mouse.down()
-            page.mouse.move((x0 + x1) / 2, y)
-            page.mouse.move(x1, y)
-            page.mouse.up()
+            drag_brush(page, len(v), a, b)
             want = viz.select_cells(v, a, b + 1, threshold=0.3, pad=(1, 0)).tolist()
             assert _seen(seen, want) == want
         browser.close()

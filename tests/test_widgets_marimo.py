@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import ARGS, CHROMIUM, drag_brush, free_port, needs_chromium, playwright_api
 
 import workbench
 from workbench import viz
@@ -44,15 +43,9 @@ def test_marimo_app_runs_and_its_value_follows_the_widget():
     assert list(states.value["selected_cells"]) == want
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def marimo_server():
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "marimo", "run", str(APP), "--headless", "--no-token",
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
@@ -92,16 +85,8 @@ def test_brush_in_live_marimo_reaches_python(marimo_server):
         page.goto(marimo_server)
         page.wait_for_selector("canvas.wb-canvas", timeout=120_000)
         page.wait_for_function("() => document.body.innerText.includes('selected cells: []')")
-        box = page.locator("canvas.wb-canvas").bounding_box()
-        dx = (box["width"] - 50 - 10) / len(v)
-        y = box["y"] + 120
         for a, b in ((1, 4), (6, 9)):
-            x0, x1 = (box["x"] + 50 + (s + 0.5) * dx for s in (a, b))
-            page.mouse.move(x0, y)
-            page.mouse.down()
-            page.mouse.move((x0 + x1) / 2, y)
-            page.mouse.move(x1, y)
-            page.mouse.up()
+            drag_brush(page, len(v), a, b)
             want = viz.select_cells(v, a, b + 1, threshold=0.3, pad=(1, 0)).tolist()
             # the kernel recomputed the selection and the reactive cell shows Python's list
             page.wait_for_function(
