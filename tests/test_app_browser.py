@@ -177,7 +177,7 @@ def test_unknown_page_and_bad_query_show_messages(server, browser):
     page.wait_for_selector("#states-query-message")
     assert "not a number" in page.inner_text("#states-query-message")
     page.wait_for_function(
-        "document.querySelector('#states-nav-message').innerText.includes('brush')"
+        "document.querySelector('#states-select-message').innerText.includes('brush')"
     )
     assert errors == []
     assert states.PATH == "/states"

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
+from dash.exceptions import PreventUpdate
 
 from workbench.app import _states_logic as logic
 from workbench.viz._common import visible_token
 
 PATH = "/states"
+#: What the Match section says before any brush (in the layout, so it is there at once).
+NO_SELECTION = (
+    "No cells selected yet: brush a token range on a plot (or type one) and "
+    "the spans of the corpus where the selected cells fire together show here."
+)
 ALIASES = ("/",)
 TITLE = "States"
 GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
@@ -314,6 +320,7 @@ def layout(ctx, **query):
             html.Div("; ".join(view.problems), id="states-query-message", className="wb-error"),
             html.Div(id="states-message", className="wb-error"),
             html.Div(id="states-nav-message", className="wb-hint"),
+            html.Div(id="states-select-message", className="wb-error"),
             html.Div(id="states-window-info", className="wb-hint"),
             dcc.Loading(html.Div(graphs), type="default", delay_show=300),
             html.H3("Selected cells on under each token"),
@@ -343,7 +350,7 @@ def layout(ctx, **query):
             dcc.Loading(
                 html.Div(
                     [
-                        html.Div(id="states-match-summary", className="wb-hint"),
+                        html.Div(NO_SELECTION, id="states-match-summary", className="wb-hint"),
                         html.Div(
                             [
                                 dcc.Graph(id="states-match-strength", config=GRAPH),
@@ -729,40 +736,68 @@ def register(app, ctx) -> None:
         q = ((view or {}).get("quantiles") or {}).get("0.9")
         return no_update if q is None else float(f"{q:.4g}")
 
+    # Three callbacks, not one: Dash drops a pending answer when the same callback is asked
+    # again, so a plot's relayout (plotly sends one after every render) or the Document box
+    # following the view must never share a callback with Find, Prev/Next or a match click.
+    nav = (Output("states-start", "value", allow_duplicate=True),
+           Output("states-brush-start", "value", allow_duplicate=True),
+           Output("states-brush-end", "value", allow_duplicate=True),
+           Output("states-nav-message", "children", allow_duplicate=True))  # fmt: skip
+    view_state = (State("states-view", "data"), State("states-start", "value"),
+                  State("states-size", "value"), State("states-find-text", "value"),
+                  State("states-match-data", "data"),
+                  State("states-brush-start", "value"))  # fmt: skip
+
+    def text_index(view):
+        model = view["model"]
+        return lambda: ctx.cached(("text", model), lambda: logic.corpus_text(ctx.store(model)))
+
+    def answer(trigger, state, doc=None, relayout=None):
+        view, start, size, find_text, match_data, brush_start = state
+        if not view or not trigger:
+            raise PreventUpdate
+        out = navigate(ctx, trigger, view, start, size, find_text, doc, match_data, relayout,
+                       text_index(view), brush_start=brush_start)  # fmt: skip
+        if all(v is no_update for v in out):
+            raise PreventUpdate
+        return out
+
     @app.callback(
-        Output("states-start", "value"), Output("states-brush-start", "value"),
-        Output("states-brush-end", "value"), Output("states-nav-message", "children"),
+        *nav,
         Input("states-prev", "n_clicks"), Input("states-next", "n_clicks"),
-        Input("states-doc", "value"), Input("states-find", "n_clicks"),
-        Input("states-find-text", "n_submit"), Input("states-clear", "n_clicks"),
+        Input("states-find", "n_clicks"), Input("states-find-text", "n_submit"),
+        Input("states-clear", "n_clicks"),
         Input("states-match-strength", "clickData"), Input("states-match-meta", "clickData"),
-        *[Input(f"states-graph-{i}", "relayoutData") for i in range(n)],
-        State("states-view", "data"), State("states-start", "value"),
-        State("states-size", "value"), State("states-find-text", "value"),
-        State("states-match-data", "data"), State("states-brush-start", "value"),
+        *view_state,
         prevent_initial_call=True,
     )  # fmt: skip
     def on_navigate(*args):
-        view, start, size, find_text, match_data, brush_start = args[-6:]
-        if not view:
-            return no_update, no_update, no_update, ""
-        tid = dash_ctx.triggered_id or ""
-        trigger = str(tid).removeprefix("states-")
-        relayout = None
-        if trigger in ("find-text",):
+        trigger = str(dash_ctx.triggered_id or "").removeprefix("states-")
+        if trigger == "find-text":
             trigger = "find"
         elif trigger in ("match-strength", "match-meta"):
             click = dash_ctx.triggered[0]["value"] or {}
-            pts = click.get("points") or [{}]
-            row = pts[0].get("y")
+            row = (click.get("points") or [{}])[0].get("y")
             trigger = f"match:{int(row)}" if row is not None else ""
-        elif trigger.startswith("graph-"):
-            relayout = dash_ctx.triggered[0]["value"]
-            trigger = "brush"
-        return navigate(ctx, trigger, view, start, size, find_text, args[2], match_data,
-                        relayout, lambda: ctx.cached(("text", view["model"]),
-                        lambda: logic.corpus_text(ctx.store(view["model"]))),
-                        brush_start=brush_start)  # fmt: skip
+        return answer(trigger, args[-6:])
+
+    @app.callback(
+        *nav, Input("states-doc", "value"), *view_state, prevent_initial_call=True
+    )  # fmt: skip
+    def on_doc(doc, *state):
+        return answer("doc", state, doc=doc)
+
+    @app.callback(
+        *nav,
+        *[Input(f"states-graph-{i}", "relayoutData") for i in range(n)],
+        *view_state,
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_brush(*args):
+        relayout = dash_ctx.triggered[0]["value"] if dash_ctx.triggered else None
+        if not relayout or _brush_from_relayout(relayout) is None:
+            raise PreventUpdate  # autosize, zoom, pan: not a brush
+        return answer("brush", args[-6:], relayout=relayout)
 
     @app.callback(
         Output("states-url-cells", "data"),
@@ -777,7 +812,7 @@ def register(app, ctx) -> None:
         Output("states-counts", "figure"), Output("states-cells", "children"),
         Output("wb-selection", "data"), Output("states-sel", "data"),
         Output("wb-url", "search"), Output("wb-url-written", "data"),
-        Output("states-nav-message", "children", allow_duplicate=True),
+        Output("states-select-message", "children"),
         Input("states-view", "data"), Input("states-threshold", "value"),
         Input("states-pad-left", "value"), Input("states-pad-right", "value"),
         Input("states-brush-start", "value"), Input("states-brush-end", "value"),
@@ -807,11 +842,7 @@ def register(app, ctx) -> None:
     def on_match(selection, track):
         hide = {"display": "none"}
         if not selection or not selection.get("cells"):
-            hint = (
-                "No cells selected yet: brush a token range on a plot (or type one) and "
-                "the spans of the corpus where the selected cells fire together show here."
-            )
-            return {}, {}, {}, [], hint, None, hide, hide
+            return {}, {}, {}, [], NO_SELECTION, None, hide, hide
         try:
             res = match_view(ctx, selection, track)
         except logic.ViewError as exc:
