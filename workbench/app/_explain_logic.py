@@ -27,8 +27,11 @@ APP_SETTINGS: dict[str, dict] = {
     "shap": {"max_evals": 200},
     "lime": {"n_samples": 200},
 }
-#: Methods too slow for the default selection.
+#: Methods too slow for the default selection (the page runs them as a job, with Cancel).
 SLOW_METHODS = ("shap", "lime")
+#: Inputs longer than this (steps) run as a job when occlusion is chosen (one forward per
+#: occluded window).
+LONG_OCCLUSION = 120
 #: Relative completeness delta of integrated gradients above which the page warns.
 IG_DELTA_WARN = 0.05
 #: Integration steps of integrated gradients a user may ask for.
@@ -408,6 +411,7 @@ def run_methods(
     target=None,
     settings: dict | None = None,
     skip: dict | None = None,
+    progress=None,
 ) -> dict[str, MethodResult]:
     """Explain ``prepared`` with every method; a failing method keeps its error, not raise.
 
@@ -422,6 +426,9 @@ def run_methods(
         Method -> settings, overriding :data:`APP_SETTINGS`.
     skip : dict, optional
         Method -> reason it is not run (from :func:`unsupported`).
+    progress : callable, optional
+        ``progress(message, fraction)`` before each method (a job's report, which also
+        ends the job when it was cancelled).
 
     Returns
     -------
@@ -435,7 +442,9 @@ def run_methods(
     settings = {**APP_SETTINGS, **(settings or {})}
     skip = skip or {}
     results = {}
-    for m in methods:
+    for i, m in enumerate(methods):
+        if progress is not None:
+            progress(f"{m}: running (method {i + 1} of {len(methods)})", i / max(1, len(methods)))
         if m in skip:
             results[m] = MethodResult(m, skipped=skip[m])
             continue
@@ -537,11 +546,13 @@ def explain_all(
     selection=None,
     curves: bool = True,
     settings: dict | None = None,
+    progress=None,
 ) -> dict:
     """Everything the Explain page shows for one input, as plain results.
 
     Methods that cannot explain the target (:func:`unsupported`) are not run; their result
     says why (``skipped``). ``settings`` (method -> settings) override :data:`APP_SETTINGS`.
+    ``progress`` is :func:`run_methods`'s.
 
     Returns
     -------
@@ -558,8 +569,10 @@ def explain_all(
     target = target_from(target_spec, selection)
     prediction = predict(bundle, prepared)
     skip = unsupported(bundle, target_spec, selection)
-    results = run_methods(bundle, prepared, list(methods), target, settings, skip)
+    results = run_methods(bundle, prepared, list(methods), target, settings, skip, progress)
     if curves:
+        if progress is not None:
+            progress("deletion curves", 0.95)
         add_curves(bundle, prepared, results)
     return {
         "prepared": prepared,

@@ -3,8 +3,11 @@
 A page puts ``job_panel(prefix)`` in its layout and calls ``register(app, ctx, prefix)``
 once; a callback of the page starts a job and writes its id to ``{prefix}-job.data``::
 
-    job = ctx.jobs().start("projection", model=m, name=n, method="umap", sample=5000)
-    return job                         # Output(f"{prefix}-job", "data")
+    job, refused = _job_panel.start(ctx, current, "projection", model=m, name=n, method="umap")
+    return job or no_update, refused   # Output(f"{prefix}-job", "data"), a message
+
+:func:`start` refuses (with a one-line message) a second, different job while the page's
+current one runs, and a start beyond the per-client bound of :mod:`~workbench.app._jobs`.
 
 The panel polls the job (any worker answers), shows its message and fraction, stops it on
 Cancel, and writes the final status to ``{prefix}-job-done.data`` (``{"job", "state",
@@ -16,6 +19,43 @@ from __future__ import annotations
 
 #: Milliseconds between polls while a job runs.
 POLL_MS = 700
+
+
+def client() -> str | None:
+    """Who asks (the request's remote address), for the per-client job bound."""
+    from flask import has_request_context, request
+
+    return request.remote_addr if has_request_context() else None
+
+
+def start(ctx, current, job: str, /, **kwargs) -> tuple[str | None, str]:
+    """Start (or join) job ``job`` for the page whose running job is ``current``.
+
+    Returns
+    -------
+    job_id : str or None
+        None when refused.
+    message : str
+        Empty, or why the request was refused and what to do (one line).
+    """
+    from workbench.app._jobs import JobLimitError
+
+    jobs = ctx.jobs()
+    wanted = jobs.job_id(job, kwargs)
+    if isinstance(current, str) and current and current != wanted:
+        try:
+            state = jobs.status(current)
+        except ValueError:
+            state = {"state": "none"}
+        if state["state"] in ("starting", "running"):
+            return None, (
+                f"refused: the page's previous request is still running ({state['message']}); "
+                "wait for it or press Cancel, then ask again"
+            )
+    try:
+        return jobs.start(job, client=client(), **kwargs), ""
+    except JobLimitError as exc:
+        return None, f"refused: {exc}"
 
 
 def job_panel(prefix: str):

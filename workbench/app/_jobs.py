@@ -10,6 +10,11 @@ one server shares, so the page polling it may land on any worker::
     jobs.cancel(job)   # state "cancelled"; the process is stopped
     jobs.result(job)   # the target's JSON result once state is "done"
 
+A client (the page passes the request's address) runs at most :data:`MAX_PER_CLIENT` jobs at
+once and the server at most :data:`MAX_RUNNING`; a start beyond that raises
+:class:`JobLimitError` with the fix. Cancel stops the job's process (SIGTERM) after
+marking it cancelled; the target's own ``progress`` calls also end it cooperatively.
+
 Targets are registered by name (:data:`TARGETS`, :func:`register`): a function
 ``target(ctx, progress, **kwargs)`` in an importable module, where ``progress(message,
 fraction=None)`` reports and kwargs and the result are JSON. A job's id is a hash of its
@@ -30,11 +35,22 @@ import time
 from pathlib import Path
 
 #: Job name -> ``"module:function"``.
-TARGETS: dict[str, str] = {"projection": "workbench.app._jobs:fit_projection"}
+TARGETS: dict[str, str] = {
+    "projection": "workbench.app._jobs:fit_projection",
+    "explain": "workbench.app._jobs:explain_input",
+}
 STATES = ("starting", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 #: Seconds a job may take from its start to its first progress report.
 START_TIMEOUT = 300
+#: Jobs one client may run at once.
+MAX_PER_CLIENT = 2
+#: Jobs the server runs at once (each is a process holding its own models).
+MAX_RUNNING = 4
+
+
+class JobLimitError(RuntimeError):
+    """Too many jobs running (for this client or the server); the message says the fix."""
 
 
 def register(name: str, target: str) -> None:
@@ -103,11 +119,28 @@ class Jobs:
         text = json.dumps([name, kwargs, self.spec], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def start(self, job: str, /, *, restart: bool = False, **kwargs) -> str:
+    def running(self) -> list[dict]:
+        """The status files of the jobs starting or running now (``client`` and ``name`` too)."""
+        out = []
+        for path in self.folder.glob("*.json"):
+            if path.name.endswith(".result.json") or len(path.stem) != 16:
+                continue
+            if self.status(path.stem)["state"] in ("starting", "running"):
+                out.append({**(_read(path) or {}), "job": path.stem})
+        return out
+
+    def start(self, job: str, /, *, restart: bool = False, client: str | None = None,
+              **kwargs) -> str:  # fmt: skip
         """Start job ``job`` with ``kwargs`` unless the same job is running or done.
 
         Returns its id. A job that failed or was cancelled starts again; ``restart=True``
         reruns a done one too.
+
+        Raises
+        ------
+        JobLimitError
+            ``client`` already runs :data:`MAX_PER_CLIENT` jobs, or the server
+            :data:`MAX_RUNNING` (joining a job that runs already is always allowed).
         """
         if job not in TARGETS:
             raise ValueError(f"unknown job {job!r}; known: {sorted(TARGETS)}")
@@ -117,10 +150,11 @@ class Jobs:
         state = self.status(job_id)["state"]
         if state in ("starting", "running") or (state == "done" and not restart):
             return job_id
+        self._check_limits(client)
         if not self._claim(job_id):  # another worker is starting the same job right now
             return job_id
         _write(path, {"state": "starting", "fraction": 0.0, "message": "starting", "pid": None,
-                      "name": name, "started": time.time()})  # fmt: skip
+                      "name": name, "client": client, "started": time.time()})  # fmt: skip
         self._path(job_id, "cancel").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "workbench.app._jobs", str(self.folder), job_id,
                json.dumps(self.spec), TARGETS[name], json.dumps(kwargs)]  # fmt: skip
@@ -128,6 +162,20 @@ class Jobs:
                                 start_new_session=True)  # fmt: skip
         threading.Thread(target=self._reap, args=(proc, job_id), daemon=True).start()
         return job_id
+
+    def _check_limits(self, client: str | None) -> None:
+        running = self.running()
+        mine = [r for r in running if client is not None and r.get("client") == client]
+        if len(mine) >= MAX_PER_CLIENT:
+            what = ", ".join(sorted(str(r.get("name")) for r in mine))
+            raise JobLimitError(
+                f"{len(mine)} of your jobs are running ({what}); the limit is {MAX_PER_CLIENT}: "
+                "wait for one to finish or press its Cancel, then ask again"
+            )
+        if len(running) >= MAX_RUNNING:
+            raise JobLimitError(
+                f"the server runs {len(running)} jobs, its limit; try again when one has finished"
+            )
 
     def _claim(self, job_id: str) -> bool:
         """Take the job's start lock (one starter across workers); stale locks are taken over."""
@@ -208,6 +256,9 @@ def _run(folder: str, job_id: str, spec: str, target: str, kwargs: str) -> None:
         _write(path, {**base, "state": "running", "pid": os.getpid(), "message": str(message),
                       "fraction": fraction})  # fmt: skip
 
+    import torch
+
+    torch.set_num_threads(1)  # a job takes one core; the workers keep answering
     progress("loading the models and stores", 0.0)
     module, _, func = target.partition(":")
     fn = getattr(importlib.import_module(module), func)
@@ -241,6 +292,21 @@ def fit_projection(ctx, progress, model: str, name: str, **projection_kwargs) ->
         raise ValueError(f"no state store for {model!r}")
     proj = store.projection(name, progress=say, **projection_kwargs)
     return {"points": int(len(proj.sample))}
+
+
+def explain_input(ctx, progress, model: str, **request) -> dict:
+    """Job target: the Explain page's output for one request (its Dash children as JSON).
+
+    ``request`` holds :func:`workbench.app.pages.explain.run`'s arguments after ``model``;
+    ``progress`` is reported (and a cancel noticed) before each method.
+    """
+    import plotly
+
+    from workbench.app.pages import explain
+
+    ctx.bundle(model)
+    children = explain.run(ctx, model, progress=progress, **request)
+    return {"children": json.loads(json.dumps(children, cls=plotly.utils.PlotlyJSONEncoder))}
 
 
 if __name__ == "__main__":

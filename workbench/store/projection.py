@@ -343,6 +343,20 @@ def _sample_rows(
     return idx, out
 
 
+def _key(name: str, method: str, sample, pca_dims: int, seed) -> str:
+    return f"{name}|{method}|{sample}|{pca_dims}|{seed}"
+
+
+def is_cached(store, name: str, sample: int | None = 100_000, method: str = "umap",
+              pca_dims: int = 50, seed: int = 0) -> bool:  # fmt: skip
+    """Whether :func:`project_store` with these arguments reads its map from the cache."""
+    import zarr
+
+    root = zarr.open_group(str(store.path), mode="r")
+    return _key(name, method, sample, pca_dims, seed) in root.attrs.get(
+        "workbench_projections", {})  # fmt: skip
+
+
 def project_store(
     store,
     name: str,
@@ -361,7 +375,7 @@ def project_store(
     """
     import zarr
 
-    key = f"{name}|{method}|{sample}|{pca_dims}|{seed}"
+    key = _key(name, method, sample, pca_dims, seed)
     folder = store.path / "projections"
     meta_key = "workbench_projections"
     root = zarr.open_group(str(store.path), mode="r")

@@ -4,6 +4,8 @@ Type or pick an input, choose methods and a target (the prediction, a class, or 
 brushed on the States page), and see token heatmaps per method, their agreement, deletion
 curves with AOPC, and the completeness checks (integrated gradients' delta, LRP's
 conservation). A method that fails shows its error in its own panel; the others still show.
+Slow requests (SHAP, LIME, occlusion of a long input: :func:`needs_job`) run as a job with
+progress and a Cancel button (:mod:`workbench.app._jobs`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 from dash import Input, Output, State, dcc, html, no_update
 
 from workbench.app import _explain_logic as logic
+from workbench.app import _job_panel
 
 PATH = "/explain"
 TITLE = "Explain"
+PREFIX = "explain"
 
 
 # --------------------------------------------------------------------------------- options
@@ -198,6 +202,7 @@ def layout(ctx, model=None, text=None, methods=None, target=None, name=None, cel
                         title="Explain the cells brushed on the States page, in their window",
                     ),
                     html.Span(id="explain-selection-info", className="wb-hint"),
+                    _job_panel.job_panel(PREFIX),
                 ],
                 style={"display": "flex", "gap": "1em", "alignItems": "center"},
             ),  # fmt: skip
@@ -421,8 +426,11 @@ def register(app, ctx) -> None:
             n = logic.APP_SETTINGS["integrated_gradients"]["n_steps"]
         return logic.more_steps(n), (runs or 0) + 1
 
+    _job_panel.register(app, ctx, PREFIX)
+
     @app.callback(
         Output("explain-output", "children"),
+        Output(f"{PREFIX}-job", "data"),
         Input("explain-run", "n_clicks"),
         State("explain-model", "value"),
         State("explain-text", "value"),
@@ -430,18 +438,63 @@ def register(app, ctx) -> None:
         State("explain-target", "value"),
         State("explain-cells", "data"),
         State("explain-ig-steps", "value"),
+        State(f"{PREFIX}-job", "data"),
     )
-    def on_run(clicks, model, text, methods, target, cells, steps):
+    def on_run(clicks, model, text, methods, target, cells, steps, current):
         if not clicks:
-            return html.P("Press Explain to run the chosen methods.", className="wb-hint")
-        return run(ctx, model, text, methods, target, cells, steps)
+            return html.P("Press Explain to run the chosen methods.", className="wb-hint"), \
+                no_update  # fmt: skip
+        if not needs_job(ctx, model, text, methods):
+            return run(ctx, model, text, methods, target, cells, steps), no_update
+        request = {"text": text, "methods": list(methods), "target": target, "cells": cells,
+                   "ig_steps": steps}  # fmt: skip
+        job, refused = _job_panel.start(ctx, current, "explain", model=model, **request)
+        if job is None:
+            return html.P(refused, className="wb-error", id="explain-error"), no_update
+        slow = ", ".join(m for m in methods if m in logic.SLOW_METHODS) or "occlusion"
+        note = f"running {', '.join(methods)} in the background ({slow} takes a while)"
+        return html.P(note, className="wb-hint", id="explain-running"), job
+
+    @app.callback(
+        Output("explain-output", "children", allow_duplicate=True),
+        Input(f"{PREFIX}-job-done", "data"),
+        prevent_initial_call=True,
+    )
+    def on_job_done(done):
+        state = (done or {}).get("state")
+        if state == "cancelled":
+            return html.P("cancelled; press Explain to run it again", className="wb-hint",
+                          id="explain-cancelled")  # fmt: skip
+        if state == "failed":
+            return html.P(f"could not explain this input ({done['message']})",
+                          className="wb-error", id="explain-error")  # fmt: skip
+        result = ctx.jobs().result(done["job"]) if state == "done" else None
+        if result is None:
+            return no_update
+        return result["children"]
 
 
-def run(ctx, model, text, methods, target, cells, ig_steps=None) -> list:
+def needs_job(ctx, model, text, methods) -> bool:
+    """Whether a request is slow enough for a job: SHAP or LIME, or occlusion of a long input."""
+    methods = list(methods or [])
+    if model not in ctx.model_names() or not methods:
+        return False
+    if any(m in logic.SLOW_METHODS for m in methods):
+        return True
+    if "occlusion" not in methods:
+        return False
+    try:
+        return len(logic.prepare(ctx.bundle(model), text)) > logic.LONG_OCCLUSION
+    except logic.InputError:
+        return False
+
+
+def run(ctx, model, text, methods, target, cells, ig_steps=None, progress=None) -> list:
     """The output children for one press of Explain; user mistakes become a message.
 
     Methods that cannot explain the target are not run (their panel says why), so a
-    selection of cells explains with every method that can.
+    selection of cells explains with every method that can. ``progress`` is reported before
+    each method (a job's; see :func:`workbench.app._jobs.explain_input`).
     """
     if model not in ctx.model_names():
         return [html.P(f"unknown model {model!r}", className="wb-error")]
@@ -450,8 +503,9 @@ def run(ctx, model, text, methods, target, cells, ig_steps=None) -> list:
     try:
         settings = {"integrated_gradients": {"n_steps": logic.ig_steps(ig_steps)}}
         result = logic.explain_all(
-            ctx.bundle(model), text, methods, target, cells, settings=settings
-        )
+            ctx.bundle(model), text, methods, target, cells, settings=settings,
+            progress=progress,
+        )  # fmt: skip
     except logic.InputError as err:
         return [html.P(str(err), className="wb-error", id="explain-error")]
     except Exception as err:  # noqa: BLE001 - a message in the page, the session goes on

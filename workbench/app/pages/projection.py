@@ -1,14 +1,17 @@
 """Projection page: UMAP (or PCA) map of a store's states.
 
 Points are coloured by a meta track, the token, the prediction, the loss or any unit; lasso
-points to list their contexts and open them on the States page.
+points to list their contexts and open them on the States page. A UMAP map not yet cached
+in the store is fitted as a job (:mod:`workbench.app._jobs`): the page shows its progress
+and a Cancel button, and draws the map when the job is done.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
+from workbench.app import _job_panel
 from workbench.app import _states_logic as slogic
 from workbench.viz._common import visible_token
 
@@ -18,6 +21,7 @@ SAMPLES = (2000, 5000, 20000)
 DEFAULT_SAMPLE = 5000
 MAX_LISTED = 30
 GRAPH = {"displaylogo": False}
+PREFIX = "projection"
 
 
 def _error(text: str) -> html.Div:
@@ -136,9 +140,22 @@ def layout(ctx, model=None, name=None, method=None, colour=None, sample=None, un
             ),
             html.Div("; ".join(problems), className="wb-error"),
             html.P(
-                "UMAP compiles its kernels the first time it runs in a process (tens of "
-                "seconds); maps are then cached in the store. Lasso points to list them.",
+                "A UMAP map is fitted in the background the first time (tens of seconds; "
+                "progress and Cancel below), then read from the store's cache. Lasso points "
+                "to list them.",
                 className="wb-hint",
+            ),  # fmt: skip
+            html.Div(
+                [
+                    html.Button(
+                        "Fit",
+                        id="projection-fit",
+                        n_clicks=0,
+                        title="fit the map again after a Cancel or a failure",
+                    ),
+                    _job_panel.job_panel(PREFIX),
+                ],
+                style={"display": "flex", "gap": "1em", "alignItems": "center"},
             ),  # fmt: skip
             html.Div(id="projection-message"),
             dcc.Loading(dcc.Graph(id="projection-map", config=GRAPH), type="default"),
@@ -150,14 +167,40 @@ def layout(ctx, model=None, name=None, method=None, colour=None, sample=None, un
 
 
 # ------------------------------------------------------------------- callback functions
+def fit_arguments(ctx, model: str, name: str, method: str, sample: int) -> dict:
+    """The :meth:`StateStore.projection` arguments of the page's map (also the job's)."""
+    store = ctx.store(model)
+    n = min(int(sample), store.n_tokens)
+    return {"method": method, "sample": n if n < store.n_tokens else None, "seed": 0}
+
+
 def fitted(ctx, model: str, name: str, method: str, sample: int):
     """The projection of ``name`` (fitted once, cached in the store and in memory)."""
     store = ctx.store(model)
-    n = min(int(sample), store.n_tokens)
-    key = ("projection", model, name, method, n)
-    return ctx.cached(key, lambda: store.projection(
-        name, method=method, sample=n if n < store.n_tokens else None, progress=False,
-        seed=0))  # fmt: skip
+    kwargs = fit_arguments(ctx, model, name, method, sample)
+    key = ("projection", model, name, method, kwargs["sample"] or store.n_tokens)
+    return ctx.cached(key, lambda: store.projection(name, progress=False, **kwargs))
+
+
+def needs_job(ctx, model: str, name: str, method: str, sample: int) -> bool:
+    """Whether the map must be fitted first (UMAP not yet in the store's cache)."""
+    from workbench.store.projection import is_cached
+
+    if method != "umap":
+        return False
+    store = ctx.store(model)
+    return not is_cached(store, name, **fit_arguments(ctx, model, name, method, sample))
+
+
+def waiting_figure(text: str) -> dict:
+    """An empty map holding one line of text (while the map is fitted, or after a cancel)."""
+    return {
+        "data": [],
+        "layout": {
+            "xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 420,
+            "annotations": [{"text": text, "showarrow": False, "font": {"size": 15}}],
+        },
+    }  # fmt: skip
 
 
 def colour_values(store, name: str, steps: np.ndarray, colour: str, unit: int):
@@ -296,14 +339,54 @@ def register(app, ctx) -> None:
         colour = colour if colour in {o["value"] for o in opts} else opts[0]["value"]
         return names, name, opts, colour
 
+    _job_panel.register(app, ctx, PREFIX)
+
     @app.callback(
         Output("projection-map", "figure"), Output("projection-message", "children"),
+        Output(f"{PREFIX}-job", "data"),
         Input("projection-model", "value"), Input("projection-name", "value"),
         Input("projection-method", "value"), Input("projection-sample", "value"),
         Input("projection-colour", "value"), Input("projection-unit", "value"),
+        Input("projection-fit", "n_clicks"), State(f"{PREFIX}-job", "data"),
     )  # fmt: skip
-    def on_map(model, name, method, sample, colour, unit):
+    def on_map(model, name, method, sample, colour, unit, _fit, current):
         try:
+            if ctx.store(model) is None or name not in ctx.store(model).names:
+                raise slogic.ViewError(f"{name!r} is not in the {model} store")
+            if needs_job(ctx, model, name, method, sample):
+                kwargs = fit_arguments(ctx, model, name, method, sample)
+                job, refused = _job_panel.start(ctx, current, "projection", model=model,
+                                                name=name, **kwargs)  # fmt: skip
+                if job is None:
+                    return no_update, _error(refused), no_update
+                text = f"fitting the UMAP map of {name} (progress below)"
+                return waiting_figure(text), "", job
+            return map_figure(ctx, model, name, method, sample, colour, unit), "", no_update
+        except (slogic.ViewError, ValueError, TypeError) as exc:
+            return {}, _error(str(exc)), no_update
+
+    @app.callback(
+        Output("projection-map", "figure", allow_duplicate=True),
+        Output("projection-message", "children", allow_duplicate=True),
+        Input(f"{PREFIX}-job-done", "data"),
+        State("projection-model", "value"), State("projection-name", "value"),
+        State("projection-method", "value"), State("projection-sample", "value"),
+        State("projection-colour", "value"), State("projection-unit", "value"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def on_fitted(done, model, name, method, sample, colour, unit):
+        state = (done or {}).get("state")
+        if state == "cancelled":
+            return waiting_figure("UMAP cancelled: press Fit to fit it again"), ""
+        if state == "failed":
+            return waiting_figure("UMAP failed"), _error(f"the map failed: {done['message']}")
+        if state != "done":
+            return no_update, no_update
+        try:
+            kwargs = fit_arguments(ctx, model, name, method, sample)
+            if done.get("job") != ctx.jobs().job_id("projection", {"model": model, "name": name,
+                                                                    **kwargs}):  # fmt: skip
+                return no_update, no_update  # the controls moved on meanwhile
             return map_figure(ctx, model, name, method, sample, colour, unit), ""
         except (slogic.ViewError, ValueError, TypeError) as exc:
             return {}, _error(str(exc))
