@@ -68,16 +68,20 @@ def serve(
     ctx = build_context(store, model, rebuild, build)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
 
-    def ready():
-        typer.echo(f"ready in {time.perf_counter() - t0:.1f} s: open http://{shown}:{port}/")
+    def ready(warming: bool = True):
+        from workbench.app._warm import WARMING
+
+        note = f" (warming up {WARMING} in the background: their first use may be slower)"
+        typer.echo(f"ready in {time.perf_counter() - t0:.1f} s: open http://{shown}:{port}/"
+                   + (note if warming else ""))  # fmt: skip
 
     if debug:  # Dash's server and reloader (which would compile the kernels twice)
         from workbench.app import serve as run_app
 
-        ready()
+        ready(warming=False)
         run_app(ctx, host=host, port=port, debug=True)
         return
-    from workbench.app._warm import compile_kernels_process, warm_in_background, warm_process
+    from workbench.app._warm import compile_kernels_process, warm_after_ready, warm_in_background
 
     workers = workers if workers > 0 else _serving.default_workers()
     kernels = compile_kernels_process()  # low priority, in its own process
@@ -90,7 +94,7 @@ def serve(
         app = create_app(ctx)
         for name in ctx.model_names():
             ctx.store(name)  # open the stores now, so the first page is quick
-        warm_process(ctx)  # first-call costs, before "ready"
+        warm_after_ready(ctx, app.server.workbench_callback_lock)  # first-call costs
         warm_in_background(ctx, compile_kernels=False)
         ready()
         _serving.serve_socket(app, sock)

@@ -82,6 +82,7 @@ def _guard_callbacks(server) -> None:
                         return _bad_request(_one_line(exc))  # "Inputs do not match ..."
 
             server.view_functions[endpoint] = guarded
+    server.workbench_callback_lock = lock  # the warm-up after ready takes it between calls
 
 
 #: Exceptions a callback raises on values of the wrong type or shape (a malformed request).

@@ -2,7 +2,8 @@
 
 ``python -m workbench.app._worker SPEC_JSON LISTEN_FD READY_FD TORCH_THREADS``: rebuilds the
 :class:`~workbench.app.AppContext` from its spec, makes the app, opens the stores, says
-``ready`` on ``READY_FD`` and serves the inherited listening socket.
+``ready`` on ``READY_FD``, serves the inherited listening socket and warms up meanwhile
+(:func:`workbench.app._warm.warm_after_ready`).
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(threads)
     from workbench.app import AppContext, create_app
     from workbench.app._serving import serve_socket
-    from workbench.app._warm import warm_process
+    from workbench.app._warm import warm_after_ready
 
     ctx = AppContext.from_spec(spec)
     app = create_app(ctx)
     for name in ctx.model_names():
         ctx.store(name)  # open the stores now, so the first page is quick
-    warm_process(ctx)  # first-call costs, before any request
-    # the supervisor compiles the kernels; the Gates tables are not filled ahead here (each
+    # first-call costs after ready, between the users' callbacks (see _warm); the
+    # supervisor compiles the kernels; the Gates tables are not filled ahead here (each
     # worker would redo them, taking CPU from the users' requests): the first Gates page of
     # a worker computes its own, waiting for nothing else
+    warm_after_ready(ctx, app.server.workbench_callback_lock)
 
     sock = socket.socket(fileno=listen_fd)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
