@@ -64,7 +64,8 @@ def serve(
     t0 = time.perf_counter()
     port = _serving.check_port(port)
     # a busy port is said before the stores are built or anything is printed as ready
-    sock = None if debug else _serving.bind(host, port)
+    workers = workers if workers > 0 else _serving.default_workers()
+    sock = None if debug else _serving.bind(host, port, listen=workers == 1)
     ctx = build_context(store, model, rebuild, build)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
 
@@ -83,7 +84,6 @@ def serve(
         return
     from workbench.app._warm import compile_kernels_process, warm_after_ready, warm_in_background
 
-    workers = workers if workers > 0 else _serving.default_workers()
     kernels = compile_kernels_process()  # low priority, in its own process
     try:
         if workers > 1:

@@ -264,7 +264,7 @@ def serve(
         app = app if app is not None else create_app(ctx)
         app.run(host=host, port=port, debug=debug, **kwargs)
         return app
-    sock = _serving.bind(host, port)
+    sock = _serving.bind(host, port, listen=not (workers > 1 and app is None))
     if workers > 1 and app is None:
         from workbench.app._context import AppContext
 

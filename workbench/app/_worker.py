@@ -2,7 +2,8 @@
 
 ``python -m workbench.app._worker SPEC_JSON LISTEN_FD READY_FD TORCH_THREADS``: rebuilds the
 :class:`~workbench.app.AppContext` from its spec, makes the app, opens the stores, says
-``ready`` on ``READY_FD``, serves the inherited listening socket and warms up meanwhile
+``ready`` on ``READY_FD``, serves the inherited listening socket (or, when the supervisor
+only holds the port, a ``SO_REUSEPORT`` socket of its own) and warms up meanwhile
 (:func:`workbench.app._warm.warm_after_ready`).
 """
 
@@ -37,7 +38,12 @@ def main(argv: list[str]) -> None:
     # a worker computes its own, waiting for nothing else
     warm_after_ready(ctx, app.server.workbench_callback_lock)
 
+    from workbench.app._serving import listening, own_socket
+
     sock = socket.socket(fileno=listen_fd)
+    if not listening(sock):  # the supervisor holds the port: listen on a socket of our own
+        held, sock = sock, own_socket(sock)
+        held.close()  # (the supervisor keeps its own copy of the port)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
