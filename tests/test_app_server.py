@@ -450,3 +450,25 @@ def test_the_job_panel_shows_progress_and_cancels(ctx):
     assert stopped["tjob-job-poll"]["disabled"] is True
     assert stopped["tjob-job-done"]["data"]["state"] == "cancelled"
     assert ctx.jobs().status(job)["state"] == "cancelled"
+
+
+def test_a_held_port_is_busy_for_others_and_each_worker_listens_on_its_own_socket():
+    if not _serving.REUSEPORT:
+        pytest.skip("no SO_REUSEPORT on this system: workers share the supervisor's socket")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    held = _serving.bind("127.0.0.1", port, listen=False)
+    try:
+        assert not _serving.listening(held)
+        for listen in (True, False):  # another server, one process or several
+            with pytest.raises(_serving.PortError, match=f"port {port} is in use"):
+                _serving.bind("127.0.0.1", port, listen=listen)
+        mine = [_serving.own_socket(held) for _ in range(2)]  # two workers on one port
+        assert all(_serving.listening(s) and s.getsockname()[1] == port for s in mine)
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass  # the kernel hands it to one of the listening sockets, never to the holder
+        for s in mine:
+            s.close()
+    finally:
+        held.close()

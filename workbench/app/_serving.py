@@ -47,20 +47,28 @@ REUSEPORT = hasattr(socket, "SO_REUSEPORT")
 def bind(host: str, port: int, listen: bool = True) -> socket.socket:
     """A listening socket on ``host:port``, or :class:`PortError` naming the problem.
 
-    ``listen=False`` (for :func:`run_workers`, where :data:`REUSEPORT`) binds with
-    ``SO_REUSEPORT`` without listening: the port is held and each worker listens on it.
+    ``listen=False`` (for :func:`run_workers`, where :data:`REUSEPORT`) holds the port
+    without listening, bound with ``SO_REUSEPORT`` only: each worker listens on it with a
+    socket of its own, and any other server's bind (``SO_REUSEADDR``) finds it in use.
     """
     port = check_port(port)
-    listen = listen or not REUSEPORT
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise PortError(f"cannot bind to host {host!r} ({exc.strerror}); pass --host") from None
     family, _, _, _, address = infos[0]
+    sock = _bound(family, address, socket.SO_REUSEADDR, host, port)
+    if listen or not REUSEPORT:
+        sock.listen(1024)
+        return sock
+    address = sock.getsockname()
+    sock.close()  # the port is free: hold it for the workers (no SO_REUSEADDR on the holder)
+    return _bound(family, address, socket.SO_REUSEPORT, host, port)
+
+
+def _bound(family, address, option: int, host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if not listen:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, option, 1)
     try:
         sock.bind(address)
     except OSError as exc:
@@ -68,8 +76,6 @@ def bind(host: str, port: int, listen: bool = True) -> socket.socket:
         if exc.errno == 98:  # EADDRINUSE
             raise PortError(f"port {port} is in use; pass --port") from None
         raise PortError(f"cannot listen on {host}:{port} ({exc.strerror}); pass --port") from None
-    if listen:
-        sock.listen(1024)
     return sock
 
 
