@@ -286,8 +286,9 @@ def test_gates_saturation_best_cells_and_recording(ctx):
         gates.saturation_figure(ctx, "python", "rnn.7.fwd")
     rows, traj = gates.best_cells(ctx, "python", "rnn.1.fwd.hidden", "in_string")
     best = [r for r in rows if r["track"] == "in_string" and r["rank"] == 0][0]
-    corr = stats.track_correlation(store.states("rnn.1.fwd.hidden"), store.meta("in_string"))
-    assert best["unit"] == int(np.nanargmax(np.abs(corr)))
+    assert best["method"] == "auc"  # a bool track is ranked by AUC
+    auc = stats.track_auc(store.states("rnn.1.fwd.hidden"), store.meta("in_string"))
+    assert best["unit"] == int(np.nanargmax(np.abs(auc - 0.5)))
     assert traj.data[1].name.endswith(f"unit {best['unit']}")
     steps = len(traj.data[1].y)  # every token of the window is labelled (no thinned ticks)
     assert steps > 1 and list(traj.layout.xaxis.tickvals) == list(range(steps))
