@@ -453,3 +453,20 @@ def test_a_classification_store_has_its_label_track(ctx):
     track = find(page, "states-match-track")
     assert track["value"] == "label" and "label" in track["options"]
     assert "label" not in ctx.store("python").meta_tracks  # no document labels there
+
+
+def test_cached_store_key_follows_the_corpus_tracks(ctx, tmp_path):
+    """A demo store built before the python tracks changed is not served (new cache key)."""
+    import shutil
+
+    from workbench.data import python_source
+
+    version = python_source.TRACKS_VERSION
+    assert ctx.store_path("python").name == f"python-3000-v{version}"
+    assert ctx.store_path("parens").name == "parens-1500"  # its corpus never changed
+    assert set(python_source.TRACKS) <= set(ctx.store("python").meta_tracks)
+    # an older store at the old key (here: the parens one, copied there) is not opened
+    fresh = AppContext(corpus_tokens={"python": 3000}, cache=tmp_path)
+    old = tmp_path / "stores" / "python-3000"
+    shutil.copytree(ctx.store_path("parens"), old)
+    assert fresh.store("python") is None

@@ -143,3 +143,16 @@ def test_bool_tracks_ranked_by_auc_also_in_stores_that_kept_them_as_int(python_s
         assert got == {t: "auc" if t == "in_string" else "corr" for t in tracks}
         auc = stats.track_auc(s.states("rnn.1.fwd.cell"), s.meta("in_string"))
         assert best.unit.iloc[0] == int(np.nanargmax(np.abs(auc - 0.5)))
+
+
+def test_new_python_tracks_reach_the_lstmvis_export(python_store, tmp_path):
+    import yaml
+
+    from workbench.data.python_source import TRACKS
+
+    store, _ = python_store
+    folder = store.export(tmp_path / "lstmvis", names=["rnn.0.fwd.cell"])
+    meta = yaml.safe_load((folder / "lstm.yml").read_text())["meta"]
+    assert list(meta) == list(TRACKS)
+    assert meta["in_literal"]["vis"] == {"type": "discrete", "range": [0, 1]}
+    assert meta["depth_curly"]["vis"]["type"] == "discrete"
