@@ -1,7 +1,7 @@
 """Interpretable cells of the shipped python char LM, chosen on training files, scored held out.
 
-Run with ``.venv/bin/python demos/cell_specialists.py`` (about 2-3 minutes on 2 busy cores;
-``--help`` for the sizes). It prints two tables:
+Run with ``.venv/bin/python demos/cell_specialists.py`` (about 2.5 minutes of CPU time, one
+thread; ``--help`` for the sizes). It prints two tables:
 
 1. The best single cell-state unit per concept: units are ranked on documents of the
    *training* split and the winner is scored on *held-out* (test split) documents, within
