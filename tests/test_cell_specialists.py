@@ -35,8 +35,9 @@ def small(demo, tmp_path_factory):
 
 def test_slices_sample_many_files(small):
     _, store, n_train = small
-    assert n_train == 3 and store.n_docs == 6
-    assert np.diff(store.boundaries).tolist() == [400] * 6
+    lengths = np.diff(store.boundaries)
+    assert lengths[:n_train].sum() == 1200 and lengths[n_train:].sum() == 1200
+    assert lengths.max() == 400 and n_train >= 3 and store.n_docs - n_train >= 3
     assert store.manifest["meta"]["in_literal"] == "bool"
 
 
