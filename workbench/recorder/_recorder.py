@@ -209,8 +209,12 @@ class Recorder:
         # module hooks are process-wide: calls of the same modules from other threads (a
         # server answering several requests) must pass through untouched
         self._thread = threading.get_ident()
-        if _on_cpu(self.model):
+        cpu = _on_cpu(self.model)
+        if cpu:
             _calibrate.chosen()  # measured once per machine, before any hook is in place
+        # the whole block (the model's other layers too) on a team of the cores free now
+        self._team = _calibrate.call_threads(cpu)
+        self._team.__enter__()
         try:
             for site in self._sites_to_hook():
                 self._check_module(site)
@@ -220,6 +224,7 @@ class Recorder:
             self._mode.__enter__()
         except BaseException:
             self._detach()
+            self._team.__exit__(None, None, None)
             raise
         _nesting.activate(self)
         self.active = True
@@ -234,6 +239,9 @@ class Recorder:
             self._mode = None
             self._detach()
             self.active = False
+            team, self._team = getattr(self, "_team", None), None
+            if team is not None:
+                team.__exit__(None, None, None)
 
     def _detach(self) -> None:
         for handle in self._handles:
