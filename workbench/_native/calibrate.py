@@ -148,11 +148,15 @@ def threads_now() -> int:
 def call_threads(cpu: bool = True):
     """Within the block torch's (and the compiled kernels') team is :func:`threads_now`.
 
-    ``cpu=False`` (a GPU call) changes nothing.
+    ``cpu=False`` (a GPU call) changes nothing, nor does a call off the main thread: torch's
+    thread count is process-wide, and threads setting and restoring it at once (a server's
+    requests) could leave it at another's value.
     """
+    import threading
+
     import torch
 
-    if not cpu:
+    if not cpu or threading.current_thread() is not threading.main_thread():
         yield torch.get_num_threads()
         return
     before = torch.get_num_threads()
