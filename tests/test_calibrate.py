@@ -145,3 +145,21 @@ def test_every_path_records_the_same_states(mode):
                 assert err <= 1e-5, (paths, name, err)
             exact = got.meta["exactness"][next(iter(got.meta["exactness"]))]
             assert exact["max_abs_error_hidden"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "env, first, expected",
+    [({}, "workbench", "10000"), ({"GOMP_SPINCOUNT": "5"}, "workbench", "5"),
+     ({}, "torch", None), ({"WORKBENCH_SPIN": "0"}, "workbench", None)],
+)  # fmt: skip
+def test_barrier_spins_are_bounded_before_torch_loads(env, first, expected):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = f"import {first}, workbench, os; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == str(expected), out.stderr

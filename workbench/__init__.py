@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# before torch loads its OpenMP runtime: short barrier spins (see workbench._native.load)
+importlib.import_module("workbench._native.spin").bound_spinning()
+
 # public name -> "module:attribute"
 _LAZY: dict[str, str] = {
     "record": "workbench.recorder:record",
