@@ -35,7 +35,7 @@ turns its path off, set to ``1`` (or ``configure(onednn=True)``) forces it on wh
 measurement chose. ``threads`` (``WORKBENCH_THREADS``) forces the OpenMP team of a recorded
 call (default 0: the measured best, lowered at each call to the cores other processes leave
 free) and ``calibrate`` (``WORKBENCH_CALIBRATE=0``) skips the measurement: every path on, every
-core.
+core. ``WORKBENCH_SPIN=0`` keeps libgomp's long barrier spins (:mod:`workbench._native.spin`).
 
 Read when asked: ``cache`` (``WORKBENCH_CACHE``, default ``~/.cache/workbench``), ``models``
 (``WORKBENCH_MODELS``: shipped checkpoints), ``ckernel_march`` (``WORKBENCH_CKERNEL_MARCH``:
