@@ -163,3 +163,16 @@ def test_barrier_spins_are_bounded_before_torch_loads(env, first, expected):
         [sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True
     )
     assert out.stdout.strip() == str(expected), out.stderr
+
+
+@pytest.mark.skipif(load.cores() < 2, reason="one core is never shared by a team")
+def test_a_busy_machine_is_not_measured(tmp_path):
+    from workbench.bench.recorder import busy_processes
+
+    with busy_processes(load.cores()), configure(cache=tmp_path, calibrate=True):
+        got = calibrate.chosen()
+        assert got.source == "default, machine busy"
+        assert (got.onednn, got.ckernel, got.hugepages, got.threads) == (
+            True, True, True, load.cores(),
+        )  # fmt: skip
+    assert not list(tmp_path.rglob("paths_*.json"))  # nothing kept: a quiet process measures

@@ -20,6 +20,8 @@ CPU model and flags, the cores, torch's version and build (oneDNN, MKL) and this
 version, so a new CPU, library or core count measures again. Switches in
 :mod:`workbench.config` force a path either way (``WORKBENCH_ONEDNN=0`` / ``1``,
 ``WORKBENCH_THREADS``); ``WORKBENCH_CALIBRATE=0`` skips the measurement (everything on).
+Where other processes keep cores busy nothing is measured (their load would decide): every
+path is on, and a later process on a quiet machine measures.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Paths:
         The most OpenMP threads a recorded call uses (fewer where cores are busy).
     source : str
         ``measured``, ``cached`` (a file of an earlier measurement), ``default`` (not
-        measured) or ``forced`` (a switch decided at least one path).
+        measured: switched off, or ``default, machine busy``: fewer cores were free than
+        the process may use) or ``forced`` (a switch decided at least one path).
     """
 
     onednn: bool = True
@@ -179,9 +182,15 @@ def _measured() -> Paths:
         return hit
     path = cache_file(parts)
     paths = read(path)
-    if paths is not None and _busy(path) and _load.free_cores() == _load.cores():
+    quiet = _load.free_cores() == _load.cores()
+    if paths is not None and _busy(path) and quiet:
         paths = None  # measured on a busy machine, and this one is quiet: measure again
-    if paths is None:
+    if paths is None and not quiet:
+        # timings next to other busy processes measure their load, not the paths (a
+        # measurement at load 17 on 2 cores "found" huge pages 2x slower): every path on,
+        # and the next process that starts on a quiet machine measures
+        paths = Paths(threads=_load.cores(), source="default, machine busy")
+    elif paths is None:
         result = measure()
         paths = result["paths"]
         with contextlib.suppress(OSError):
