@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -175,6 +176,14 @@ def call_threads(cpu: bool = True):
 
 
 def _measured() -> Paths:
+    with _LOCK:  # one measurement, whichever thread records first
+        return _measured_locked()
+
+
+_LOCK = threading.Lock()
+
+
+def _measured_locked() -> Paths:
     parts = key_parts()
     key = cache_key(parts)
     hit = _STATE["measured"].get(key)
