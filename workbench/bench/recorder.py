@@ -142,7 +142,10 @@ while os.getppid() == parent:  # ends by itself if the benchmark dies
 def busy_processes(n: int):
     """``n`` processes that each keep one core busy, stopped when the block ends, always.
 
-    Each also stops by itself within a few milliseconds once its parent is gone.
+    Each runs in a session of its own, as another program would: where the kernel groups
+    processes by session for scheduling (``sched_autogroup``), busy children in the
+    benchmark's own session would share its slice of the CPU instead of competing for the
+    machine. Each also stops by itself within a few milliseconds once its parent is gone.
     """
     procs = []
     try:
@@ -153,6 +156,7 @@ def busy_processes(n: int):
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
             )
         time.sleep(0.3)  # running, and seen by the kernel's runnable count

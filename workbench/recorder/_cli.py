@@ -27,6 +27,7 @@ def bench_record(
         0, help="Also time recording and a store build with this many busy processes."
     ),
     only_contention: bool = typer.Option(False, help="Skip the ratio table (with --contention)."),
+    store_tokens: int = typer.Option(20_000, help="Tokens of the contention's store build."),
 ) -> None:
     """Recording cost as a ratio to the plain forward of the same model and input."""
     import os
@@ -39,6 +40,8 @@ def bench_record(
     console = Console()
     if not 0 <= contention <= 64:
         raise typer.BadParameter("--contention takes 0 to 64 busy processes")
+    if not 100 <= store_tokens <= 10_000_000:
+        raise typer.BadParameter("--store-tokens takes 100 to 10,000,000 tokens")
     if device == "cpu":
         from workbench._native.calibrate import chosen
 
@@ -72,7 +75,7 @@ def bench_record(
     if contention and device == "cpu":
         console.print(f"before: {load()}")
         crows = run_contention(contention, max(1, min(repeats, 5)), units, layers, batch,
-                               steps, quick)  # fmt: skip
+                               steps, quick, store_tokens)  # fmt: skip
         table = Table(title=f"with {contention} busy processes (median of pairs, bound 2.5x)")
         for col in ("case", "quiet", "contended", "ratio", "pairs IQR", "bound"):
             table.add_column(col, justify="left" if col == "case" else "right")
