@@ -35,6 +35,7 @@ def bench_record(
     from rich.console import Console
     from rich.table import Table
 
+    from workbench._native.load import cores
     from workbench.bench.recorder import cpu_model, run_benchmarks, run_contention
 
     console = Console()
@@ -54,7 +55,8 @@ def bench_record(
     if not (only_contention and contention):
         console.print(f"before: {load()}")
         rows = run_benchmarks(units, layers, batch, steps, repeats, device, quick)
-        title = f"workbench bench record ({device}, median of {repeats} interleaved pairs)"
+        pairs = 2 if quick else max(repeats, 31) if device != "cpu" else repeats
+        title = f"workbench bench record ({device}, median of {pairs} interleaved pairs)"
         table = Table(title=title)
         cols = ("case", "plain forward", "recording", "ratio", "pairs IQR", "max abs error")
         for col in cols:
@@ -72,6 +74,12 @@ def bench_record(
             )
         console.print(table)
         console.print(f"after: {load()}")
+        if device == "cpu" and os.getloadavg()[0] > 0.5 * cores():
+            console.print(
+                "the machine was busy: PyTorch's plain forward keeps its whole thread team "
+                "and slows most under load (a recording sizes its own), so these ratios are "
+                "not the quiet ones; measure on a quiet machine"
+            )
     if contention and device == "cpu":
         console.print(f"before: {load()}")
         crows = run_contention(contention, max(1, min(repeats, 5)), units, layers, batch,
