@@ -10,8 +10,8 @@ import pytest
 from browser import chromium, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
-from workbench.explain import METHODS
-from workbench.explain._base import Method
+from workbench.explainers import METHODS
+from workbench.explainers._base import Method
 
 playwright = playwright_api()
 pytestmark = needs_chromium

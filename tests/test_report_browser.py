@@ -15,8 +15,8 @@ from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
 from report_fixtures import explanations, small_trace
 
 from workbench import viz
-from workbench.report import report
-from workbench.report._embed import quantise
+from workbench.reports import report
+from workbench.reports._embed import quantise
 from workbench.trace import Trace
 
 playwright = playwright_api()

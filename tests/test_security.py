@@ -311,8 +311,8 @@ def test_static_routes_still_serve_their_own_files(client):
 def hostile_report(tmp_path_factory):
     """A report of a real classifier whose vocabulary, labels and meta tracks are payloads."""
     from workbench import viz
-    from workbench.explain import explain
-    from workbench.report import report
+    from workbench.explainers import explain
+    from workbench.reports import report
 
     torch.manual_seed(0)
     tok = Tokenizer(["<pad>", "<unk>", *PAYLOADS, "ok"], "word")

@@ -21,7 +21,7 @@ def bench_explain(
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.explain import METHODS, explain
+    from workbench.explainers import METHODS, explain
 
     if threads:
         torch.set_num_threads(threads)
@@ -141,7 +141,7 @@ def _planted_table(console) -> None:
 
     from rich.table import Table
 
-    from workbench.explain.checks import hit_rates, planted_data, train_planted
+    from workbench.explainers.checks import hit_rates, planted_data, train_planted
 
     start = time.perf_counter()
     model, acc = train_planted()
@@ -182,8 +182,8 @@ def explain_command(
     from rich.table import Table
 
     import workbench
-    from workbench.explain import explain
-    from workbench.report._cli import _inputs, _methods
+    from workbench.explainers import explain
+    from workbench.reports._cli import _inputs, _methods
 
     names = _methods(methods)
     bundle = workbench.load(model)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from workbench.explain.lrp._rules import stabilise
+from workbench.explainers.lrp._rules import stabilise
 
 
 def _order(T: int, reverse: bool) -> range:
