@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from workbench._native import ckernel as _ckernel
+from workbench.bench._timing import median_seconds as _time
 from workbench.recorder._recorder import record
 
 
@@ -24,15 +25,6 @@ class BenchRow:
     record_s: float
     ratio: float
     max_abs_error: float | None
-
-
-def _time(fn, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def bench_case(

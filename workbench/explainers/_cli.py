@@ -14,13 +14,11 @@ def bench_explain(
     threads: int = typer.Option(0, help="torch threads (0: leave torch's default)."),
 ) -> None:
     """Time every method on the sentiment model (one input), as ratios to one forward."""
-    import statistics
-    import time
-
     import torch
     from rich.console import Console
     from rich.table import Table
 
+    from workbench.bench._timing import median_seconds
     from workbench.explainers import METHODS, explain
 
     if threads:
@@ -42,13 +40,7 @@ def bench_explain(
     }
 
     def timed(fn, n):
-        fn()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return median_seconds(fn, n, warmup=1)
 
     with torch.no_grad():
         base = timed(lambda: model(ids, lengths), max(10, repeats))
