@@ -27,6 +27,18 @@ def test_every_public_name_resolves_to_a_non_module():
     assert set(dir(workbench)) == set(workbench.__all__)
 
 
+def test_the_packages_export_what_the_docs_name():
+    import workbench.explainers as ex
+    import workbench.reports as rp
+
+    for name in ex.__all__:
+        assert getattr(ex, name) is not None, name
+    assert {"Method", "register", "registry", "METHODS", "explain"} <= set(ex.__all__)
+    assert {"report", "matches_section", "perturbation_section"} <= set(rp.__all__)
+    assert importlib.import_module("workbench.explainers.metrics").perturbation_curve
+    assert importlib.import_module("workbench.explainers.checks").hit_rates
+
+
 def test_functions_stay_functions_after_the_packages_are_imported():
     # a fresh interpreter, packages first: the old design swapped a module's class for this
     code = (

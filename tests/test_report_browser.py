@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import chromium, needs_chromium, playwright_api
+from browser import needs_chromium, playwright_api
 from report_fixtures import explanations, small_trace
 
 from workbench import viz
@@ -22,12 +22,6 @@ from workbench.trace import Trace
 playwright_api()  # skips the module when Playwright is missing
 pytestmark = needs_chromium
 TIME, UNITS = 5000, 650
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _open(browser, path: Path):

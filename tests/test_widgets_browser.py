@@ -7,7 +7,7 @@ Needs Debian's ``chromium`` and the ``playwright`` package; skipped with the rea
 
 import numpy as np
 import pytest
-from browser import chromium, needs_chromium, playwright_api
+from browser import needs_chromium, playwright_api
 from report_fixtures import EVIL
 
 from workbench import viz
@@ -60,12 +60,6 @@ window.mount = async (file, state) => {
 };
 window.ready = true;
 </script></body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import chromium, drag_brush, free_port, needs_chromium
+from browser import TIMEOUT, chromium, drag_brush, free_port, needs_chromium
 
 import workbench
 from workbench import viz
@@ -109,6 +109,8 @@ def _run_cell(page) -> None:
     for _ in range(3):
         page.wait_for_timeout(1000)
         _dismiss_dialogs(page)
+        # a loaded lab can still cover the notebook with its spinner (seen on a busy machine)
+        page.wait_for_selector(".jp-Spinner", state="hidden", timeout=TIMEOUT)
         page.click(".jp-Cell .jp-InputArea-editor")
         page.keyboard.press("Shift+Enter")
         try:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from workbench.explainers import _gradient, _perturbation, lrp  # noqa: F401  (registration)
-from workbench.explainers._base import METHODS, Method, get_method
+from workbench.explainers._base import METHODS, Method, get_method, register
 from workbench.explainers._explanation import ExplainError, Explanation, Target
 from workbench.explainers._gradient import InputXGradient, IntegratedGradients, Saliency
 from workbench.explainers._perturbation import LIME, SHAP, Occlusion
@@ -38,6 +38,7 @@ __all__ = [
     "Saliency",
     "Target",
     "explain",
+    "register",
     "registry",
 ]
 
