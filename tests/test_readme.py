@@ -59,6 +59,11 @@ def namespace():
     return {"__name__": "readme"}  # shared: later blocks use what earlier ones defined
 
 
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("readme")  # the blocks' relative paths land here
+
+
 def test_every_block_has_a_set_up():
     assert len(BLOCKS) == len(SETUP)
     for block in BLOCKS:
@@ -66,8 +71,8 @@ def test_every_block_has_a_set_up():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_python_block_runs(index, namespace, tmp_path_factory, monkeypatch):
-    monkeypatch.chdir(tmp_path_factory.getbasetemp())
+def test_readme_python_block_runs(index, namespace, folder, monkeypatch):
+    monkeypatch.chdir(folder)
     block = BLOCKS[index]
     for old, new in SHRINK:
         block = block.replace(old, new)
