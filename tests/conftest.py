@@ -54,3 +54,12 @@ def _backend_off(request):
             os.environ.pop(var, None)
         elif var:
             os.environ[var] = old
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (:func:`browser.chromium`), for the browser tests."""
+    from browser import chromium
+
+    with chromium() as b:
+        yield b

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from workbench._native import ckernel as _ckernel
+from workbench.bench._timing import median_seconds as _time
 from workbench.recorder._recorder import record
 
 
@@ -30,15 +31,6 @@ class BenchRow:
     ratio: float
     max_abs_error: float | None
     ratio_iqr: tuple[float, float] | None = None  # quartiles of the pairs' ratios
-
-
-def _time(fn, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def bench_case(
