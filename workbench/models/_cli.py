@@ -30,7 +30,14 @@ _DEFAULTS = {
         hidden=32, layers=1, lr=5e-3, batch=64, epochs=60, patience=8, dropout=0.0, max_minutes=4
     ),
     "g2p": dict(
-        hidden=64, layers=1, embed=48, lr=2e-3, batch=64, epochs=30, patience=3, dropout=0.1,
+        hidden=64,
+        layers=1,
+        embed=48,
+        lr=2e-3,
+        batch=64,
+        epochs=30,
+        patience=3,
+        dropout=0.1,
         max_minutes=27,
     ),
 }

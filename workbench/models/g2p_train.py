@@ -200,7 +200,9 @@ def train_g2p(s, out: Path, console) -> dict:
                         for x, n, y in _batches(valid_pairs, 512)
                     ]
                 )
-            console.print(f"epoch {epoch}: valid loss {val:.4f} ({time.monotonic() - loop.start:.0f} s)")
+            console.print(
+                f"epoch {epoch}: valid loss {val:.4f} ({time.monotonic() - loop.start:.0f} s)"
+            )
             if loop.end_epoch(float(val)):
                 break
     loop.finish()

@@ -10,6 +10,7 @@ can replace them. The decoder's step loop is the time axis of ``cell.0.fwd.*``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -119,12 +120,8 @@ class G2P(nn.Module):
             x, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         out, (h_n, _) = self.encoder(packed)
-        keys, _ = nn.utils.rnn.pad_packed_sequence(
-            out, batch_first=True, total_length=src.shape[1]
-        )
-        mask = torch.arange(src.shape[1], device=src.device)[None] < lengths[:, None].to(
-            src.device
-        )
+        keys, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
+        mask = torch.arange(src.shape[1], device=src.device)[None] < lengths[:, None].to(src.device)
         h, c = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], -1))).chunk(2, -1)
         return Encoded(keys, self.attention.key(keys), mask, (h.contiguous(), c.contiguous()))
 
@@ -209,3 +206,102 @@ def decode(
     rows = torch.stack(out, 1).tolist()
     ids = [r[: r.index(EOS)] if EOS in r else r for r in rows]
     return ids, torch.stack(alphas, 1)
+
+
+@dataclass
+class Hypothesis:
+    """One beam-search output: phoneme ids (without ``</s>``), total log-probability."""
+
+    tokens: list[int]
+    logprob: float
+    finished: bool  # ended with ``</s>`` within the step limit
+
+
+@dataclass
+class Beam:
+    """A beam search's outputs and its tree.
+
+    Attributes
+    ----------
+    hypotheses : list of Hypothesis
+        Finished ones, best first (the best unfinished one when none finished).
+    nodes : list of dict
+        The tree: every kept candidate as ``{"step", "token", "logprob", "parent",
+        "finished"}``, ``parent`` the index of the node it extends (-1 at step 0).
+    """
+
+    hypotheses: list[Hypothesis]
+    nodes: list[dict]
+
+    @property
+    def best(self) -> Hypothesis:
+        return self.hypotheses[0]
+
+
+def beam_search(
+    model: G2P,
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    beam: int = 4,
+    max_steps: int | None = None,
+) -> Beam:
+    """Beam search of one word (``src [1, source]``), scores summed log-probabilities.
+
+    Each step extends every live hypothesis by every phoneme or ``</s>`` (``<pad>``,
+    ``<unk>`` and ``<s>`` excluded) and keeps the ``beam`` best candidates; a kept one that
+    ends in ``</s>`` is finished. It stops when none is live, or when the best finished
+    score is at least the best live one (a live score can only fall).
+
+    Raises
+    ------
+    ValueError
+        For ``beam < 1`` or a batch of more than one word.
+    """
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise ValueError(f"beam size must be an integer >= 1, got {beam!r}")
+    if src.shape[0] != 1:
+        raise ValueError("beam search takes one word at a time (src [1, source])")
+    steps = max_steps or model.max_steps
+    with torch.no_grad():
+        enc = model.encode(src, lengths)
+        live = [([], 0.0, -1)]  # tokens, logprob, node index
+        state = enc.state
+        nodes: list[dict] = []
+        done: list[Hypothesis] = []
+        for t in range(steps):
+            k = len(live)
+            rows = Encoded(
+                enc.keys.expand(k, -1, -1),
+                enc.projected.expand(k, -1, -1),
+                enc.mask.expand(k, -1),
+                state,
+            )
+            prev = torch.tensor([h[0][-1] if h[0] else BOS for h in live])
+            logits, (h, c), _ = model.step(prev, state, rows)
+            logp = torch.log_softmax(logits.double(), -1)
+            logp[:, [PAD, UNK, BOS]] = -math.inf
+            total = logp + torch.tensor([h_[1] for h_ in live], dtype=torch.float64)[:, None]
+            flat = total.flatten()
+            top = torch.topk(flat, min(beam, int(torch.isfinite(flat).sum()))).indices.tolist()
+            keep, keep_rows = [], []
+            for i in top:
+                r, tok = divmod(i, logp.shape[1])
+                tokens, lp, node = live[r][0] + [tok], float(flat[i]), len(nodes)
+                nodes.append(
+                    dict(step=t, token=tok, logprob=lp, parent=live[r][2], finished=tok == EOS)
+                )
+                if tok == EOS:
+                    done.append(Hypothesis(tokens[:-1], lp, True))
+                else:
+                    keep.append((tokens, lp, node))
+                    keep_rows.append(r)
+            if not keep:
+                break
+            live = keep
+            idx = torch.tensor(keep_rows)
+            state = (h[idx], c[idx])
+            if done and max(d.logprob for d in done) >= max(lp for _, lp, _ in live):
+                break
+    if not done:
+        done = [Hypothesis(tokens, lp, False) for tokens, lp, _ in live]
+    return Beam(sorted(done, key=lambda d: -d.logprob), nodes)
