@@ -181,3 +181,55 @@ def test_scores_use_the_closest_pronunciation():
     m = score({"either": ("AY", "DH", "ER"), "a": ("EY",)}, words)
     assert m["wer"] == 0.5 and m["per"] == pytest.approx(1 / 4)
     assert monotonicity([np.eye(3), np.eye(3)[::-1]]) == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "saliency", "lrp"])
+def test_explain_an_output_step(tiny, method):
+    from workbench.explain import ExplainError, OutputStep, explain
+
+    model, src, lengths, target = tiny
+    with torch.no_grad():
+        logits = model(src, lengths, target)
+    e = explain(
+        model, src, OutputStep(1), method, forward_args=(lengths, target), embedding="src_embed"
+    )
+    want = logits[:, 1].argmax(-1)
+    assert e.target == OutputStep(1, tuple(want.tolist()))
+    torch.testing.assert_close(
+        e.output.double(), logits[torch.arange(2), 1, want].double(), atol=1e-5, rtol=1e-5
+    )
+    assert e.attributions.shape == src.shape
+    assert float(e.attributions[1, 3:].abs().sum()) == 0.0  # padding
+    assert float(e.attributions[0].abs().sum()) > 0
+    if method == "integrated_gradients":
+        assert float(e.delta.abs().max()) < 1e-3 * float(e.output.abs().max() + 1)
+    if method == "occlusion":  # the first-order effect of each source character
+        problem_free = explain(
+            model,
+            src,
+            OutputStep(-3, 5),
+            method,
+            forward_args=(lengths, target),
+            embedding="src_embed",
+        )
+        assert problem_free.target.step == 1 and problem_free.target.token == (5, 5)
+    with pytest.raises(ExplainError, match="out of range"):
+        explain(
+            model, src, OutputStep(9), method, forward_args=(lengths, target), embedding="src_embed"
+        )
+
+
+def test_output_step_of_a_char_lm():
+    from workbench.explain import OutputStep, explain
+    from workbench.models.architectures import CharLM
+
+    torch.manual_seed(0)
+    lm = CharLM(vocab=12, embed=4, hidden=5, layers=1).eval()
+    ids = torch.randint(2, 12, (2, 6))
+    e = explain(lm, ids, OutputStep(2, 7), "saliency")
+    with torch.no_grad():
+        want = lm(ids)[0][:, 2, 7]
+    torch.testing.assert_close(e.output, want)
+    # a char LM's step t depends on characters 0..t only
+    assert float(e.attributions[:, 3:].abs().sum()) == 0.0
+    assert float(e.attributions[:, :3].abs().sum()) > 0

@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "explain": "workbench.explain:explain",
     "Explanation": "workbench.explain:Explanation",
     "Target": "workbench.explain:Target",
+    "OutputStep": "workbench.explain:OutputStep",
     "StateStore": "workbench.store:StateStore",
     "report": "workbench.report:report",
     "serve": "workbench.app:serve",

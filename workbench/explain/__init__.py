@@ -19,7 +19,7 @@ from torch import nn
 
 from workbench.explain import _gradient, _perturbation, lrp  # noqa: F401  (registration)
 from workbench.explain._base import METHODS, Method, get_method
-from workbench.explain._explanation import ExplainError, Explanation, Target
+from workbench.explain._explanation import ExplainError, Explanation, OutputStep, Target
 from workbench.explain._gradient import InputXGradient, IntegratedGradients, Saliency
 from workbench.explain._perturbation import LIME, SHAP, Occlusion
 from workbench.explain.lrp import LRP, LRPError
@@ -36,6 +36,7 @@ __all__ = [
     "LRPError",
     "Method",
     "Occlusion",
+    "OutputStep",
     "Saliency",
     "Target",
     "explain",

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.models.seq2seq import EOS, PAD, SPECIALS, G2P
+from workbench.models.seq2seq import EOS, G2P, PAD, SPECIALS
 from workbench.models.tokenizer import Tokenizer
 
 TASK = "g2p"
