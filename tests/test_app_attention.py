@@ -35,6 +35,14 @@ def test_analyse_decodes_and_bounds(ckpt):
     assert 1 <= len(r["beam"]) <= 3
     scores = [lp for _, lp, _ in r["beam"]]
     assert scores == sorted(scores, reverse=True)
+    from workbench.viz import beam_tree
+
+    fig = beam_tree(r["beam_nodes"], r["labels"])
+    markers = fig.data[1]
+    assert len(markers.x) == len(r["beam_nodes"]) + 1  # and the <s> root
+    finished = [n["finished"] for n in r["beam_nodes"]]
+    assert list(markers.marker.symbol[1:]) == ["square" if f else "circle" for f in finished]
+    assert max(markers.y) < 3  # at most beam = 3 kept per step
 
 
 @pytest.mark.parametrize(
@@ -75,6 +83,7 @@ def test_attention_page_in_chromium(server):
         page.wait_for_selector("#attention-greedy", timeout=TIMEOUT)
         page.wait_for_selector("#attention-matrix .heatmaplayer", timeout=TIMEOUT)
         page.wait_for_selector("#attention-beam-hypotheses tbody tr", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-beam-tree .scatterlayer .point", timeout=TIMEOUT)
         assert page.locator("#attention-topk-table tbody tr").count() >= 1
         box = page.locator("#attention-word")
         box.fill("x9")

@@ -82,7 +82,8 @@ def analyse(bundle, word, beam=4, topk=3) -> dict:
         ``word``, ``chars`` (source tokens), ``phonemes`` (greedy output, ``</s>`` last),
         ``attention [steps, source]`` (list of lists), ``topk`` (per step a list of
         ``(phoneme, probability)``), ``beam`` (list of ``(phonemes, logprob, finished)``),
-        ``beam_size``.
+        ``beam_size``, ``beam_nodes`` (the tree, see
+        :class:`~workbench.models.seq2seq.Beam`) and ``labels`` (phoneme of every id).
     """
     from workbench.models.seq2seq import BOS, EOS, beam_search
 
@@ -115,4 +116,6 @@ def analyse(bundle, word, beam=4, topk=3) -> dict:
         "topk": top,
         "beam": [([phones[i] for i in h.tokens], h.logprob, h.finished) for h in result.hypotheses],
         "beam_size": beam,
+        "beam_nodes": result.nodes,
+        "labels": list(phones),
     }

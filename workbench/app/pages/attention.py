@@ -92,6 +92,7 @@ def layout(ctx, model=None, word=None, **_ignored):
                         html.Div(id="attention-topk-table"),
                         html.H3("Beam search"),
                         html.Div(id="attention-beam-table"),
+                        dcc.Graph(id="attention-beam-tree", config=GRAPH),
                     ]
                 )
             ),
@@ -101,19 +102,19 @@ def layout(ctx, model=None, word=None, **_ignored):
 
 
 def decode_view(ctx, model: str, word, beam, topk):
-    """``(message, output line, figure, top-k table, beam table)`` for one request."""
+    """``(message, output line, figure, top-k table, beam table, beam tree)`` of a request."""
     import plotly.graph_objects as go
 
-    from workbench.viz import attention_heatmap
+    from workbench.viz import attention_heatmap, beam_tree
 
     found = alogic.models(ctx)
     if model not in found:
-        return _error(f"unknown model {model!r}"), None, go.Figure(), None, None
+        return _error(f"unknown model {model!r}"), None, go.Figure(), None, None, go.Figure()
     bundle = ctx.cached(("attention-bundle", model), lambda: _load(found[model]))
     try:
         r = alogic.analyse(bundle, word, beam, topk)
     except alogic.AttentionInputError as exc:
-        return _error(str(exc)), None, go.Figure(), None, None
+        return _error(str(exc)), None, go.Figure(), None, None, go.Figure()
     fig = attention_heatmap(
         r["attention"], r["phonemes"], r["chars"], title=f"attention: {r['word']}"
     )
@@ -158,7 +159,8 @@ def decode_view(ctx, model: str, word, beam, topk):
             ),  # fmt: skip
         ]
     )
-    return None, output, fig, topk, beam_table
+    tree = beam_tree(r["beam_nodes"], r["labels"], title=f"beam search, size {r['beam_size']}")
+    return None, output, fig, topk, beam_table, tree
 
 
 def _load(path):
@@ -176,6 +178,7 @@ def register(app, ctx) -> None:
         Output("attention-matrix", "figure"),
         Output("attention-topk-table", "children"),
         Output("attention-beam-table", "children"),
+        Output("attention-beam-tree", "figure"),
         Input("attention-run", "n_clicks"),
         Input("attention-word", "value"),
         State("attention-model", "data"),
