@@ -233,3 +233,40 @@ def test_output_step_of_a_char_lm():
     # a char LM's step t depends on characters 0..t only
     assert float(e.attributions[:, 3:].abs().sum()) == 0.0
     assert float(e.attributions[:, :3].abs().sum()) > 0
+
+
+def test_uniform_attention_edit_equals_flat_scores(tiny):
+    """intervene on the attention HookPoint: uniform weights = a model whose scores are 0."""
+    import copy
+
+    from workbench.models.g2p_analysis import NAME, permuted_attention, uniform_attention
+
+    model, src, lengths, target = tiny
+    out = workbench.intervene(model, src, lengths, target, edits={NAME: uniform_attention()})
+    flat = copy.deepcopy(model)
+    with torch.no_grad():
+        flat.attention.score.weight.zero_()
+        want = flat(src, lengths, target)
+    torch.testing.assert_close(out.output, want, atol=1e-6, rtol=1e-5)
+    w = out[NAME]
+    torch.testing.assert_close(w[1, 0, :, :3], torch.full_like(w[1, 0, :, :3], 1 / 3))
+    assert float(w[1, 0, :, 3:].abs().sum()) == 0.0
+    perm = workbench.intervene(model, src, lengths, target, edits={NAME: permuted_attention(1)})
+    orig = workbench.record(model, src, lengths, target)[NAME]
+    torch.testing.assert_close(
+        perm[NAME].sort(-1).values, orig.sort(-1).values, atol=1e-6, rtol=1e-5
+    )  # the same weights, shuffled
+
+
+def test_attention_versus_attribution_figures(tiny):
+    from workbench.models.checkpoint import Bundle
+    from workbench.models.g2p_analysis import analyse
+    from workbench.models.tokenizer import Tokenizer
+
+    model, *_ = tiny
+    tok = Tokenizer(["<pad>", "<unk>", *"abcdefg"], "char")
+    bundle = Bundle(model, "g2p", "g2p", tok)
+    res = analyse(bundle, ["abc", "gfed"], methods=("occlusion",), max_steps=3)
+    assert res["words"] == 2 and 2 <= res["steps"] <= 8
+    assert -1 <= res["spearman_occlusion"] <= 1 and 0 <= res["top1_occlusion"] <= 1
+    assert 0 <= res["changed_uniform"] <= 1 and 0 <= res["tv_permuted"] <= 1
