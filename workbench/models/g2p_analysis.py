@@ -1,4 +1,6 @@
-"""Attention versus attribution on an encoder-decoder (Jain & Wallace 2019; Wiegreffe & Pinter 2019).
+"""Attention versus attribution on an encoder-decoder.
+
+After Jain & Wallace 2019 and Wiegreffe & Pinter 2019.
 
 Per decoder step of the greedy output: the rank agreement (Spearman) between the attention
 over the source characters and each attribution method's absolute relevance of them, and
@@ -26,8 +28,9 @@ def uniform_attention():
 
 
 def permuted_attention(seed: int = 0):
-    """An edit shuffling the weights among the real source positions (the same shuffle for
-    every step of a run; padding stays 0).
+    """An edit shuffling the weights among the real source positions.
+
+    The same shuffle for every step of a run (seeded); padding stays 0.
     """
 
     def edit(value: torch.Tensor, step: int) -> torch.Tensor:
