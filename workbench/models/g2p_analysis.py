@@ -54,7 +54,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def analyse(
-    bundle, words, methods=("integrated_gradients", "occlusion", "lrp"), max_steps: int = 30
+    bundle, words, methods=("integrated_gradients", "occlusion"), max_steps: int = 30
 ) -> dict:
     """Agreement and intervention figures over ``words`` (each decoded greedily).
 
