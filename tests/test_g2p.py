@@ -270,3 +270,19 @@ def test_attention_versus_attribution_figures(tiny):
     assert res["words"] == 2 and 2 <= res["steps"] <= 8
     assert -1 <= res["spearman_occlusion"] <= 1 and 0 <= res["top1_occlusion"] <= 1
     assert 0 <= res["changed_uniform"] <= 1 and 0 <= res["tv_permuted"] <= 1
+
+
+def test_shipped_g2p_reproduces_its_reported_metrics():
+    from workbench.data.cmudict import pronunciations
+    from workbench.models.g2p_train import decode_all, score
+
+    bundle = workbench.load("g2p")
+    m = bundle.metrics
+    assert bundle.kind == "g2p" and bundle.task == "g2p"
+    first = dict(list(pronunciations("test").items())[:500])
+    preds, attn = decode_all(bundle.model, bundle.tokenizer, bundle.config["phonemes"], first)
+    again = score(preds, first)
+    assert again["per"] == pytest.approx(m["check_per_first_500"], abs=2e-3)
+    assert again["wer"] == pytest.approx(m["check_wer_first_500"], abs=4e-3)
+    assert m["test_per"] < m["baseline_nn_per"] / 2 and m["test_wer"] < m["baseline_nn_wer"]
+    assert m["attention_monotone"] > 0.9  # G2P attention is near-monotonic

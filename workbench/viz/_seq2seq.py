@@ -68,5 +68,6 @@ def beam_tree(nodes: Sequence[dict], labels: Sequence[str], *, title: str | None
     height = max(260, min(700, 40 * max(per_step.values(), default=1) + 120))
     fig.update_layout(**base_layout(title, height=height))
     fig.update_xaxes(title_text="decoder step", dtick=1)
-    fig.update_yaxes(title_text="rank in the beam", autorange="reversed", dtick=1)
+    top = max(per_step.values(), default=1) - 1
+    fig.update_yaxes(title_text="rank in the beam", range=[top + 0.5, -0.8], dtick=1)
     return fig
