@@ -30,7 +30,8 @@ class Bundle:
     model : nn.Module
         In eval mode, ready for :func:`workbench.record` and :func:`workbench.explain`.
     kind : str
-        ``charlm``, ``classifier``, ``forecaster``, or ``keras`` (a converted Keras model).
+        ``charlm``, ``classifier``, ``forecaster``, ``g2p`` (an encoder-decoder), or ``keras``
+        (a converted Keras model).
     task : str
         The corpus it was trained on (``python``, ``sentiment``, ``sunspots``, ``co2``,
         ``parens``) or a user name.
