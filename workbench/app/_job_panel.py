@@ -33,16 +33,20 @@ def start(ctx, current, job: str, /, **kwargs) -> tuple[str | None, str]:
 
     Returns
     -------
-    job_id : str or None
+    job : str or None
+        ``"ID#start"`` for the page's ``{prefix}-job`` store (:func:`job_of` reads the id);
         None when refused.
     message : str
         Empty, or why the request was refused and what to do (one line).
     """
+    import time
+
     from workbench.app._jobs import JobLimitError
 
     jobs = ctx.jobs()
     wanted = jobs.job_id(job, kwargs)
-    if isinstance(current, str) and current and current != wanted:
+    current = job_of(current)
+    if current and current != wanted:
         try:
             state = jobs.status(current)
         except ValueError:
@@ -52,10 +56,15 @@ def start(ctx, current, job: str, /, **kwargs) -> tuple[str | None, str]:
                 f"refused: the page's previous request is still running ({state['message']}); "
                 "wait for it or press Cancel, then ask again"
             )
-    try:
-        return jobs.start(job, client=client(), **kwargs), ""
+    try:  # a new value each start, so the panel polls again after a cancel of the same job
+        return f"{jobs.start(job, client=client(), **kwargs)}#{time.time_ns()}", ""
     except JobLimitError as exc:
         return None, f"refused: {exc}"
+
+
+def job_of(value) -> str | None:
+    """The job id in a ``{prefix}-job`` value (``"ID#start"``), or None."""
+    return value.split("#", 1)[0] if isinstance(value, str) and value else None
 
 
 def job_panel(prefix: str):
@@ -109,7 +118,8 @@ def register(app, ctx, prefix: str) -> None:
         prevent_initial_call=True,
     )  # fmt: skip
     def on_poll(job, _ticks, _cancel, done):
-        if not isinstance(job, str) or not job:
+        job = job_of(job)
+        if not job:
             return None, "", {"display": "none"}, True, no_update
         jobs = ctx.jobs()
         if dash_ctx.triggered_id == f"{prefix}-job-cancel":
