@@ -217,7 +217,7 @@ def _looks_pickled(path: Path) -> bool:
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
 
-SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens")
+SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens", "python-gru", "python-rnn")
 #: The shipped checkpoints, installed with the package (package data).
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 

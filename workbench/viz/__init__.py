@@ -16,6 +16,13 @@ from workbench.viz._app_figures import (
     unit_track,
 )
 from workbench.viz._common import DIVERGING, display_token
+from workbench.viz._compare import (
+    bpc_bars,
+    cell_counterparts_table,
+    cka_heatmap,
+    saturation_side_by_side,
+    unit_match_table,
+)
 from workbench.viz._explain import (
     agreement_heatmap,
     attention_heatmap,
@@ -40,6 +47,11 @@ __all__ = [
     "attention_heatmap",
     "attribution_heatmap",
     "deletion_curve",
+    "bpc_bars",
+    "cell_counterparts_table",
+    "cka_heatmap",
+    "saturation_side_by_side",
+    "unit_match_table",
     "difference_heatmap",
     "display_token",
     "gate_heatmap",
