@@ -90,7 +90,7 @@ def _table(header, columns, title, height=None) -> go.Figure:
         )
     )
     n = len(columns[0]) if columns else 0
-    fig.update_layout(**base_layout(title, height=height or min(600, 60 + 26 * (n + 1))))
+    fig.update_layout(**base_layout(title, height=height or min(700, 110 + 30 * (n + 1))))
     return fig
 
 
