@@ -216,3 +216,18 @@ def test_different_text_or_tokenizer_is_one_clear_error(stores, tmp_path):
     b.manifest["vocab"] = ["x"]
     with pytest.raises(ValueError, match="different tokenizers"):
         compare_stores(stores["lstm"], b)
+
+
+def test_report_section_and_widget_use_the_same_figures(stores, tmp_path):
+    import workbench
+    from workbench.report import comparison_section
+    from workbench.widgets import show
+
+    res = compare_stores(stores["lstm"], stores["gru"], steps=500)
+    sec = comparison_section(res, "lstm", "gru", bpc=[("lstm", 2.0), ("gru", 2.1)])
+    assert len(sec.figures) == 5 and "SVCCA" in sec.text[0]
+    out = workbench.report([sec], tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Compare lstm and gru" in html and out is not None
+    widget = show(res)
+    assert widget is not None

@@ -60,7 +60,8 @@ def show(
         - one or more :class:`~workbench.Explanation`: the token relevance heatmap, one row per
           method, as a :class:`FigureWidget`;
         - a :class:`~workbench.store.Matches` (``store.match(...)``): a :class:`MatchesWidget`;
-        - a plotly Figure (any :mod:`workbench.viz` function): a :class:`FigureWidget`.
+        - a plotly Figure (any :mod:`workbench.viz` function): a :class:`FigureWidget`;
+        - a :class:`~workbench.compare.Comparison`: its CKA heatmap as a :class:`FigureWidget`.
     name : str, optional
         Recorded quantity (default: the last ``*.hidden``).
     index : int
@@ -91,6 +92,10 @@ def show(
 
     if hasattr(obj, "to_plotly_json"):
         return FigureWidget(obj, **kwargs)
+    if hasattr(obj, "cka") and hasattr(obj, "names_a"):  # a workbench.compare.Comparison
+        from workbench.viz import cka_heatmap
+
+        return FigureWidget(cka_heatmap(obj.cka, obj.names_a, obj.names_b, title="linear CKA"))
     if _is_trace(obj):
         q = _default_name(obj.names, name, "trace")
         n = int(obj.lengths_for(q)[index])
