@@ -220,7 +220,7 @@ def test_different_text_or_tokenizer_is_one_clear_error(stores, tmp_path):
 
 def test_report_section_and_widget_use_the_same_figures(stores, tmp_path):
     import workbench
-    from workbench.report import comparison_section
+    from workbench.reports import comparison_section
     from workbench.widgets import show
 
     res = compare_stores(stores["lstm"], stores["gru"], steps=500)

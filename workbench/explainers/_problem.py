@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.explain._explanation import ExplainError, Target
+from workbench.explainers._explanation import ExplainError, Target
 
 BASELINES = ("pad", "unk", "zero", "mean")
 

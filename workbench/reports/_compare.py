@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.report._sections import Section
+from workbench.reports._sections import Section
 
 
 def comparison_section(comparison, label_a: str = "A", label_b: str = "B", bpc=None) -> Section:
