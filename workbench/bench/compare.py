@@ -68,7 +68,7 @@ def bench_compare(
     units: int = typer.Option(256, help="Units of each store."),
     quick: bool = typer.Option(False, help="50k steps, for a smoke test."),
 ) -> None:
-    """Linear CKA between two 1M-step x 256-unit stores (target 30 s), SVCCA from its sums."""
+    """Linear CKA of two 1M-step x 256-unit stores (target 30 s), SVCCA from its sums."""
     from rich.console import Console
     from rich.table import Table
 
