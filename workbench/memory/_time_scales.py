@@ -152,8 +152,10 @@ def autocorrelation(states: np.ndarray, boundaries=None, max_lag: int = 100) -> 
 
 
 def efold_lag(acf: np.ndarray) -> np.ndarray:
-    """``[units]`` first lag at which ``acf [lag, units]`` falls below ``1/e`` (linearly
-    interpolated; ``inf`` when it stays above within the lags measured)."""
+    """``[units]`` first lag at which ``acf [lag, units]`` falls below ``1/e``.
+
+    Linearly interpolated between lags; ``inf`` when it stays above within the lags measured.
+    """
     below = acf < np.exp(-1)
     out = np.full(acf.shape[1], np.inf)
     for u in range(acf.shape[1]):
