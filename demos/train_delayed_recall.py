@@ -1,8 +1,8 @@
 """Train the tiny delayed-recall LSTM shipped as the memory tests' fixture.
 
 The task has a known lag: at every step ``t >= LAG`` the model must output the symbol it
-read at ``t - LAG`` (symbols drawn uniformly from ``SYMBOLS`` ids after PAD and UNK). Its connectivity over lag must
-therefore peak at ``LAG``; ``tests/test_memory.py`` checks that it does.
+read at ``t - LAG`` (symbols drawn uniformly, ids after PAD and UNK). Its connectivity over
+lag must therefore peak at ``LAG``; ``tests/test_memory.py`` checks that it does.
 
 Run (a few seconds on 2 CPU cores)::
 

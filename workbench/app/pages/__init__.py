@@ -31,4 +31,6 @@ keeps its view state in the URL writes the same string to ``wb-url.search`` and 
 from __future__ import annotations
 
 # Order of the navigation bar.
-PAGES: tuple[str, ...] = ("states", "explain", "perturb", "projection", "gates", "model")
+PAGES: tuple[str, ...] = (
+    "states", "explain", "perturb", "projection", "gates", "memory", "model"
+)  # fmt: skip
