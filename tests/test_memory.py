@@ -248,3 +248,19 @@ def test_user_errors_name_the_fix(tiny):
         memory.from_sequences([[1, 2, 3]], 5, 10)
     with pytest.raises(memory.MeasureError, match="score must be"):
         memory.connectivity(tiny, torch.ones(2, 4, dtype=torch.long), score="prob")
+
+
+def test_memory_section_in_a_report_is_escaped(tmp_path):
+    from workbench.memory._time_scales import TimeScales
+    from workbench.report import memory_section, report
+
+    rng = np.random.default_rng(0)
+    curve = memory.summarize(
+        "input gradient norm", 0.7 ** np.arange(20.0) + rng.uniform(0, 1e-3, (6, 20))
+    )
+    f = rng.uniform(0.5, 0.99, (3, 5))
+    ts = TimeScales("rnn.0.fwd.forget_gate", tau_of(f.mean(0)), tau_of(f), f.mean(0), 300, 100)
+    section = memory_section({"<script>x</script>": curve}, [ts])
+    assert section.table["rows"][0][4] == str(curve.horizon(0.1))
+    out = report([section], tmp_path / "m.html").path.read_text()
+    assert "<script>x</script>" not in out and "Memory over time" in out

@@ -87,7 +87,9 @@ def time_scale_view(ctx, model: str, gate: str | None):
     gates = memory.keep_gates(store.names)
     if not gates:
         raise MemoryViewError(f"the {model} store holds no forget or update gates")
-    scales = [ctx.cached(("tau", model, g), lambda g=g: memory.time_scales(store, g)) for g in gates]
+    scales = [
+        ctx.cached(("tau", model, g), lambda g=g: memory.time_scales(store, g)) for g in gates
+    ]
     gate = gate if gate in gates else gates[-1]
     try:
         acf = ctx.cached(

@@ -9,8 +9,15 @@ from typing import Any
 
 from workbench.report._analysis import matches_section, perturbation_section
 from workbench.report._builder import ReportResult, report
+from workbench.report._memory_section import memory_section
 
-__all__ = ["ReportResult", "matches_section", "perturbation_section", "report"]
+__all__ = [
+    "ReportResult",
+    "matches_section",
+    "memory_section",
+    "perturbation_section",
+    "report",
+]
 
 
 class _CallableModule(types.ModuleType):
