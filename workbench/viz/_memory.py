@@ -86,8 +86,9 @@ def memory_curves(
         yaxis={
             "title": plotly_text(what + (" / peak" if normalize else "")),
             "type": "log" if log else "linear",
+            "exponentformat": "power",
         },
-        legend={"orientation": "h", "y": 1.12},
+        legend={"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(255,255,255,0.7)"},
     )
     return fig
 

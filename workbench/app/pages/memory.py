@@ -24,7 +24,7 @@ def _error(text: str) -> html.Div:
 
 def _number(label: str, id_: str, value: int, high: int) -> html.Label:
     return html.Label([label, dcc.Input(id=id_, type="number", value=value, min=2, max=high,
-                                        step=1, debounce=True)])  # fmt: skip
+                                        step=1)])  # fmt: skip
 
 
 def layout(ctx, model=None, **_ignored):
