@@ -264,3 +264,13 @@ def test_memory_section_in_a_report_is_escaped(tmp_path):
     assert section.table["rows"][0][4] == str(curve.horizon(0.1))
     out = report([section], tmp_path / "m.html").path.read_text()
     assert "<script>x</script>" not in out and "Memory over time" in out
+
+
+def test_app_requests_are_capped_with_a_note():
+    from workbench.app import _memory_logic as logic
+
+    windows, steps, note = logic.bounded_request(100_000, 10)
+    assert (windows, steps) == (logic.APP_MAX_WINDOWS, 10) and "capped at 500" in note
+    assert logic.bounded_request(50, 64)[2] == ""
+    with pytest.raises(logic.MemoryViewError, match="windows must be a number"):
+        logic.bounded_request(None, 10)

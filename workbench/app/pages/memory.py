@@ -22,9 +22,10 @@ def _error(text: str) -> html.Div:
     return html.Div(text, className="wb-error")
 
 
-def _number(label: str, id_: str, value: int, high: int) -> html.Label:
-    return html.Label([label, dcc.Input(id=id_, type="number", value=value, min=2, max=high,
-                                        step=1)])  # fmt: skip
+def _number(label: str, id_: str, value: int) -> html.Label:
+    # no min / max on the input: the browser would send None for a value out of range; the
+    # server caps it and says so
+    return html.Label([label, dcc.Input(id=id_, type="number", value=value, step=1)])
 
 
 def layout(ctx, model=None, **_ignored):
@@ -63,8 +64,8 @@ def layout(ctx, model=None, **_ignored):
             ),
             html.Div(
                 [
-                    _number("Windows", "memory-windows", 100, logic.APP_MAX_WINDOWS),
-                    _number("Steps", "memory-steps", steps, logic.APP_MAX_STEPS),
+                    _number("Windows", "memory-windows", 100),
+                    _number("Steps", "memory-steps", steps),
                     html.Button("Compute", id="memory-run", n_clicks=1),
                 ],
                 className="wb-controls",
