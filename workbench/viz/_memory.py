@@ -25,6 +25,7 @@ def memory_curves(
     log: bool = True,
     normalize: bool = False,
     title: str | None = None,
+    ytitle: str | None = None,
 ) -> go.Figure:
     """Connectivity (or state gradient) over lag, one line with its 95 % band per curve.
 
@@ -40,6 +41,8 @@ def memory_curves(
     normalize : bool
         Divide each curve by its peak (curves of different models on one scale).
     title : str, optional
+    ytitle : str, optional
+        The y-axis title (default: the first curve's measure name).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def memory_curves(
         h = c.horizon(share) if share else None
         if h is not None:
             fig.add_vline(x=h, line={"color": colour, "dash": "dot", "width": 1})
-    what = next(iter(curves.values())).name if curves else "connectivity"
+    what = ytitle or (next(iter(curves.values())).name if curves else "connectivity")
     fig.update_layout(
         **base_layout(title, 340),
         xaxis={"title": "lag k (steps before the scored output)"},

@@ -144,7 +144,9 @@ def register(app, ctx) -> None:
         message = html.P(f"{text}. {note}" if note else text, id="memory-horizon")
         return (
             memory_curves(curves, title=f"{model}: connectivity over lag"),
-            memory_curves(state, share=None, title=f"{model}: ||dL/dstate|| over lag"),
+            memory_curves(
+                state, share=None, title=f"{model}: ||dL/dstate|| over lag", ytitle="||dL/dstate||"
+            ),
             message,
         )
 
