@@ -188,7 +188,7 @@ def cells(device: str) -> dict:
 
 
 def explanations(device: str) -> dict:
-    from workbench.explain import explain
+    from workbench.explainers import explain
     from workbench.models.checkpoint import load
 
     bundle = load("sentiment")

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 torch.set_num_threads(2)
+# every CPU path on, as on any machine (not this machine's measured choice): the exactness
+# tests then cover the same paths everywhere, ``--backend-off NAME`` each alternative, and
+# tests/test_calibrate.py the measurement itself
+os.environ.setdefault("WORKBENCH_CALIBRATE", "0")
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +54,12 @@ def _backend_off(request):
             os.environ.pop(var, None)
         elif var:
             os.environ[var] = old
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (:func:`browser.chromium`), for the browser tests."""
+    from browser import chromium
+
+    with chromium() as b:
+        yield b

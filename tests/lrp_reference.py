@@ -1,6 +1,6 @@
 """Slow LRP reference for LSTM / GRU / RNN classifiers from the equations (numpy, float64).
 
-One sequence at a time, one step at a time; shares no code with workbench.explain.lrp.
+One sequence at a time, one step at a time; shares no code with workbench.explainers.lrp.
 The model: embedding vectors x [time, feature] -> stacked (bi)LSTM/GRU -> concatenation of the
 last layer's final states (forward direction at the last step, backward direction at step 0)
 -> linear head. ``lrp_linear`` is ArrasL/LRP_for_LSTM's rule.

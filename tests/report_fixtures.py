@@ -2,7 +2,7 @@
 
 import torch
 
-from workbench.explain._explanation import Explanation
+from workbench.explainers._explanation import Explanation
 from workbench.trace import Trace
 
 EVIL = ["<script>alert(1)</script>", "\"'</textarea>", " ", "\n", "<img src=x onerror=alert(2)>"]

@@ -286,8 +286,9 @@ def test_gates_saturation_best_cells_and_recording(ctx):
         gates.saturation_figure(ctx, "python", "rnn.7.fwd")
     rows, traj = gates.best_cells(ctx, "python", "rnn.1.fwd.hidden", "in_string")
     best = [r for r in rows if r["track"] == "in_string" and r["rank"] == 0][0]
-    corr = stats.track_correlation(store.states("rnn.1.fwd.hidden"), store.meta("in_string"))
-    assert best["unit"] == int(np.nanargmax(np.abs(corr)))
+    assert best["method"] == "auc"  # a bool track is ranked by AUC
+    auc = stats.track_auc(store.states("rnn.1.fwd.hidden"), store.meta("in_string"))
+    assert best["unit"] == int(np.nanargmax(np.abs(auc - 0.5)))
     assert traj.data[1].name.endswith(f"unit {best['unit']}")
     steps = len(traj.data[1].y)  # every token of the window is labelled (no thinned ticks)
     assert steps > 1 and list(traj.layout.xaxis.tickvals) == list(range(steps))
@@ -452,3 +453,20 @@ def test_a_classification_store_has_its_label_track(ctx):
     track = find(page, "states-match-track")
     assert track["value"] == "label" and "label" in track["options"]
     assert "label" not in ctx.store("python").meta_tracks  # no document labels there
+
+
+def test_cached_store_key_follows_the_corpus_tracks(ctx, tmp_path):
+    """A demo store built before the python tracks changed is not served (new cache key)."""
+    import shutil
+
+    from workbench.data import python_source
+
+    version = python_source.TRACKS_VERSION
+    assert ctx.store_path("python").name == f"python-3000-v{version}"
+    assert ctx.store_path("parens").name == "parens-1500"  # its corpus never changed
+    assert set(python_source.TRACKS) <= set(ctx.store("python").meta_tracks)
+    # an older store at the old key (here: the parens one, copied there) is not opened
+    fresh = AppContext(corpus_tokens={"python": 3000}, cache=tmp_path)
+    old = tmp_path / "stores" / "python-3000"
+    shutil.copytree(ctx.store_path("parens"), old)
+    assert fresh.store("python") is None

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from app_fixtures import small_context
-from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
+from browser import TIMEOUT, needs_chromium, playwright_api, served
 
 from workbench.app import _states_logic as logic
 from workbench.app import create_app
@@ -26,12 +26,6 @@ def server(tmp_path_factory):
     app = create_app(ctx)
     with served(app) as url:
         yield url, ctx
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _page(browser):

@@ -6,7 +6,7 @@ store is real (built on disk from the parenthesis corpus), the browser real Chro
 """
 
 import pytest
-from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
+from browser import TIMEOUT, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -37,12 +37,6 @@ def server(tmp_path_factory):
     ctx.prepare(progress=False)
     with served(create_app(ctx)) as url:
         yield url, ctx
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def test_the_store_holds_the_cell_in_the_name_grammar(server):

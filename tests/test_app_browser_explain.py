@@ -7,11 +7,11 @@ Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser do
 from urllib.parse import urlencode
 
 import pytest
-from browser import chromium, needs_chromium, playwright_api, served
+from browser import needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
-from workbench.explain import METHODS
-from workbench.explain._base import Method
+from workbench.explainers import METHODS
+from workbench.explainers._base import Method
 
 playwright = playwright_api()
 pytestmark = needs_chromium
@@ -40,12 +40,6 @@ def server(tmp_path_factory):
     with served(app) as url:
         yield url
     METHODS.pop("broken", None)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _open(browser, url):

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
+from browser import TIMEOUT, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 from workbench.app import _states_logic as logic
@@ -41,12 +41,6 @@ def server(tmp_path_factory):
     ctx.prepare(progress=False)
     with served(create_app(ctx)) as url:
         yield url, ctx
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

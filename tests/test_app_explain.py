@@ -14,9 +14,9 @@ from workbench.app import _explain_logic as logic
 from workbench.app.pages import explain as page
 from workbench.data import corpus
 from workbench.data import series as series_mod
-from workbench.explain import METHODS, Target, explain
-from workbench.explain._base import Method
-from workbench.explain.metrics import perturbation_curve
+from workbench.explainers import METHODS, Target, explain
+from workbench.explainers._base import Method
+from workbench.explainers.metrics import perturbation_curve
 from workbench.models.checkpoint import shipped
 from workbench.store import StateStore
 

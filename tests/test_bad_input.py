@@ -24,7 +24,7 @@ from torch import nn
 
 import workbench
 from workbench.data import DataError
-from workbench.explain import ExplainError
+from workbench.explainers import ExplainError
 from workbench.models.checkpoint import CheckpointError
 from workbench.recorder import RecordingError
 from workbench.recorder.edits import zero

@@ -24,6 +24,119 @@ def test_python_annotations_by_hand():
     assert a["depth"][at("x, 12")] == 1
 
 
+def _labelled(*segments):
+    """Text and its hand label per character from ``(text, label)`` segments.
+
+    Labels: D in_docstring, L in_literal, C in_comment, . is_code.
+    """
+    text = "".join(t for t, _ in segments)
+    return text, "".join(lab * len(t) for t, lab in segments)
+
+
+def _classes(a) -> str:
+    out = []
+    for d, lit, c, code in zip(
+        a["in_docstring"], a["in_literal"], a["in_comment"], a["is_code"], strict=True
+    ):
+        assert int(d) + int(lit) + int(c) + int(code) == 1  # a partition of the characters
+        out.append("D" if d else "L" if lit else "C" if c else ".")
+    return "".join(out)
+
+
+SNIPPETS = {
+    "f-string fields and a nested format spec": (
+        ("x = ", "."),
+        ('f"a', "L"),
+        ("{b!r:>{w}}", "."),
+        ('c{{d}}"', "L"),
+        ("\n", "."),
+    ),
+    "nested and escaped quotes": (
+        ("s = ", "."),
+        ("'say \"hi\"'", "L"),
+        (" + ", "."),
+        ('"it\'s"', "L"),
+        (" + ", "."),
+        ("'it\\'s'", "L"),
+        (" + ", "."),
+        ('"a\\"b"', "L"),
+        ("\n", "."),
+    ),
+    "a comment holding quotes, a string holding #": (
+        ("t = ", "."),
+        ('"#(not a comment"', "L"),
+        ("  ", "."),
+        ('# don\'t "x" (', "C"),
+        ("\n", "."),
+    ),
+    "line continuations": (
+        ("u = 1 + \\\n    2\n", "."),
+        ("v = ", "."),
+        ("'ab\\\ncd'", "L"),
+        ("\n", "."),
+    ),
+    "docstrings, raw and bytes strings": (
+        ("def f():\n    ", "."),
+        ('r"""a "b" \'c\'\n    """', "D"),
+        ("\n    return ", "."),
+        ("r'\\d'", "L"),
+        (", ", "."),
+        ('b"x"', "L"),
+        (", ", "."),
+        ("f'''{y}'''", "D"),
+        ("\n", "."),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SNIPPETS)
+def test_python_concept_tracks_by_hand(case):
+    text, labels = _labelled(*SNIPPETS[case])
+    a = annotate(text)
+    assert _classes(a) == labels
+    # in_string: every string character, an f-string's fields included
+    strings = np.array([lab in "DL" for lab in labels])
+    field = "{b!r:>{w}}"
+    if field in text:
+        strings[text.index(field) : text.index(field) + len(field)] = True
+    assert (a["in_string"] == strings).all()
+    assert all(a[t].dtype == bool for t in ("in_string", "is_code", "in_keyword"))
+
+
+def test_python_bracket_depth_per_kind():
+    text = 'z = (1, [2, {3: "(["}], f"{a[0]}")\n'
+    a = annotate(text)
+    at = text.index
+    assert a["depth_paren"][at("1")] == 1 and a["depth_square"][at("1")] == 0
+    assert a["depth_square"][at("2")] == 1 and a["depth_curly"][at("3")] == 1
+    assert a["depth"][at("3")] == 3 and a["depth"][at("}]")] == 2 and a["depth"][at("],")] == 1
+    assert a["depth_paren"][at('"([')] == 1 and a["depth_curly"][at('"([')] == 1
+    assert a["depth_square"][at("0]")] == 0  # inside an f-string field: no code bracket
+    assert a["depth_paren"][at(")\n")] == 0
+    total = a["depth_paren"] + a["depth_square"] + a["depth_curly"]
+    assert (total == a["depth"]).all()
+
+
+def test_python_tracks_fall_back_where_tokenize_stops():
+    """An indentation error, then an unterminated docstring: the small lexer takes over."""
+    good = "if x:\n        a = 1\n"
+    bad, labels = _labelled(
+        ("    b = (", "."),
+        ("'#'", "L"),
+        (", ", "."),
+        ('"q\\""', "L"),
+        (")  ", "."),
+        ("# c 'd'", "C"),
+        ("\nc = ", "."),
+        ('"""open\n', "D"),
+    )
+    a = annotate(good + bad)
+    assert _classes(a)[len(good) :] == labels
+    assert a["depth_paren"][len(good) + bad.index("'#'")] == 1
+    assert a["depth"][-1] == 0
+    assert a["in_keyword"][0]  # what tokenize read before the error is kept
+
+
 def test_python_corpus_is_deterministic_and_split_by_file():
     files = stdlib_files()
     assert len(files) > 300

@@ -9,7 +9,7 @@ from explain_models import Classifier, Forecaster, batch
 from torch import nn
 
 import workbench
-from workbench.explain import METHODS, ExplainError, Explanation, Target, explain, registry
+from workbench.explainers import METHODS, ExplainError, Explanation, Target, explain, registry
 
 FAST = {
     "integrated_gradients": {"n_steps": 16},
@@ -34,7 +34,7 @@ def test_registry_names():
         "shap",
         "lime",
     }
-    assert callable(workbench.explain)  # the package and the function at once
+    assert callable(workbench.explain)  # a plain function (tests/test_public_api.py)
     model = _clf()
     ids, lengths = batch()
     e = workbench.explain(model, ids, 1, method="saliency", lengths=lengths)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from workbench.explain import explain, metrics
-from workbench.explain.checks import hit_rates, planted_data, train_planted
+from workbench.explainers import explain, metrics
+from workbench.explainers.checks import hit_rates, planted_data, train_planted
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from explain_models import Classifier, batch
 from torch import nn
 
 import workbench
-from workbench.explain import (
+from workbench.explainers import (
     LIME,
     LRP,
     SHAP,
@@ -139,7 +139,7 @@ def test_dropout_between_rnn_layers_in_training_mode_warns():
 
 
 def test_metric_sizes_are_bounded_too():
-    from workbench.explain.metrics import eraser, perturbation_curve
+    from workbench.explainers.metrics import eraser, perturbation_curve
 
     ids, lengths = batch()
     model = _model()

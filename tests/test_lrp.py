@@ -7,7 +7,7 @@ import torch
 from explain_models import CellLoop, Classifier, LayerNormModel, Unpacked, batch
 from lrp_reference import reference_lrp
 
-from workbench.explain import LRPError, explain
+from workbench.explainers import LRPError, explain
 
 KINDS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 CASES = [(kind, bi, layers) for kind in KINDS for bi in (False, True) for layers in (1, 2)]
@@ -183,7 +183,7 @@ def test_unit_target_agrees_with_numpy_reference(kind, bi, layers, name, units, 
 )
 def test_unit_target_gates_are_a_clear_error(name, fragment):
     from workbench import Target
-    from workbench.explain.lrp import can_explain
+    from workbench.explainers.lrp import can_explain
 
     model = Classifier("gru" if "update" in name else "lstm").eval()
     ids, lengths = batch()

@@ -252,7 +252,7 @@ def test_user_errors_name_the_fix(tiny):
 
 def test_memory_section_in_a_report_is_escaped(tmp_path):
     from workbench.memory._time_scales import TimeScales
-    from workbench.report import memory_section, report
+    from workbench.reports import memory_section, report
 
     rng = np.random.default_rng(0)
     curve = memory.summarize(

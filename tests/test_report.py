@@ -1,4 +1,4 @@
-"""workbench.report: one self-contained, escaped, deterministic HTML file."""
+"""workbench.reports: one self-contained, escaped, deterministic HTML file."""
 
 import re
 from html.parser import HTMLParser
@@ -10,7 +10,7 @@ from report_fixtures import EVIL, explanations, small_trace
 
 import workbench
 from workbench import viz
-from workbench.report import ReportResult, report
+from workbench.reports import ReportResult, report
 
 
 class _Tags(HTMLParser):
@@ -52,7 +52,7 @@ def test_result_reports_path_size_and_sections(built):
         "Attention", "Prediction", "Attributions", "Agreement between methods",
         "Faithfulness", "Figure",
     ]  # fmt: skip
-    assert callable(workbench.report)  # the function (or the callable package)
+    assert callable(workbench.report)  # a plain function (tests/test_public_api.py)
 
 
 def test_no_external_urls_and_plotly_once(built):

@@ -11,25 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import needs_chromium, playwright_api
 from report_fixtures import explanations, small_trace
 
 from workbench import viz
-from workbench.report import report
-from workbench.report._embed import quantise
+from workbench.reports import report
+from workbench.reports._embed import quantise
 from workbench.trace import Trace
 
-playwright = playwright_api()
+playwright_api()  # skips the module when Playwright is missing
 pytestmark = needs_chromium
 TIME, UNITS = 5000, 650
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path):

@@ -18,7 +18,7 @@ from workbench.data._document import Document
 from workbench.data.python_source import annotate
 from workbench.models.checkpoint import shipped
 from workbench.recorder.edits import zero
-from workbench.report import matches_section, perturbation_section, report
+from workbench.reports import matches_section, perturbation_section, report
 from workbench.store import search
 
 EVIL = 's = "<script>alert(1)</script>"  # </textarea> & <img src=x onerror=alert(2)>\n'
@@ -178,7 +178,7 @@ def test_perturbation_of_the_input_with_different_lengths(bundle):
 
 
 def test_classifier_and_forecaster_outputs():
-    from workbench.report._analysis import prediction_rows
+    from workbench.reports._analysis import prediction_rows
 
     labels, b, a, value = prediction_rows(np.array([2.0, 0.0, -1.0]), np.array([0.0, 1.0, 0.0]),
                                           ["neg", "neu", "pos"])  # fmt: skip

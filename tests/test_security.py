@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import chromium, needs_chromium
 from typer.testing import CliRunner
 
 import workbench
@@ -311,8 +311,8 @@ def test_static_routes_still_serve_their_own_files(client):
 def hostile_report(tmp_path_factory):
     """A report of a real classifier whose vocabulary, labels and meta tracks are payloads."""
     from workbench import viz
-    from workbench.explain import explain
-    from workbench.report import report
+    from workbench.explainers import explain
+    from workbench.reports import report
 
     torch.manual_seed(0)
     tok = Tokenizer(["<pad>", "<unk>", *PAYLOADS, "ok"], "word")
@@ -348,23 +348,18 @@ def test_report_html_escapes_every_payload(hostile_report):
 
 @needs_chromium
 def test_no_payload_runs_in_chromium(hostile_report):
-    sync_api = playwright_api()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_context(offline=True).new_page()
-            dialogs = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(hostile_report.as_uri())
-            page.wait_for_function("window.wbReport && window.wbReport.ready", timeout=30_000)
-            page.mouse.move(400, 300)
-            page.wait_for_timeout(300)
-            assert page.evaluate("window.__xss") is None
-            assert not dialogs
-            body = page.inner_text("body")
-            assert "{{7*7}}" in body and "49" not in body.split("labels")[1][:20]
-            assert "<img src=x onerror=" in body  # visible as text
-            assert page.title() == PAYLOADS[0]
-            assert page.evaluate("document.querySelectorAll('img, svg[onload]').length") == 0
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_context(offline=True).new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(hostile_report.as_uri())
+        page.wait_for_function("window.wbReport && window.wbReport.ready", timeout=30_000)
+        page.mouse.move(400, 300)
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__xss") is None
+        assert not dialogs
+        body = page.inner_text("body")
+        assert "{{7*7}}" in body and "49" not in body.split("labels")[1][:20]
+        assert "<img src=x onerror=" in body  # visible as text
+        assert page.title() == PAYLOADS[0]
+        assert page.evaluate("document.querySelectorAll('img, svg[onload]').length") == 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from workbench import viz
-from workbench.explain._explanation import Explanation
+from workbench.explainers._explanation import Explanation
 
 EVIL = ["<script>alert(1)</script>", "\"'</textarea>", " ", "\n", "x"]
 

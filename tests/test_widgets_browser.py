@@ -7,14 +7,14 @@ Needs Debian's ``chromium`` and the ``playwright`` package; skipped with the rea
 
 import numpy as np
 import pytest
-from browser import ARGS, CHROMIUM, needs_chromium, playwright_api
+from browser import needs_chromium, playwright_api
 from report_fixtures import EVIL
 
 from workbench import viz
 from workbench.widgets import FigureWidget, TrajectoryWidget, match_rows
 from workbench.widgets._assets import plotly_js, static
 
-playwright = playwright_api()
+playwright_api()  # skips the module when Playwright is missing
 pytestmark = needs_chromium
 ORIGIN = "http://wb.test"
 
@@ -60,14 +60,6 @@ window.mount = async (file, state) => {
 };
 window.ready = true;
 </script></body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

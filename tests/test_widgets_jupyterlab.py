@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import ARGS, CHROMIUM, drag_brush, free_port, needs_chromium, playwright_api
+from browser import TIMEOUT, chromium, drag_brush, free_port, needs_chromium
 
 import workbench
 from workbench import viz
@@ -109,6 +109,8 @@ def _run_cell(page) -> None:
     for _ in range(3):
         page.wait_for_timeout(1000)
         _dismiss_dialogs(page)
+        # a loaded lab can still cover the notebook with its spinner (seen on a busy machine)
+        page.wait_for_selector(".jp-Spinner", state="hidden", timeout=TIMEOUT)
         page.click(".jp-Cell .jp-InputArea-editor")
         page.keyboard.press("Shift+Enter")
         try:
@@ -127,9 +129,7 @@ def test_brush_in_live_jupyterlab_reaches_the_kernel(lab):
     ids, _ = bundle.encode([TEXT])
     v = workbench.record(bundle.model, ids)["rnn.0.fwd.hidden"][0].numpy()
     seen = root / "selection.json"
-    sync = playwright_api()
-    with sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         outside = []
         local = (url, "blob:" + url, "data:")
@@ -145,5 +145,4 @@ def test_brush_in_live_jupyterlab_reaches_the_kernel(lab):
             drag_brush(page, len(v), a, b)
             want = viz.select_cells(v, a, b + 1, threshold=0.3, pad=(1, 0)).tolist()
             assert _seen(seen, want) == want
-        browser.close()
     assert outside == [], f"JupyterLab or the widget fetched outside resources: {outside}"

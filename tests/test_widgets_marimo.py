@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import ARGS, CHROMIUM, drag_brush, free_port, needs_chromium, playwright_api
+from browser import chromium, drag_brush, free_port, needs_chromium
 
 import workbench
 from workbench import viz
@@ -73,10 +73,8 @@ def marimo_server():
 
 @needs_chromium
 def test_brush_in_live_marimo_reaches_python(marimo_server):
-    sync = playwright_api()
     v = _hidden()
-    with sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         outside = []
         page.on(
@@ -94,5 +92,4 @@ def test_brush_in_live_marimo_reaches_python(marimo_server):
                 arg=f"selected cells: {want}",
                 timeout=60_000,
             )
-        browser.close()
     assert outside == [], f"marimo or the widget fetched outside resources: {outside}"

@@ -2,6 +2,9 @@
 
 The public surface is small and imported lazily so that ``import workbench`` stays fast
 (torch and the other heavy dependencies load on first use).
+
+``workbench.explain`` and ``workbench.report`` are plain functions; the packages behind them are
+``workbench.explainers`` (methods, metrics, checks) and ``workbench.reports`` (sections).
 """
 
 from __future__ import annotations
@@ -9,7 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from workbench import _moved
+
 __version__ = "0.1.0"
+
+# before torch loads its OpenMP runtime: short barrier spins (see workbench._native.load)
+importlib.import_module("workbench._native.spin").bound_spinning()
 
 # public name -> "module:attribute"
 _LAZY: dict[str, str] = {
@@ -19,11 +27,12 @@ _LAZY: dict[str, str] = {
     "intervene": "workbench.recorder:intervene",
     "Trace": "workbench.trace:Trace",
     "load": "workbench.models.checkpoint:load",
-    "explain": "workbench.explain:explain",
-    "Explanation": "workbench.explain:Explanation",
-    "Target": "workbench.explain:Target",
+    "explain": "workbench.explainers:explain",
+    "Explanation": "workbench.explainers:Explanation",
+    "Target": "workbench.explainers:Target",
+    "OutputStep": "workbench.explainers:OutputStep",
     "StateStore": "workbench.store:StateStore",
-    "report": "workbench.report:report",
+    "report": "workbench.reports:report",
     "serve": "workbench.app:serve",
     "show": "workbench.widgets:show",
 }
@@ -31,8 +40,16 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
+    from workbench.app import serve  # noqa: F401
+    from workbench.explainers import Explanation, OutputStep, Target, explain  # noqa: F401
+    from workbench.models.checkpoint import load  # noqa: F401
     from workbench.recorder import HookPoint, Recorder, intervene, record  # noqa: F401
+    from workbench.reports import report  # noqa: F401
+    from workbench.store import StateStore  # noqa: F401
     from workbench.trace import Trace  # noqa: F401
+    from workbench.widgets import show  # noqa: F401
+
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:

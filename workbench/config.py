@@ -29,6 +29,14 @@ switch             variable                    what it turns on
 ``direct_io``      ``WORKBENCH_DIRECT_IO``     O_DIRECT writes of store chunks
 =================  ==========================  =============================================
 
+The product paths (oneDNN or MKL, the compiled step, huge pages, the thread count) are chosen
+by measuring them once per machine (:mod:`workbench._native.calibrate`); a switch set to ``0``
+turns its path off, set to ``1`` (or ``configure(onednn=True)``) forces it on whatever the
+measurement chose. ``threads`` (``WORKBENCH_THREADS``) forces the OpenMP team of a recorded
+call (default 0: the measured best, lowered at each call to the cores other processes leave
+free) and ``calibrate`` (``WORKBENCH_CALIBRATE=0``) skips the measurement: every path on, every
+core. ``WORKBENCH_SPIN=0`` keeps libgomp's long barrier spins (:mod:`workbench._native.spin`).
+
 Read when asked: ``cache`` (``WORKBENCH_CACHE``, default ``~/.cache/workbench``), ``models``
 (``WORKBENCH_MODELS``: shipped checkpoints), ``ckernel_march`` (``WORKBENCH_CKERNEL_MARCH``:
 the ``-march`` the C kernels are built for, ``native`` by default; ``x86-64`` runs on any
@@ -72,6 +80,12 @@ class Settings:
         The ``-march`` target of the C kernels (``WORKBENCH_CKERNEL_MARCH``, ``native``).
     debug : bool
         The CLI shows tracebacks.
+    threads : int
+        OpenMP threads of a recorded call (``WORKBENCH_THREADS``; 0: chosen, see above).
+    calibrate : bool
+        Choose the paths by measuring them (``WORKBENCH_CALIBRATE``, on).
+    forced : frozenset
+        Switches forced on (variable ``1`` or ``configure(name=True)``), not just allowed.
     """
 
     ckernel: bool = True
@@ -84,6 +98,7 @@ class Settings:
     wavefront_cpu: bool = False
     half_states: bool = True
     direct_io: bool = True
+    forced: frozenset = frozenset()
     paths: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -112,19 +127,43 @@ class Settings:
             return bool(self.paths["debug"])
         return bool(os.environ.get("WORKBENCH_DEBUG"))
 
+    @property
+    def threads(self) -> int:
+        raw = (
+            self.paths["threads"]
+            if "threads" in self.paths
+            else os.environ.get("WORKBENCH_THREADS", "0")
+        )
+        try:
+            value = int(raw or 0)
+        except ValueError:
+            raise ValueError(f"WORKBENCH_THREADS={raw!r} is not a whole number") from None
+        if not 0 <= value <= 1024:
+            raise ValueError(f"threads must be 0 (chosen) to 1024, got {value}")
+        return value
 
-PATHS = ("cache", "models", "ckernel_march", "debug")  # read when asked, not switches
+    @property
+    def calibrate(self) -> bool:
+        if "calibrate" in self.paths:
+            return bool(self.paths["calibrate"])
+        return os.environ.get("WORKBENCH_CALIBRATE", "1") != "0"
+
+
+# read when asked, not switches
+PATHS = ("cache", "models", "ckernel_march", "debug", "threads", "calibrate")
 _LOCK = threading.Lock()
 _OVERRIDES: list[dict] = []
 _CURRENT: list[Settings] = []  # [the settings in force], rebuilt by configure and reload
 
 
 def _from_env() -> Settings:
-    kw = {}
+    kw, forced = {}, set()
     for name, (var, default) in SWITCHES.items():
         raw = os.environ.get(var) if var else None
         kw[name] = default if raw is None else raw != "0"
-    return Settings(**kw)
+        if raw == "1":
+            forced.add(name)
+    return Settings(**kw, forced=frozenset(forced))
 
 
 def _rebuild() -> Settings:
@@ -132,7 +171,9 @@ def _rebuild() -> Settings:
     if _OVERRIDES:
         top = _OVERRIDES[-1]
         paths = {k: v for k, v in top.items() if k in PATHS}
-        base = replace(base, paths=paths, **{k: v for k, v in top.items() if k not in PATHS})
+        switches = {k: bool(v) for k, v in top.items() if k not in PATHS}
+        forced = {k for k, v in switches.items() if v} | (base.forced - set(switches))
+        base = replace(base, paths=paths, forced=frozenset(forced), **switches)
     _CURRENT[:] = [base]
     return base
 
@@ -171,7 +212,7 @@ def configure(**changes):
     TypeError
         For a name that is no setting (the message lists them).
     """
-    known = ({f.name for f in fields(Settings)} - {"paths"}) | set(PATHS)
+    known = ({f.name for f in fields(Settings)} - {"paths", "forced"}) | set(PATHS)
     unknown = sorted(set(changes) - known)
     if unknown:
         raise TypeError(

@@ -603,17 +603,22 @@ def put_many_h16(pieces, threads: int) -> bool:
 
 
 def _threads(n: int) -> int:
-    """``n`` on the main thread, else 1.
+    """``n`` on the main thread (at most the cores free now), else 1.
 
     An OpenMP parallel region opened from another thread gets a thread team of its own that
     lives as long as that thread; once the process holds more OpenMP threads than cores,
     libgomp stops spinning at barriers and sleeps instead, and every parallel loop after it
     (the recorder's kernels, oneDNN's) ran 3-5x slower here. Copies on I/O or writer
-    threads therefore run on one thread.
+    threads therefore run on one thread; on the main thread a team larger than the cores
+    other processes leave free waits at every barrier (see :mod:`workbench._native.load`).
     """
     import threading
 
-    return n if threading.current_thread() is threading.main_thread() else 1
+    if threading.current_thread() is not threading.main_thread() or n <= 1:
+        return 1
+    from workbench._native.load import free_cores
+
+    return max(1, min(n, free_cores()))
 
 
 def has_half() -> bool:

@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from workbench.config import settings
+from workbench._native.calibrate import chosen
 
 _MADV_HUGEPAGE = 14
 _HUGE = 2 << 20
@@ -22,7 +22,7 @@ _STATE: dict = {"madvise": None}
 
 
 def _madvise():
-    if not settings().hugepages:
+    if not chosen().hugepages:  # measured per machine, WORKBENCH_HUGEPAGES forces
         return False
     fn = _STATE["madvise"]
     if fn is None:

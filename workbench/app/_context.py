@@ -196,7 +196,26 @@ class AppContext:
         if name in self.stores:
             return self.stores[name]
         limit = self.corpus_tokens.get(name)
-        return self.cache / "stores" / f"{name}-{limit or 'all'}"
+        key = f"{name}-{limit or 'all'}"
+        version = self._corpus_version(name)
+        return self.cache / "stores" / (key if version == 1 else f"{key}-v{version}")
+
+    def _corpus_version(self, name: str) -> int:
+        """:func:`workbench.data.corpus_version` of the corpus in the model's config (1: none).
+
+        Read from the checkpoint's ``config.json`` (no weights loaded).
+        """
+        import json
+
+        from workbench.data import CORPORA, corpus_version
+
+        try:
+            config = json.loads((self.models[name] / "config.json").read_text())
+        except (KeyError, OSError, ValueError):
+            return 1
+        data = config.get("data") if isinstance(config, dict) else None
+        corpus = data.get("corpus") if isinstance(data, dict) else None
+        return corpus_version(corpus) if corpus in CORPORA else 1
 
     def store(self, name: str):
         """The opened :class:`~workbench.StateStore` of model ``name``, or None if unbuilt."""

@@ -333,7 +333,7 @@ def target_from(spec: Any, selection: dict | None = None):
     InputError
         ``"cells"`` without a usable selection.
     """
-    from workbench.explain import Target
+    from workbench.explainers import Target
 
     if spec in (None, "", "prediction"):
         return None
@@ -370,7 +370,7 @@ def unsupported(bundle, target_spec: Any, selection: dict | None) -> dict[str, s
     sel = selection or {}
     if target_spec != "cells" or not sel.get("name"):
         return {}
-    from workbench.explain.lrp import can_explain
+    from workbench.explainers.lrp import can_explain
 
     reason = can_explain(bundle.model, str(sel["name"]))
     return {"lrp": reason} if reason else {}
@@ -416,7 +416,7 @@ def run_methods(
     bundle : Bundle
     prepared : Prepared
     methods : sequence of str
-        Registry names (:data:`workbench.explain.METHODS`).
+        Registry names (:data:`workbench.explainers.METHODS`).
     target : None, int or Target
     settings : dict, optional
         Method -> settings, overriding :data:`APP_SETTINGS`.
@@ -430,7 +430,7 @@ def run_methods(
     """
     import time
 
-    from workbench.explain import explain
+    from workbench.explainers import explain
 
     settings = {**APP_SETTINGS, **(settings or {})}
     skip = skip or {}
@@ -470,7 +470,7 @@ def checks(explanation) -> dict:
         for LRP ``delta`` (conservation: output minus relevance minus initial-state
         relevance) and ``initial_state_relevance``.
     """
-    from workbench.explain.metrics import completeness
+    from workbench.explainers.metrics import completeness
 
     e = explanation
     out = {"output": float(e.output[0]), "sum": float(e.attributions[0].double().sum())}
@@ -490,7 +490,7 @@ def checks(explanation) -> dict:
 
 def add_curves(bundle, prepared: Prepared, results: dict, points: int = 11) -> None:
     """Fill each successful result's deletion ``curve`` (or ``curve_error``) in place."""
-    from workbench.explain.metrics import perturbation_curve
+    from workbench.explainers.metrics import perturbation_curve
 
     for r in results.values():
         if not r.ok:
@@ -517,7 +517,7 @@ def agreement(results: dict) -> tuple[list[str], np.ndarray]:
     matrix : np.ndarray
         ``[methods, methods]``; NaN where undefined (a constant attribution row).
     """
-    from workbench.explain.metrics import rank_agreement
+    from workbench.explainers.metrics import rank_agreement
 
     ok = [r for r in results.values() if r.ok]
     names = [r.method for r in ok]

@@ -21,11 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from workbench.bench._timing import median_seconds as _median_time
 
 
 @dataclass
@@ -45,15 +46,6 @@ class Row:
         if self.paired_ratio is not None:
             return self.paired_ratio
         return self.measured_s / self.baseline_s if self.baseline_s else float("nan")
-
-
-def _median_time(fn, repeats: int) -> float:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 # ----------------------------------------------------------------------------- synthetic

@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "Document",
     "corpus",
+    "corpus_version",
     "from_csv",
     "from_text_folder",
     "split_documents",
@@ -66,6 +67,19 @@ def corpus(name: str, split: str = "test", max_tokens: int | None = None) -> lis
     else:
         raise DataError(f"unknown corpus {name!r}; shipped corpora: {', '.join(CORPORA)}")
     return _cap(docs, max_tokens)
+
+
+def corpus_version(name: str) -> int:
+    """Version of a shipped corpus's documents and meta tracks (1 until they first changed).
+
+    Stores built from a corpus are cached under a key holding it, so a store built before
+    the tracks changed is not served with tracks missing.
+    """
+    if name == "python":
+        from workbench.data import python_source
+
+        return python_source.TRACKS_VERSION
+    return 1
 
 
 def _cap(docs: list[Document], max_tokens: int | None) -> list[Document]:

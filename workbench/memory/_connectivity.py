@@ -175,7 +175,7 @@ def lrp_relevance(
     model: nn.Module, ids: torch.Tensor, target: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``[batch, time]`` ``|relevance|`` of each position for the last step's target logit."""
-    from workbench.explain import explain
+    from workbench.explainers import explain
 
     if target is None:
         with torch.no_grad():

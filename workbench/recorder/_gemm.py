@@ -6,7 +6,8 @@ the recorder's products 1.4-2.2x faster here (2-core AMD EPYC, float32, same pre
 error against float64 within 2x of MKL's). ``torch.ops.mkldnn._linear_pointwise`` is the
 dense-tensor entry point PyTorch's own compiler uses; it has no autograd formula, so it is used
 only for float32 CPU tensors outside autograd, and anything it refuses falls back to
-``F.linear`` for good. ``WORKBENCH_ONEDNN=0`` turns it off.
+``F.linear`` for good. Whether it is used is measured once per machine (MKL is at home on
+Intel CPUs; see :mod:`workbench._native.calibrate`); ``WORKBENCH_ONEDNN=0`` / ``1`` forces it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from workbench.config import settings
+from workbench._native.calibrate import chosen
 
 _STATE = {"on": None}
 
 
 def _enabled() -> bool:
-    if not settings().onednn:
+    if not chosen().onednn:  # measured per machine (workbench._native.calibrate)
         return False
     on = _STATE["on"]
     if on is None:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
+from workbench._native import calibrate as _calibrate
 from workbench.names import QuantityName, is_attention
 from workbench.recorder import _checks, _cudnn, _graphs, _kernels, _nesting, _rnn, backends
 from workbench.recorder._names import (
@@ -84,6 +85,12 @@ class _Mode(TorchFunctionMode):
             if not frame.handled and name in frame.site.spec.kernels:
                 return _nesting.run_shared(self.recorder, frame, func, args, kwargs)
         return func(*args, **kwargs)
+
+
+def _on_cpu(model: nn.Module) -> bool:
+    """Whether ``model``'s first parameter (if any) is on the CPU."""
+    first = next(iter(model.parameters()), None)
+    return first is None or first.device.type == "cpu"
 
 
 class Recorder:
@@ -202,6 +209,12 @@ class Recorder:
         # module hooks are process-wide: calls of the same modules from other threads (a
         # server answering several requests) must pass through untouched
         self._thread = threading.get_ident()
+        cpu = _on_cpu(self.model)
+        if cpu:
+            _calibrate.chosen()  # measured once per machine, before any hook is in place
+        # the whole block (the model's other layers too) on a team of the cores free now
+        self._team = _calibrate.call_threads(cpu)
+        self._team.__enter__()
         try:
             for site in self._sites_to_hook():
                 self._check_module(site)
@@ -211,6 +224,7 @@ class Recorder:
             self._mode.__enter__()
         except BaseException:
             self._detach()
+            self._team.__exit__(None, None, None)
             raise
         _nesting.activate(self)
         self.active = True
@@ -225,6 +239,9 @@ class Recorder:
             self._mode = None
             self._detach()
             self.active = False
+            team, self._team = getattr(self, "_team", None), None
+            if team is not None:
+                team.__exit__(None, None, None)
 
     def _detach(self) -> None:
         for handle in self._handles:
@@ -276,6 +293,13 @@ class Recorder:
         site = frame.site
         if site.hooking == "cell":
             return self._run_cell(frame, func, args, kwargs)
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        # the OpenMP team sized to the cores free now (see workbench._native.calibrate)
+        with _calibrate.call_threads(cpu=x is not None and x.device.type == "cpu"):
+            return self._run_fused(frame, func, args, kwargs)
+
+    def _run_fused(self, frame: _Frame, func, args, kwargs):
+        site = frame.site
         fused = site.spec.parse(site.spec.mode(func.__name__), args)
         call = fused.call
         if _checks.empty_call(site, call):  # a batch of 0 rows: nothing to unroll

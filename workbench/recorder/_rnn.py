@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from workbench._native import calibrate as _calibrate
 from workbench._native import ckernel as _ckernel
 from workbench._native import pages as _pages
 from workbench.recorder import _gemm, _kept, _scan, sites
@@ -195,6 +196,8 @@ def _compiled(x: torch.Tensor):
     if x.device.type != "cpu" or x.dtype != torch.float32:
         return None
     if torch.is_grad_enabled() and x.requires_grad:
+        return None
+    if not _calibrate.chosen().ckernel:  # measured per machine, WORKBENCH_CKERNEL forces
         return None
     return _ckernel.lstm_step_fn()
 

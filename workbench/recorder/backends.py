@@ -15,7 +15,10 @@ backend        strategy     when
 =============  ===========  ==============================================================
 
 Each is switched off through :mod:`workbench.config` where it has a switch
-(``cudnn_reserve``, ``wavefront``); a new backend is a class with these two methods, put in
+(``cudnn_reserve``, ``wavefront``). On the CPU, :func:`compute` hands a backend the product
+paths measured for this machine (``how.paths``, :mod:`workbench._native.calibrate`: oneDNN or
+MKL, the compiled step, huge pages) and runs it with the OpenMP team sized to the cores free
+at the call. A new backend is a class with these two methods, put in
 :data:`BACKENDS` with :func:`register_backend`.
 """
 
@@ -27,6 +30,7 @@ from typing import Protocol
 
 import torch
 
+from workbench._native import calibrate as _calibrate
 from workbench.recorder import _graphs, _kernels, _reserve, _rnn, _wavefront
 from workbench.recorder._call import RnnCall
 
@@ -45,12 +49,16 @@ class Run:
         Measure the recovery's error (``check != "none"``).
     half : bool
         float16 copies of what the whole-sequence CPU kernel records are welcome.
+    paths : Paths or None
+        The CPU paths in force (:func:`workbench._native.calibrate.chosen`), set by
+        :func:`compute` for a CPU call; the unroll's products and step follow them.
     """
 
     kernel: object
     rows: torch.Tensor | None = None
     check: bool = True
     half: bool = False
+    paths: _calibrate.Paths | None = None
 
 
 @dataclass
@@ -183,6 +191,8 @@ def needs_grad(call: RnnCall) -> bool:
 def compute(strategy: str, call: RnnCall, wanted: set, edits: dict, how: Run):
     """``(backend name, Result)`` of the first usable backend of ``strategy``."""
     grad = needs_grad(call)
+    if call.x.device.type == "cpu":
+        how.paths = _calibrate.chosen()
     for backend in BACKENDS:
         if backend.strategy != strategy or not backend.usable(call, grad):
             continue

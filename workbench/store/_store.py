@@ -365,10 +365,84 @@ class StateStore:
             )
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def best_cells(self, name: str, tracks=None, top: int = 10, method: str = "auto"):
-        """Units ranked per meta track (see :func:`stats.best_cells`)."""
-        meta = {t: self.meta(t) for t in (tracks or self.meta_tracks)}
-        return stats.best_cells(self.states(name), meta, top=top, method=method)
+    def best_cells(
+        self,
+        name: str,
+        tracks=None,
+        top: int = 10,
+        method: str = "auto",
+        contrast: str | None = None,
+        within: str | None = None,
+        select_on=None,
+        score_on=None,
+    ):
+        """Units of ``name`` ranked per meta track (see :func:`stats.best_cells`).
+
+        Parameters
+        ----------
+        name : str
+            A recorded quantity.
+        tracks : str or list of str, optional
+            Meta tracks (default: all). Bool tracks are ranked by AUC (in a store from before
+            bool tracks, int32 tracks of 0s and 1s), others by Pearson r.
+        contrast : str, optional
+            A bool track: the negatives (``best_cells(n, "in_literal", contrast="is_code")``
+            scores literal characters against code ones, leaving comments and docstrings out).
+        within : str, optional
+            A bool track: score only its steps (``"depth_paren", within="is_code"``).
+        select_on, score_on : list of int or str, optional
+            Documents (indices or ids) the units are chosen on and scored on; one given
+            alone: the other is the rest of the store.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``track, rank, unit, method, score, strength, select_score``: ``score`` on the
+            ``score_on`` documents, ``select_score`` on the ``select_on`` ones.
+        """
+        names = [tracks] if isinstance(tracks, str) else list(tracks or self.meta_tracks)
+        meta = {t: self.meta(t) for t in names}
+        extra = {k: None if v is None else self.meta(v) for k, v in
+                 (("contrast", contrast), ("within", within))}  # fmt: skip
+        if method == "auto":
+            method = {t: self._track_method(t) for t in names}
+        return stats.best_cells(
+            self.states(name),
+            meta,
+            top=top,
+            method=method,
+            select=self._doc_steps(select_on),
+            score=self._doc_steps(score_on),
+            **extra,
+        )
+
+    def _track_method(self, track: str) -> str:
+        """``auc`` for a bool track, ``corr`` otherwise.
+
+        A store that holds no bool track comes from before flags were stored as bools (they
+        were int32): there a track whose values are all 0 or 1 counts as bool.
+        """
+        kinds = self.manifest["meta"]
+        if kinds.get(track) == "bool":
+            return "auc"
+        legacy = "bool" not in kinds.values() and kinds.get(track) == "int32"
+        return "auc" if legacy and stats.is_binary(self.meta(track)) else "corr"
+
+    def _doc_steps(self, docs) -> np.ndarray | None:
+        """``[tokens]`` bools: the steps of the documents ``docs`` (indices or ids)."""
+        if docs is None:
+            return None
+        mask = np.zeros(self.n_tokens, bool)
+        b = self.boundaries
+        for key in [docs] if isinstance(docs, (str, int)) else docs:
+            if isinstance(key, str):
+                i = self.doc_ids.index(key) if key in self.doc_ids else -1
+            else:
+                i = int(key)
+            if not 0 <= i < self.n_docs:
+                raise KeyError(f"no document {key!r} in this store ({self.n_docs} documents)")
+            mask[b[i] : b[i + 1]] = True
+        return mask
 
     def mean_response(self, name: str):
         """``(mean [surface token, units], count [surface token])`` per token string."""

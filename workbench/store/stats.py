@@ -4,7 +4,8 @@
   (Karpathy, Johnson and Fei-Fei 2015, "left/right saturated").
 - :func:`track_correlation` and :func:`track_auc`: how well each unit follows a meta track
   (Pearson r for any track, ROC-AUC for a binary one); :func:`best_cells` ranks them
-  ("the best cell for in_string").
+  ("the best cell for in_string"), within a contrast (``in_literal`` against ``is_code``)
+  and on held-out steps when asked (units chosen on one set of documents, scored on another).
 - :func:`mean_response`: mean activation of every unit per token (RNNVis).
 - :func:`nmf_factors`: non-negative factors of activations (Ecco).
 
@@ -18,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "best_cells",
+    "is_binary",
     "gate_saturation",
     "mean_response",
     "nmf_factors",
@@ -132,10 +134,10 @@ def track_auc(states, track, max_steps: int = 200_000, seed: int = 0) -> np.ndar
     return u / (n_pos * n_neg)
 
 
-def _take_rows(states, idx: np.ndarray) -> np.ndarray:
+def _take_rows(states, idx: np.ndarray, dtype=np.float64) -> np.ndarray:
     if isinstance(states, np.ndarray):
-        return states[idx].astype(np.float64)
-    out = np.empty((idx.size, int(states.shape[1])))
+        return states[idx].astype(dtype)
+    out = np.empty((idx.size, int(states.shape[1])), dtype)
     for a, b, x in _blocks(states):
         sel = idx[(idx >= a) & (idx < b)]
         lo = np.searchsorted(idx, a)
@@ -143,7 +145,28 @@ def _take_rows(states, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def best_cells(states, meta: dict, top: int = 10, method: str = "auto"):
+def is_binary(track) -> bool:
+    """Whether a track is two-valued: bool, or integers that are all 0 or 1."""
+    arr = np.asarray(track)
+    if arr.dtype == bool:
+        return True
+    if arr.dtype.kind not in "iu" or arr.size == 0:
+        return False
+    return bool(arr.min() >= 0 and arr.max() <= 1)
+
+
+def best_cells(
+    states,
+    meta: dict,
+    top: int = 10,
+    method: str = "auto",
+    contrast=None,
+    within=None,
+    select=None,
+    score=None,
+    max_steps: int = 200_000,
+    seed: int = 0,
+):
     """Units ranked by how well they follow each meta track.
 
     Parameters
@@ -154,35 +177,119 @@ def best_cells(states, meta: dict, top: int = 10, method: str = "auto"):
         ``[time]`` tracks.
     top : int
         Units kept per track.
-    method : {"auto", "corr", "auc"}
-        ``auto``: AUC for bool tracks, Pearson r otherwise.
+    method : {"auto", "corr", "auc"} or dict of str to str
+        ``auto``: AUC for bool tracks, Pearson r otherwise (a dict: one method per track).
+    contrast : array-like, optional
+        ``[time]`` bools: the negatives of a bool track. Only the steps of the track or of
+        ``contrast`` are scored (for example ``in_literal`` against ``is_code``: comments and
+        docstrings are left out). A numeric track is scored on the ``contrast`` steps.
+    within : array-like, optional
+        ``[time]`` bools: score only these steps (any track).
+    select, score : array-like, optional
+        ``[time]`` bools: the steps units are chosen on and the steps they are scored on
+        (for example training documents and held-out ones). One given alone: the other is
+        its complement. Neither: both are every step.
+    max_steps : int
+        Steps used per set (a fixed random sample beyond it: ranks need the values in memory).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``track, rank, unit, method, score, strength`` where ``strength`` is ``|r|`` or
-        ``|AUC - 0.5| * 2`` (ranked on it; the sign says whether the unit is on or off inside).
+        Columns ``track, rank, unit, method, score, strength, select_score``: ``score`` (AUC or
+        r) and ``strength`` (``|r|`` or ``|AUC - 0.5| * 2``) on the ``score`` steps,
+        ``select_score`` on the ``select`` steps, where the units were ranked by strength
+        (the sign says whether the unit is on or off inside).
     """
     import pandas as pd
 
+    methods = method if isinstance(method, dict) else dict.fromkeys(meta, method)
+    for m in methods.values():
+        if m not in ("auto", "corr", "auc"):
+            raise ValueError(f"method must be auto, corr or auc, got {m!r}")
+    time = int(states.shape[0])
+    split = select is not None or score is not None
+    if split:
+        select = ~_mask(score, time) if select is None else _mask(select, time)
+        score = ~select if score is None else _mask(score, time)
     rows = []
+    ranks_all = None  # without masks, AUC ranks are shared by every bool track
     for name, track in meta.items():
         arr = np.asarray(track)
-        use = method
-        if method == "auto":
-            use = "auc" if arr.dtype == bool else "corr"
-        if use == "auc":
-            score = track_auc(states, arr)
-            strength = np.abs(score - 0.5) * 2
-        elif use == "corr":
-            score = track_correlation(states, arr)
-            strength = np.abs(score)
+        if arr.shape[0] != time:
+            raise ValueError(f"track {name!r} has {arr.shape[0]} steps, states {time}")
+        use = methods.get(name, "auto")
+        use = use if use != "auto" else ("auc" if arr.dtype == bool else "corr")
+        keep = None if within is None else _mask(within, time)
+        if contrast is not None:
+            extra = _mask(contrast, time) | (arr.astype(bool) if use == "auc" else False)
+            keep = extra if keep is None else keep & extra
+        if not split and keep is None:
+            if use == "auc":
+                if ranks_all is None:
+                    ranks_all = _sample_ranks(states, np.ones(time, bool), max_steps, seed)
+                chosen = _auc(*ranks_all, arr)
+            else:
+                chosen = track_correlation(states, arr)
+            held = chosen
         else:
-            raise ValueError(f"method must be auto, corr or auc, got {method!r}")
+            every = np.ones(time, bool) if keep is None else keep
+            sets = (every, every) if not split else (every & select, every & score)
+            chosen, held = (_masked_score(states, arr, m, use, max_steps, seed) for m in sets)
+        strength = _strength(chosen, use)
         order = np.argsort(-np.nan_to_num(strength, nan=-1.0), kind="stable")[:top]
+        held_strength = _strength(held, use)
         for rank, u in enumerate(order):
-            rows.append((name, rank, int(u), use, float(score[u]), float(strength[u])))
-    return pd.DataFrame(rows, columns=["track", "rank", "unit", "method", "score", "strength"])
+            rows.append(
+                (name, rank, int(u), use, float(held[u]), float(held_strength[u]), float(chosen[u]))
+            )
+    columns = ["track", "rank", "unit", "method", "score", "strength", "select_score"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _mask(values, time: int) -> np.ndarray:
+    m = np.asarray(values).astype(bool)
+    if m.shape != (time,):
+        raise ValueError(f"a step mask must have shape ({time},), got {m.shape}")
+    return m
+
+
+def _strength(score: np.ndarray, use: str) -> np.ndarray:
+    return np.abs(score - 0.5) * 2 if use == "auc" else np.abs(score)
+
+
+def _sample_ranks(states, mask: np.ndarray, max_steps: int, seed: int):
+    """``(ranks [steps, units] float32, step indices)`` of the steps of ``mask`` (sampled)."""
+    from scipy.stats import rankdata
+
+    idx = np.flatnonzero(mask)
+    if idx.size > max_steps:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_steps, replace=False))
+    wide = getattr(states, "dtype", None) == np.float64  # float16/32 stores: float32 is exact
+    x = _take_rows(states, idx, np.float64 if wide else np.float32)
+    ranks = np.empty(x.shape, np.float32)
+    for a in range(0, x.shape[1], 32):  # blocks of units bound the float64 copies
+        ranks[:, a : a + 32] = rankdata(x[:, a : a + 32].astype(np.float64), axis=0)
+    return ranks, idx
+
+
+def _auc(ranks: np.ndarray, idx: np.ndarray, track) -> np.ndarray:
+    """Mann-Whitney AUC of every unit from its ranks over the steps ``idx``."""
+    y = np.asarray(track)[idx].astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.full(ranks.shape[1], np.nan)
+    u = ranks[y].sum(axis=0, dtype=np.float64) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def _masked_score(states, track, mask, use: str, max_steps: int, seed: int) -> np.ndarray:
+    """AUC or Pearson r of every unit with ``track`` over the steps of ``mask``."""
+    if use == "auc":
+        return _auc(*_sample_ranks(states, mask, max_steps, seed), track)
+    idx = np.flatnonzero(mask)
+    if idx.size > max_steps:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_steps, replace=False))
+    return track_correlation(_take_rows(states, idx, np.float32), np.asarray(track)[idx])
 
 
 def mean_response(states, token_ids, n_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -142,7 +142,7 @@ def deletion_curve(
     Parameters
     ----------
     curves : mapping of str to dict or array-like
-        Method -> the dict of :func:`workbench.explain.metrics.perturbation_curve` (uses
+        Method -> the dict of :func:`workbench.explainers.metrics.perturbation_curve` (uses
         ``fractions``, ``scores`` of sequence 0 and ``aopc``), or ``[points]`` scores.
     fractions : array-like, optional
         ``[points]`` removed fractions for plain score arrays (default evenly spaced).

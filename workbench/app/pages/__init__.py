@@ -32,5 +32,12 @@ from __future__ import annotations
 
 # Order of the navigation bar.
 PAGES: tuple[str, ...] = (
-    "states", "explain", "perturb", "projection", "gates", "memory", "model"
-)  # fmt: skip
+    "states",
+    "explain",
+    "perturb",
+    "projection",
+    "gates",
+    "attention",
+    "memory",
+    "model",
+)

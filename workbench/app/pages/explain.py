@@ -19,7 +19,7 @@ TITLE = "Explain"
 # --------------------------------------------------------------------------------- options
 def _method_options(skip: dict | None = None) -> list[dict]:
     """Checklist options; a method that cannot explain the target is greyed with the reason."""
-    from workbench.explain import METHODS
+    from workbench.explainers import METHODS
 
     skip = skip or {}
     names = [m for m in logic.DEFAULT_METHODS if m in METHODS]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from workbench import viz
-from workbench.report._sections import Section, _fmt
+from workbench.reports._sections import Section, _fmt
 
 
 def memory_section(

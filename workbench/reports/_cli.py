@@ -11,7 +11,7 @@ ALIASES = {"ig": "integrated_gradients", "ixg": "input_x_gradient", "grad": "sal
 
 
 def _methods(spec: str) -> list[str]:
-    from workbench.explain import METHODS
+    from workbench.explainers import METHODS
 
     names = [ALIASES.get(m.strip(), m.strip()) for m in spec.split(",") if m.strip()]
     unknown = [m for m in names if m not in METHODS]
@@ -75,8 +75,8 @@ def report_command(
     import torch
 
     import workbench
-    from workbench.explain import explain
-    from workbench.explain.metrics import perturbation_curve
+    from workbench.explainers import explain
+    from workbench.explainers.metrics import perturbation_curve
 
     names = _methods(methods)
     bundle = workbench.load(model)

@@ -1,28 +1,27 @@
 """Explanations of recurrent models: why a model predicts what it does.
 
 One class per method (settings in the constructor, ``attribute`` computes), all registered
-in :data:`METHODS` by name; :func:`explain` is the one-call entry point.
+in :data:`METHODS` by name; :func:`explain` is the one-call entry point, also exported as
+``workbench.explain`` (this package is ``workbench.explainers``, so the two names never clash).
 
 Methods: ``integrated_gradients``, ``saliency``, ``input_x_gradient``, ``occlusion``,
 ``lrp``, ``shap``, ``lime``. Faithfulness and sanity checks live in
-:mod:`workbench.explain.metrics`.
+:mod:`workbench.explainers.metrics`.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import torch
 from torch import nn
 
-from workbench.explain import _gradient, _perturbation, lrp  # noqa: F401  (registration)
-from workbench.explain._base import METHODS, Method, get_method
-from workbench.explain._explanation import ExplainError, Explanation, Target
-from workbench.explain._gradient import InputXGradient, IntegratedGradients, Saliency
-from workbench.explain._perturbation import LIME, SHAP, Occlusion
-from workbench.explain.lrp import LRP, LRPError
+from workbench.explainers import _gradient, _perturbation, lrp  # noqa: F401  (registration)
+from workbench.explainers._base import METHODS, Method, get_method, register
+from workbench.explainers._explanation import ExplainError, Explanation, OutputStep, Target
+from workbench.explainers._gradient import InputXGradient, IntegratedGradients, Saliency
+from workbench.explainers._perturbation import LIME, SHAP, Occlusion
+from workbench.explainers.lrp import LRP, LRPError
 
 __all__ = [
     "LIME",
@@ -36,9 +35,11 @@ __all__ = [
     "LRPError",
     "Method",
     "Occlusion",
+    "OutputStep",
     "Saliency",
     "Target",
     "explain",
+    "register",
     "registry",
 ]
 
@@ -102,13 +103,3 @@ def explain(
     except TypeError as err:
         raise ExplainError(f"bad settings for {method}: {err}") from None
     return explainer.attribute(inputs, target, *forward_args, tokens=tokens, **forward_kwargs)
-
-
-class _CallableModule(types.ModuleType):
-    """``workbench.explain`` is both this package and the function: calling it explains."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Explanation:
-        return explain(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from workbench.explain._base import Method, bounded, register
-from workbench.explain._explanation import ExplainError
-from workbench.explain._problem import Problem, Scorer
+from workbench.explainers._base import Method, bounded, register
+from workbench.explainers._explanation import ExplainError
+from workbench.explainers._problem import Problem, Scorer
 
 #: interpolated input values evaluated at once by default (float32: 512 MiB); longer
 #: paths run in pieces of this size (Captum's ``internal_batch_size``)

@@ -10,11 +10,11 @@ import threading
 import torch
 from torch import nn
 
-from workbench.explain._base import Method, register
-from workbench.explain._explanation import ExplainError
-from workbench.explain._problem import Problem, Scorer
-from workbench.explain.lrp._mode import LRPMode
-from workbench.explain.lrp._rules import LRPError
+from workbench.explainers._base import Method, register
+from workbench.explainers._explanation import ExplainError
+from workbench.explainers._problem import Problem, Scorer
+from workbench.explainers.lrp._mode import LRPMode
+from workbench.explainers.lrp._rules import LRPError
 
 __all__ = ["LRP", "LRPError", "LRPMode", "can_explain", "relevance", "unit_site"]
 

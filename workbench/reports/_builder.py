@@ -37,12 +37,12 @@ class ReportResult:
 
 
 def _static(name: str) -> str:
-    return resources.files("workbench.report").joinpath("static", name).read_text("utf-8")
+    return resources.files("workbench.reports").joinpath("static", name).read_text("utf-8")
 
 
 def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad) -> list:
-    from workbench.report._analysis import matches_section
-    from workbench.report._sections import (
+    from workbench.reports._analysis import matches_section
+    from workbench.reports._sections import (
         Section,
         _is_explanation,
         _is_figure,
@@ -80,7 +80,7 @@ def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad
         else:
             raise TypeError(
                 f"cannot put a {type(item).__name__} in a report: pass Trace, Explanation, "
-                "plotly Figure, Matches, a section (workbench.report.matches_section, "
+                "plotly Figure, Matches, a section (workbench.reports.matches_section, "
                 "perturbation_section, memory_section) or dict(title=..., text=..., "
                 "table=..., figures=...) items"
             )
@@ -95,10 +95,10 @@ def _render(sections: list, title: str, plotly_tag: str) -> str:
     from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
-    from workbench.report._embed import figure_spec, quantise, script_json
+    from workbench.reports._embed import figure_spec, quantise, script_json
 
     env = Environment(
-        loader=PackageLoader("workbench.report", "templates"),
+        loader=PackageLoader("workbench.reports", "templates"),
         autoescape=True,
         keep_trailing_newline=True,
     )
@@ -151,9 +151,9 @@ def report(
         methods, their agreement; a ``dict(title=..., text=..., table=..., figures=...,
         curves=...)`` gives a plain section (``curves``: method -> deletion curve, see
         :func:`workbench.viz.deletion_curve`); a plotly Figure a figure section; a section
-        from :func:`~workbench.report.matches_section` (selected cells and their corpus
+        from :func:`~workbench.reports.matches_section` (selected cells and their corpus
         matches; a bare ``Matches`` gives it without tokens) or
-        :func:`~workbench.report.perturbation_section` (original vs perturbed run).
+        :func:`~workbench.reports.perturbation_section` (original vs perturbed run).
     path : str or Path
         The HTML file to write (parent folders are created).
     title : str, optional

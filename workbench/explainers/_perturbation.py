@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.explain._base import Method, bounded, register
-from workbench.explain._explanation import ExplainError
-from workbench.explain._problem import Problem, Scorer
+from workbench.explainers._base import Method, bounded, register
+from workbench.explainers._explanation import ExplainError
+from workbench.explainers._problem import Problem, Scorer
 
 
 def _default_baseline(problem: Problem, kind: Any) -> Any:

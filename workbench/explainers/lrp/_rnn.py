@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from workbench.explain.lrp._rules import stabilise
+from workbench.explainers.lrp._rules import stabilise
 
 
 def _order(T: int, reverse: bool) -> range:
@@ -30,6 +30,34 @@ def _order(T: int, reverse: bool) -> range:
 
 def _blend(active, new, old):
     return new if active is None else torch.where(active, new, old)
+
+
+def _masked(active, value):
+    """``value`` where the sequence is active at this step, 0 past its length."""
+    return value if active is None else torch.where(active, value, torch.zeros_like(value))
+
+
+def _or_zeros(relevance, like):
+    """The incoming relevance, or zeros when autograd passes None (an output nobody used)."""
+    return torch.zeros_like(like) if relevance is None else relevance
+
+
+def _epsilon_linear(relevance, pre, bias, eps, bias_factor, n_lower):
+    """Epsilon rule through ``pre = W_ih x + W_hh h + bias`` (``[batch, H]`` each).
+
+    Returns ``q = R / stabilised(pre)`` and the per-lower-unit bias share ``[batch, 1]``; a
+    lower input ``v`` with weights ``W`` then gets ``v * (q @ W) + share``.
+    """
+    zs, s = stabilise(pre, eps)
+    q = relevance / zs
+    b = eps * s if bias is None else bias + eps * s
+    return q, bias_factor * (b * q).sum(-1, keepdim=True) / n_lower
+
+
+def _keep_for_input(active, t, q, share, q_all, share_all):
+    """Keep step ``t``'s ``q`` and share (0 past the length) for the one batched input product."""
+    q_all[t] = _masked(active, q)
+    share_all[t] = _masked(active, share)
 
 
 class LSTMLayerRule(torch.autograd.Function):
@@ -64,8 +92,8 @@ class LSTMLayerRule(torch.autograd.Function):
                 st[k][t] = v
             c = _blend(a, c_new, c)
             h = _blend(a, h_new, h)
-            out[t] = h_new if a is None else torch.where(a, h_new, torch.zeros_like(h_new))
-            cells[t] = c_new if a is None else torch.where(a, c_new, torch.zeros_like(c_new))
+            out[t] = _masked(a, h_new)
+            cells[t] = _masked(a, c_new)
         ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, *(st[k] for k in names))
         ctx.active, ctx.reverse, ctx.eps, ctx.bf = active, reverse, eps, bias_factor
         return out, h, c, cells
@@ -80,10 +108,8 @@ class LSTMLayerRule(torch.autograd.Function):
         bias = None
         if b_ih is not None:
             bias = b_ih[2 * H : 3 * H] + b_hh[2 * H : 3 * H]
-        r_out = torch.zeros_like(h_prev) if r_out is None else r_out
-        r_cells = torch.zeros_like(h_prev) if r_cells is None else r_cells
-        rh = torch.zeros_like(h_prev[0]) if r_hn is None else r_hn
-        rc = torch.zeros_like(h_prev[0]) if r_cn is None else r_cn
+        r_out, r_cells = _or_zeros(r_out, h_prev), _or_zeros(r_cells, h_prev)
+        rh, rc = _or_zeros(r_hn, h_prev[0]), _or_zeros(r_cn, h_prev[0])
         qg_all = torch.zeros_like(h_prev)
         share_all = x.new_zeros(T, B, 1)
         n_lower = Fin + H
@@ -95,16 +121,9 @@ class LSTMLayerRule(torch.autograd.Function):
             share = bf * eps * (s * q).sum(-1, keepdim=True) / (2 * H)
             rc_prev = f[t] * c_prev[t] * q + share
             rg = i[t] * g[t] * q + share
-            zgs, sg = stabilise(zg[t], eps)
-            qg = rg / zgs
-            b = eps * sg if bias is None else bias + eps * sg
-            share_g = bf * (b * qg).sum(-1, keepdim=True) / n_lower
+            qg, share_g = _epsilon_linear(rg, zg[t], bias, eps, bf, n_lower)
             rh_prev = h_prev[t] * (qg @ w_hg) + share_g
-            if a is not None:
-                qg = torch.where(a, qg, torch.zeros_like(qg))
-                share_g = torch.where(a, share_g, torch.zeros_like(share_g))
-            qg_all[t] = qg
-            share_all[t] = share_g
+            _keep_for_input(a, t, qg, share_g, qg_all, share_all)
             rh = _blend(a, rh_prev, rh)
             rc = _blend(a, rc_prev, rc)
         rx = x * (qg_all @ w_ig) + share_all
@@ -137,7 +156,7 @@ class GRULayerRule(torch.autograd.Function):
             for k, v in zip(names, (r, z, n, n_pre, h_new, h), strict=True):
                 st[k][t] = v
             h = _blend(a, h_new, h)
-            out[t] = h_new if a is None else torch.where(a, h_new, torch.zeros_like(h_new))
+            out[t] = _masked(a, h_new)
         ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, *(st[k] for k in names))
         ctx.active, ctx.reverse, ctx.eps, ctx.bf = active, reverse, eps, bias_factor
         return out, h
@@ -151,8 +170,7 @@ class GRULayerRule(torch.autograd.Function):
         w_in, w_hn = w_ih[2 * H :], w_hh[2 * H :]
         b_in = b_ih[2 * H :] if b_ih is not None else None
         b_hn = b_hh[2 * H :] if b_hh is not None else None
-        r_out = torch.zeros_like(h_prev) if r_out is None else r_out
-        rh = torch.zeros_like(h_prev[0]) if r_hn is None else r_hn
+        r_out, rh = _or_zeros(r_out, h_prev), _or_zeros(r_hn, h_prev[0])
         qn_all = torch.zeros_like(h_prev)
         share_all = x.new_zeros(T, B, 1)
         n_lower = Fin + H
@@ -164,18 +182,10 @@ class GRULayerRule(torch.autograd.Function):
             share = bf * eps * (s * q).sum(-1, keepdim=True) / (2 * H)
             rn = (1 - z[t]) * n[t] * q + share
             rh_a = z[t] * h_prev[t] * q + share
-            zns, sn = stabilise(n_pre[t], eps)
-            qn = rn / zns
-            b = eps * sn
-            if b_in is not None:
-                b = b + b_in + r[t] * b_hn
-            share_n = bf * (b * qn).sum(-1, keepdim=True) / n_lower
+            bias = None if b_in is None else b_in + r[t] * b_hn
+            qn, share_n = _epsilon_linear(rn, n_pre[t], bias, eps, bf, n_lower)
             rh_b = h_prev[t] * ((r[t] * qn) @ w_hn) + share_n
-            if a is not None:
-                qn = torch.where(a, qn, torch.zeros_like(qn))
-                share_n = torch.where(a, share_n, torch.zeros_like(share_n))
-            qn_all[t] = qn
-            share_all[t] = share_n
+            _keep_for_input(a, t, qn, share_n, qn_all, share_all)
             rh = _blend(a, rh_a + rh_b, rh)
         rx = x * (qn_all @ w_in) + share_all
         return rx, rh, *([None] * 8)
@@ -204,7 +214,7 @@ class RNNLayerRule(torch.autograd.Function):
             pre[t], h_prev[t] = a, h
             m = None if active is None else active[t][:, None]
             h = _blend(m, h_new, h)
-            out[t] = h_new if m is None else torch.where(m, h_new, torch.zeros_like(h_new))
+            out[t] = _masked(m, h_new)
         ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, pre, h_prev)
         ctx.active, ctx.reverse, ctx.eps, ctx.bf = active, reverse, eps, bias_factor
         return out, h
@@ -216,23 +226,15 @@ class RNNLayerRule(torch.autograd.Function):
         T, B, Fin = x.shape
         H = h_prev.shape[-1]
         bias = None if b_ih is None else b_ih + b_hh
-        r_out = torch.zeros_like(h_prev) if r_out is None else r_out
-        rh = torch.zeros_like(h_prev[0]) if r_hn is None else r_hn
+        r_out, rh = _or_zeros(r_out, h_prev), _or_zeros(r_hn, h_prev[0])
         q_all = torch.zeros_like(h_prev)
         share_all = x.new_zeros(T, B, 1)
         n_lower = Fin + H
         for t in _order(T, not ctx.reverse):
             m = None if active is None else active[t][:, None]
-            zs, s = stabilise(pre[t], eps)
-            q = (rh + r_out[t]) / zs
-            b = eps * s if bias is None else bias + eps * s
-            share = bf * (b * q).sum(-1, keepdim=True) / n_lower
+            q, share = _epsilon_linear(rh + r_out[t], pre[t], bias, eps, bf, n_lower)
             rh_prev = h_prev[t] * (q @ w_hh) + share
-            if m is not None:
-                q = torch.where(m, q, torch.zeros_like(q))
-                share = torch.where(m, share, torch.zeros_like(share))
-            q_all[t] = q
-            share_all[t] = share
+            _keep_for_input(m, t, q, share, q_all, share_all)
             rh = _blend(m, rh_prev, rh)
         rx = x * (q_all @ w_ih) + share_all
         return rx, rh, *([None] * 9)

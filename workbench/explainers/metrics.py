@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.explain._base import bounded
-from workbench.explain._explanation import ExplainError, Explanation
-from workbench.explain._problem import Problem, Scorer, select_output
+from workbench.explainers._base import bounded
+from workbench.explainers._explanation import ExplainError, Explanation
+from workbench.explainers._problem import Problem, Scorer, select_output
 
 ERASER_THRESHOLDS = (0.01, 0.05, 0.10, 0.20, 0.50)
 
@@ -307,7 +307,7 @@ def randomisation_check(
     """
     import pandas as pd
 
-    from workbench.explain import explain
+    from workbench.explainers import explain
 
     settings = dict(settings or {})
 

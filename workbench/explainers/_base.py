@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from workbench.explain._explanation import ExplainError, Explanation, integer
-from workbench.explain._problem import Problem, Scorer
+from workbench.explainers._explanation import ExplainError, Explanation, integer
+from workbench.explainers._problem import Problem, Scorer
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -142,7 +142,7 @@ class Method:
         inputs : torch.Tensor
             Token ids ``[batch, time]`` or float inputs ``[batch, time, feature]``.
         target : None, int, sequence of int or Target
-            What to explain (see :func:`workbench.explain.explain`).
+            What to explain (see :func:`workbench.explainers.explain`).
         *args, **kwargs
             Further forward arguments of the model (e.g. ``lengths``), passed through.
         tokens : list of list of str or tokenizer, optional

@@ -14,14 +14,12 @@ def bench_explain(
     threads: int = typer.Option(0, help="torch threads (0: leave torch's default)."),
 ) -> None:
     """Time every method on the sentiment model (one input), as ratios to one forward."""
-    import statistics
-    import time
-
     import torch
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.explain import METHODS, explain
+    from workbench.bench._timing import median_seconds
+    from workbench.explainers import METHODS, explain
 
     if threads:
         torch.set_num_threads(threads)
@@ -42,13 +40,7 @@ def bench_explain(
     }
 
     def timed(fn, n):
-        fn()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return median_seconds(fn, n, warmup=1)
 
     with torch.no_grad():
         base = timed(lambda: model(ids, lengths), max(10, repeats))
@@ -141,7 +133,7 @@ def _planted_table(console) -> None:
 
     from rich.table import Table
 
-    from workbench.explain.checks import hit_rates, planted_data, train_planted
+    from workbench.explainers.checks import hit_rates, planted_data, train_planted
 
     start = time.perf_counter()
     model, acc = train_planted()
@@ -182,8 +174,8 @@ def explain_command(
     from rich.table import Table
 
     import workbench
-    from workbench.explain import explain
-    from workbench.report._cli import _inputs, _methods
+    from workbench.explainers import explain
+    from workbench.reports._cli import _inputs, _methods
 
     names = _methods(methods)
     bundle = workbench.load(model)

@@ -110,7 +110,7 @@ def hit_rates(model: nn.Module, data: PlantedData, methods=None, settings=None) 
     Each sequence is explained for its true label's logit (``data`` from
     :func:`planted_data` with ``none=False``).
     """
-    from workbench.explain import METHODS, explain
+    from workbench.explainers import METHODS, explain
 
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
     out = {}

@@ -1,6 +1,6 @@
 """Report sections for analyses: selected cells and their corpus matches, perturbations.
 
-Both return a :class:`~workbench.report._sections.Section` that :func:`workbench.report`
+Both return a :class:`~workbench.reports._sections.Section` that :func:`workbench.report`
 accepts as an item next to traces and explanations::
 
     workbench.report([trace, matches_section(m, store, name=q),
@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench import names as _names
 from workbench import viz
-from workbench.report._sections import Section, _fmt
+from workbench.reports._sections import Section, _fmt
 
 #: Most unit rows of the difference heatmap (the units that moved most).
 MAX_DIFF_UNITS = 32

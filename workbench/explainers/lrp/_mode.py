@@ -19,8 +19,8 @@ import warnings
 import torch
 from torch.overrides import TorchFunctionMode
 
-from workbench.explain.lrp._rnn import GRULayerRule, LSTMLayerRule, RNNLayerRule
-from workbench.explain.lrp._rules import (
+from workbench.explainers.lrp._rnn import GRULayerRule, LSTMLayerRule, RNNLayerRule
+from workbench.explainers.lrp._rules import (
     AddRule,
     LinearRule,
     LRPError,
