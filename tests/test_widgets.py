@@ -78,6 +78,11 @@ def _figures() -> dict:
         "unit_track": viz.unit_track(
             v[:, 0], v[:, 1] > 0, toks, unit_name="u0", track_name="on"
         ),  # fmt: skip
+        "beam_tree": viz.beam_tree(
+            [{"step": 0, "token": 1, "logprob": -0.1, "parent": -1, "finished": False},
+             {"step": 1, "token": 2, "logprob": -0.3, "parent": 0, "finished": True}],
+            ["<s>", "a", "b"],
+        ),  # fmt: skip
         **_memory_figures(rng),
     }
 
