@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "explain": "workbench.explainers:explain",
     "Explanation": "workbench.explainers:Explanation",
     "Target": "workbench.explainers:Target",
+    "OutputStep": "workbench.explainers:OutputStep",
     "StateStore": "workbench.store:StateStore",
     "report": "workbench.reports:report",
     "serve": "workbench.app:serve",
@@ -40,7 +41,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.app import serve  # noqa: F401
-    from workbench.explainers import Explanation, Target, explain  # noqa: F401
+    from workbench.explainers import Explanation, OutputStep, Target, explain  # noqa: F401
     from workbench.models.checkpoint import load  # noqa: F401
     from workbench.recorder import HookPoint, Recorder, intervene, record  # noqa: F401
     from workbench.reports import report  # noqa: F401

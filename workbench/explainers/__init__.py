@@ -18,7 +18,7 @@ from torch import nn
 
 from workbench.explainers import _gradient, _perturbation, lrp  # noqa: F401  (registration)
 from workbench.explainers._base import METHODS, Method, get_method, register
-from workbench.explainers._explanation import ExplainError, Explanation, Target
+from workbench.explainers._explanation import ExplainError, Explanation, OutputStep, Target
 from workbench.explainers._gradient import InputXGradient, IntegratedGradients, Saliency
 from workbench.explainers._perturbation import LIME, SHAP, Occlusion
 from workbench.explainers.lrp import LRP, LRPError
@@ -35,6 +35,7 @@ __all__ = [
     "LRPError",
     "Method",
     "Occlusion",
+    "OutputStep",
     "Saliency",
     "Target",
     "explain",

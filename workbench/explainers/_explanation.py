@@ -65,6 +65,41 @@ class Target:
         return f"{self.name}[unit={self.unit}, step={self.step}]"
 
 
+@dataclass(frozen=True)
+class OutputStep:
+    """One step of a sequence output to explain: token ``token``'s logit at step ``step``.
+
+    For models whose output is ``[batch, steps, classes]`` whose steps are not the input's
+    time steps: an encoder-decoder's decoder step (phoneme ``t`` of a G2P model, run with
+    teacher forcing so every perturbed input decodes the same steps), a char LM's next
+    character after position ``step``. Without it such outputs are read at each sequence's
+    last real step.
+
+    Parameters
+    ----------
+    step : int
+        The output step; negative values count from the end of the output's step axis.
+    token : int, sequence of int, or None
+        The class (vocabulary id) whose logit is explained, one for all rows or one per row;
+        None explains the argmax at that step.
+    """
+
+    step: int
+    token: int | tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        integer(self.step, "OutputStep step")
+        tokens = self.token if isinstance(self.token, (list, tuple)) else [self.token]
+        for t in tokens:
+            if t is not None:
+                integer(t, "OutputStep token")
+        if isinstance(self.token, list):
+            object.__setattr__(self, "token", tuple(self.token))
+
+    def __str__(self) -> str:
+        return f"output[step={self.step}, token={self.token}]"
+
+
 @dataclass
 class Explanation:
     """Relevance of every input position for one explained score per sequence.

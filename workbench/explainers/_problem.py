@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.explainers._explanation import ExplainError, Target
+from workbench.explainers._explanation import ExplainError, OutputStep, Target
 
 BASELINES = ("pad", "unk", "zero", "mean")
 
@@ -314,13 +314,30 @@ class Scorer:
         self.problem = problem
         self.target = target
         self.recorded = isinstance(target, Target)
+        self.step = None  # the output step an OutputStep target reads
         if self.recorded:
             self._check_recorded(target)
             self.index = None
         else:
             with torch.no_grad():
                 out = select_output(problem.run(problem.x))
+            if isinstance(target, OutputStep):
+                out, target = self._at_step(out, target), target.token
             self.index = self._resolve(out, target)
+
+    def _at_step(self, out: torch.Tensor, target: OutputStep) -> torch.Tensor:
+        if out.dim() != 3:
+            raise ExplainError(
+                f"an OutputStep target needs a sequence output [batch, steps, classes]; the "
+                f"model returned shape {tuple(out.shape)}"
+            )
+        T = int(out.shape[1])
+        if not -T <= target.step < T:
+            raise ExplainError(
+                f"output step {target.step} is out of range: the output has {T} steps (0..{T - 1})"
+            )
+        self.step = target.step % T
+        return out[:, self.step]
 
     # -- target resolution ---------------------------------------------------------------
     def _classes(self, out: torch.Tensor) -> int:
@@ -416,7 +433,9 @@ class Scorer:
         idx = self.rows_index(rows).to(out.device)
         if out.dim() == 1:
             return out
-        if out.dim() == 3:
+        if out.dim() == 3 and self.step is not None:
+            out = out[:, self.step]
+        elif out.dim() == 3:
             lengths = self.problem.lengths
             T = out.shape[1]
             if lengths is not None:
@@ -447,4 +466,6 @@ class Scorer:
 
     def describe(self) -> Any:
         """The target as stored in an Explanation."""
+        if self.step is not None:
+            return OutputStep(self.step, tuple(self.index.tolist()))
         return self.target if self.recorded else self.index.clone()

@@ -29,6 +29,17 @@ _DEFAULTS = {
     "co2": dict(
         hidden=32, layers=1, lr=5e-3, batch=64, epochs=60, patience=8, dropout=0.0, max_minutes=4
     ),
+    "g2p": dict(
+        hidden=64,
+        layers=1,
+        embed=48,
+        lr=2e-3,
+        batch=64,
+        epochs=30,
+        patience=3,
+        dropout=0.1,
+        max_minutes=27,
+    ),
 }
 # your own data (--data): a folder of text files, a CSV with text/label, a CSV/.npy series
 _DEFAULTS["classifier"] = _DEFAULTS["sentiment"]
@@ -39,7 +50,7 @@ _NEEDS_DATA = ("classifier", "forecaster")
 def train(
     task: str = typer.Argument(
         ...,
-        help="charlm, sentiment, sunspots, co2, parens; with --data: charlm, classifier, "
+        help="charlm, sentiment, sunspots, co2, parens, g2p; with --data: charlm, classifier, "
         "forecaster.",
     ),
     data: Path = typer.Option(
@@ -120,7 +131,11 @@ def train(
     src = str(data) if data is not None else None
     console = Console()
     try:
-        if task in ("charlm", "parens"):
+        if task == "g2p":
+            from workbench.models.g2p_train import train_g2p
+
+            metrics = train_g2p(settings, out, console)
+        elif task in ("charlm", "parens"):
             metrics = tr.train_lm(task, settings, out, console, data=src)
         elif task in ("sentiment", "classifier"):
             metrics = tr.train_sentiment(

@@ -256,10 +256,17 @@ def _keras(**arch) -> nn.Module:
     return KerasStack(**arch)
 
 
+def _g2p(**arch) -> nn.Module:
+    from workbench.models.seq2seq import G2P
+
+    return G2P(**arch)
+
+
 _CLASSES = {
     "charlm": CharLM,
     "classifier": Classifier,
     "forecaster": Forecaster,
+    "g2p": _g2p,  # encoder-decoder with attention (grapheme-to-phoneme)
     "keras": _keras,  # a converted Keras model (workbench convert model.keras)
 }
 KINDS = tuple(_CLASSES)  # the model kinds a checkpoint's config.json may name

@@ -30,7 +30,8 @@ class Bundle:
     model : nn.Module
         In eval mode, ready for :func:`workbench.record` and :func:`workbench.explain`.
     kind : str
-        ``charlm``, ``classifier``, ``forecaster``, or ``keras`` (a converted Keras model).
+        ``charlm``, ``classifier``, ``forecaster``, ``g2p`` (an encoder-decoder), or ``keras``
+        (a converted Keras model).
     task : str
         The corpus it was trained on (``python``, ``sentiment``, ``sunspots``, ``co2``,
         ``parens``) or a user name.
@@ -217,7 +218,9 @@ def _looks_pickled(path: Path) -> bool:
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
 
-SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens", "python-gru", "python-rnn")
+SHIPPED = (
+    "python", "sentiment", "sunspots", "co2", "parens", "g2p", "python-gru", "python-rnn"
+)  # fmt: skip
 #: The shipped checkpoints, installed with the package (package data).
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 

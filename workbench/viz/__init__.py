@@ -29,11 +29,16 @@ from workbench.viz._explain import (
     attribution_heatmap,
     deletion_curve,
 )
+from workbench.viz._memory import memory_curves, time_scale_histogram, time_scale_ranking
 from workbench.viz._perturb import difference_heatmap, output_change
 from workbench.viz._select import select_cells
+from workbench.viz._seq2seq import beam_tree
 from workbench.viz._states import gate_heatmap, saturation, saturation_scatter, trajectories
 
 __all__ = [
+    "memory_curves",
+    "time_scale_histogram",
+    "time_scale_ranking",
     "DIVERGING",
     "aligned_heatmap",
     "length_histogram",
@@ -46,6 +51,7 @@ __all__ = [
     "agreement_heatmap",
     "attention_heatmap",
     "attribution_heatmap",
+    "beam_tree",
     "deletion_curve",
     "bpc_bars",
     "cell_counterparts_table",

@@ -32,5 +32,13 @@ from __future__ import annotations
 
 # Order of the navigation bar.
 PAGES: tuple[str, ...] = (
-    "states", "explain", "perturb", "projection", "gates", "model", "compare"
-)  # fmt: skip
+    "states",
+    "explain",
+    "perturb",
+    "projection",
+    "gates",
+    "attention",
+    "memory",
+    "model",
+    "compare",
+)

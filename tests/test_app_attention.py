@@ -1,0 +1,107 @@
+"""The Attention page: bad input refused with one line each, and the page in real Chromium."""
+
+import pytest
+import torch
+from browser import TIMEOUT, chromium, needs_chromium, served
+
+from workbench.app import AppContext, create_app
+from workbench.app import _attention_logic as alogic
+from workbench.models.checkpoint import load, save
+from workbench.models.seq2seq import G2P, SPECIALS
+from workbench.models.tokenizer import Tokenizer
+
+PHONES = [*SPECIALS, "AH", "B", "K", "T"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("g2p")
+    tok = Tokenizer.fit([list("abcdefghijklmnopqrstuvwxyz'")], "char")
+    arch = dict(src_vocab=len(tok), tgt_vocab=len(PHONES), embed=6, hidden=5, dec_hidden=8,
+                attn=4, max_steps=8)  # fmt: skip
+    torch.manual_seed(0)
+    save(root / "g2p", G2P(**arch).eval(), "g2p", "g2p", arch, tok, phonemes=PHONES)
+    return root
+
+
+def test_analyse_decodes_and_bounds(ckpt):
+    bundle = load(ckpt / "g2p")
+    r = alogic.analyse(bundle, "  Cat ", beam=3, topk=2)
+    assert r["word"] == "cat" and r["chars"] == ["c", "a", "t"]
+    assert len(r["attention"]) == len(r["phonemes"]) == len(r["topk"])
+    for row in r["attention"]:
+        assert sum(row) == pytest.approx(1.0, abs=1e-5) and len(row) == 3
+    assert all(len(s) == 2 for s in r["topk"])
+    assert 1 <= len(r["beam"]) <= 3
+    scores = [lp for _, lp, _ in r["beam"]]
+    assert scores == sorted(scores, reverse=True)
+    from workbench.viz import beam_tree
+
+    fig = beam_tree(r["beam_nodes"], r["labels"])
+    markers = fig.data[1]
+    assert len(markers.x) == len(r["beam_nodes"]) + 1  # and the <s> root
+    finished = [n["finished"] for n in r["beam_nodes"]]
+    assert list(markers.marker.symbol[1:]) == ["square" if f else "circle" for f in finished]
+    assert max(markers.y) < 3  # at most beam = 3 kept per step
+
+
+@pytest.mark.parametrize(
+    ("word", "beam", "match"),
+    [
+        ("", 4, "type a word"),
+        ("   ", 4, "type a word"),
+        (None, 4, "type a word"),
+        ("caf\u00e9", 4, "not in the model's alphabet"),
+        ("a1b2", 4, "'1' '2' are not in the model's alphabet"),
+        ("a" * 25, 4, "25 characters; the model reads at most 24"),
+        ("cat", 0, "beam size 0 is out of range: choose 1 to 16"),
+        ("cat", 10**9, "out of range"),
+        ("cat", None, "beam size must be a whole number"),
+        ("cat", 2.5, "beam size must be a whole number"),
+        ("cat", "many", "beam size must be a whole number"),
+    ],
+)
+def test_bad_input_is_one_clear_line(ckpt, word, beam, match):
+    bundle = load(ckpt / "g2p")
+    with pytest.raises(alogic.AttentionInputError, match=match) as info:
+        alogic.analyse(bundle, word, beam=beam)
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def server(ckpt):
+    ctx = AppContext(models={"g2p": ckpt / "g2p"}, cache=ckpt)
+    with served(create_app(ctx)) as url:
+        yield url
+
+
+@needs_chromium
+def test_attention_page_in_chromium(server):
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server}/attention?model=g2p&word=cab", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-greedy", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-matrix .heatmaplayer", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-beam-hypotheses tbody tr", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-beam-tree .scatterlayer .point", timeout=TIMEOUT)
+        assert page.locator("#attention-topk-table tbody tr").count() >= 1
+        box = page.locator("#attention-word")
+        box.fill("x9")
+        box.press("Enter")
+        page.wait_for_selector(
+            "#attention-message .wb-error:has-text(\"'9' is not in the model's alphabet\")",
+            timeout=TIMEOUT,
+        )
+        box.fill("bat")
+        page.fill("#attention-beam", "0")
+        page.click("#attention-run")
+        page.wait_for_selector(
+            "#attention-message .wb-error:has-text('beam size 0 is out of range')",
+            timeout=TIMEOUT,
+        )
+        page.fill("#attention-beam", "2")
+        page.click("#attention-run")
+        page.wait_for_selector("#attention-beam-hypotheses", timeout=TIMEOUT)
+        page.wait_for_function(
+            "() => !document.querySelector('#attention-message .wb-error')", timeout=TIMEOUT
+        )

@@ -1,0 +1,189 @@
+"""Attention page: an encoder-decoder's attention, greedy output, top-k and beam search.
+
+Type a word; the grapheme-to-phoneme model decodes it greedily (each output phoneme's
+attention over the source characters as a matrix, the top-k phonemes of every step) and by
+beam search with the beam size chosen. Served on the encoder-decoder models of the app, or
+the shipped ``g2p`` model.
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, dcc, html
+
+from workbench.app import _attention_logic as alogic
+
+PATH = "/attention"
+TITLE = "Attention"
+GRAPH = {"displaylogo": False}
+EXAMPLE = "workbench"
+
+
+def _error(text: str) -> html.Div:
+    return html.Div(text, className="wb-error")
+
+
+def layout(ctx, model=None, word=None, **_ignored):
+    """The page for ``?model=&word=`` (bad values are reported, never raised)."""
+    found = alogic.models(ctx)
+    if not found:
+        return html.Div(
+            [
+                html.H2("Attention"),
+                _error(
+                    "No encoder-decoder model is served: train one with `workbench train g2p` "
+                    "or reinstall the package (it ships workbench/models/shipped/g2p)."
+                ),
+            ]
+        )
+    names = list(found)
+    problem = None
+    if model not in names:
+        problem = None if model is None else f"unknown model {model!r}; showing {names[0]!r}"
+        model = names[0]
+    word = word if isinstance(word, str) and word else EXAMPLE
+    return html.Div(
+        [
+            html.H2("Attention"),
+            html.P(
+                f"Model: {model}. Type a word: the decoder's attention over its characters "
+                "(rows: output phonemes, columns: letters), the top phonemes of every step "
+                "and the beam search.",
+                className="wb-hint",
+            ),
+            _error(problem) if problem else None,
+            dcc.Store(id="attention-model", data=model),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Word",
+                            dcc.Input(
+                                id="attention-word",
+                                value=word[: 4 * alogic.MAX_CHARS],
+                                type="text",
+                                maxLength=4 * alogic.MAX_CHARS,
+                                debounce=True,
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            f"Beam size (1-{alogic.MAX_BEAM})",
+                            dcc.Input(id="attention-beam", value=4, type="number", step=1),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            f"Top-k (1-{alogic.MAX_TOPK})",
+                            dcc.Input(id="attention-topk", value=3, type="number", step=1),
+                        ]
+                    ),
+                    html.Button("Decode", id="attention-run", n_clicks=0),
+                ],
+                className="wb-controls",
+            ),
+            dcc.Loading(
+                html.Div(
+                    [
+                        html.Div(id="attention-message"),
+                        html.Div(id="attention-output"),
+                        dcc.Graph(id="attention-matrix", config=GRAPH),
+                        html.H3("Top phonemes per step"),
+                        html.Div(id="attention-topk-table"),
+                        html.H3("Beam search"),
+                        html.Div(id="attention-beam-table"),
+                        dcc.Graph(id="attention-beam-tree", config=GRAPH),
+                    ]
+                )
+            ),
+        ],
+        className="wb-attention",
+    )
+
+
+def decode_view(ctx, model: str, word, beam, topk):
+    """``(message, output line, figure, top-k table, beam table, beam tree)`` of a request."""
+    import plotly.graph_objects as go
+
+    from workbench.viz import attention_heatmap, beam_tree
+
+    found = alogic.models(ctx)
+    if model not in found:
+        return _error(f"unknown model {model!r}"), None, go.Figure(), None, None, go.Figure()
+    bundle = ctx.cached(("attention-bundle", model), lambda: _load(found[model]))
+    try:
+        r = alogic.analyse(bundle, word, beam, topk)
+    except alogic.AttentionInputError as exc:
+        return _error(str(exc)), None, go.Figure(), None, None, go.Figure()
+    fig = attention_heatmap(
+        r["attention"], r["phonemes"], r["chars"], title=f"attention: {r['word']}"
+    )
+    fig.update_xaxes(title_text="source character")
+    fig.update_yaxes(title_text="output phoneme (decoder step)")
+    output = html.P(
+        ["Greedy: ", html.B(" ".join(r["phonemes"][:-1]) or "(nothing)", id="attention-greedy")]
+    )
+    head = html.Tr([html.Th("step"), html.Th("output")] + [
+        html.Th(f"#{k + 1}") for k in range(len(r["topk"][0]))
+    ])  # fmt: skip
+    rows = [
+        html.Tr([html.Td(t), html.Td(r["phonemes"][t])]
+                + [html.Td(f"{p} {q:.2f}") for p, q in step])
+        for t, step in enumerate(r["topk"])
+    ]  # fmt: skip
+    topk = html.Table([html.Thead(head), html.Tbody(rows)], className="wb-table")
+    beam_rows = [
+        html.Tr([html.Td(k + 1), html.Td(" ".join(p)), html.Td(f"{lp:.3f}"),
+                 html.Td("yes" if done else "no (step limit)")])
+        for k, (p, lp, done) in enumerate(r["beam"])
+    ]  # fmt: skip
+    beam_table = html.Div(
+        [
+            html.P(f"beam size {r['beam_size']}: finished hypotheses, best first"),
+            html.Table(
+                [
+                    html.Thead(
+                        html.Tr(
+                            [
+                                html.Th("rank"),
+                                html.Th("phonemes"),
+                                html.Th("log-probability"),
+                                html.Th("finished"),
+                            ]
+                        )
+                    ),
+                    html.Tbody(beam_rows),
+                ],
+                className="wb-table",
+                id="attention-beam-hypotheses",
+            ),  # fmt: skip
+        ]
+    )
+    tree = beam_tree(r["beam_nodes"], r["labels"], title=f"beam search, size {r['beam_size']}")
+    return None, output, fig, topk, beam_table, tree
+
+
+def _load(path):
+    from workbench.models.checkpoint import load
+
+    return load(path)
+
+
+def register(app, ctx) -> None:
+    """The page's one callback: decode on load, on Decode, and on Enter in the word box."""
+
+    @app.callback(
+        Output("attention-message", "children"),
+        Output("attention-output", "children"),
+        Output("attention-matrix", "figure"),
+        Output("attention-topk-table", "children"),
+        Output("attention-beam-table", "children"),
+        Output("attention-beam-tree", "figure"),
+        Input("attention-run", "n_clicks"),
+        Input("attention-word", "value"),
+        State("attention-model", "data"),
+        State("attention-beam", "value"),
+        State("attention-topk", "value"),
+    )
+    def _decode(_clicks, word, model, beam, topk):
+        return decode_view(ctx, model, word, beam, topk)

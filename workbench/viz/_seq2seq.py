@@ -1,0 +1,73 @@
+"""Figures of encoder-decoder outputs: the beam search as a tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from workbench.viz._common import base_layout, display_token
+
+
+def beam_tree(nodes: Sequence[dict], labels: Sequence[str], *, title: str | None = None):
+    """The candidates a beam search kept, step by step, each linked to the one it extends.
+
+    Parameters
+    ----------
+    nodes : sequence of dict
+        ``{"step", "token", "logprob", "parent", "finished"}`` per kept candidate, as in
+        :attr:`workbench.models.seq2seq.Beam.nodes` (``parent`` -1 at step 0).
+    labels : sequence of str
+        Display string of every token id.
+    title : str, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        x = decoder step, y = rank among the step's kept candidates (best on top); finished
+        candidates (``</s>``) drawn as squares. One line trace (edges), one marker trace.
+    """
+    rank: dict[int, int] = {}
+    per_step: dict[int, int] = {}
+    for i, n in enumerate(nodes):
+        rank[i] = per_step.get(n["step"], 0)
+        per_step[n["step"]] = rank[i] + 1
+    ex, ey = [], []
+    for i, n in enumerate(nodes):
+        if n["parent"] >= 0:
+            p = n["parent"]
+            ex += [nodes[p]["step"], n["step"], None]
+            ey += [rank[p], rank[i], None]
+        else:
+            ex += [-1, n["step"], None]
+            ey += [0, rank[i], None]
+    text = [display_token(labels[n["token"]]) for n in nodes]
+    fig = go.Figure(
+        [
+            go.Scatter(x=ex, y=ey, mode="lines", line={"color": "#bbb"}, hoverinfo="skip",
+                       showlegend=False),
+            go.Scatter(
+                x=[-1] + [n["step"] for n in nodes],
+                y=[0] + [rank[i] for i in range(len(nodes))],
+                mode="markers+text",
+                text=["&lt;s&gt;", *text],
+                textposition="top center",
+                marker={
+                    "size": 10,
+                    "symbol": ["circle"] + ["square" if n["finished"] else "circle" for n in nodes],
+                    "color": [0.0] + [n["logprob"] for n in nodes],
+                    "colorscale": "Viridis",
+                    "colorbar": {"title": {"text": "log p"}},
+                },
+                customdata=[0.0] + [n["logprob"] for n in nodes],
+                hovertemplate="step %{x}<br>%{text}<br>log p %{customdata:.3f}<extra></extra>",
+                showlegend=False,
+            ),
+        ]
+    )  # fmt: skip
+    height = max(260, min(700, 40 * max(per_step.values(), default=1) + 120))
+    fig.update_layout(**base_layout(title, height=height))
+    fig.update_xaxes(title_text="decoder step", dtick=1)
+    top = max(per_step.values(), default=1) - 1
+    fig.update_yaxes(title_text="rank in the beam", range=[top + 0.5, -0.8], dtick=1)
+    return fig
