@@ -86,6 +86,21 @@ def _figures() -> dict:
             ["<s>", "a", "b"],
         ),  # fmt: skip
         **_memory_figures(rng),
+        **_compare_figures(rng, frame),
+    }
+
+
+def _compare_figures(rng, frame):
+    matches = pd.DataFrame({"unit": [0, 1], "match": [3, 2], "r": [0.9, -0.5]})
+    cells = pd.DataFrame({"track": ["in_string"], "method": ["corr"], "unit_a": [1],
+                          "score_a": [0.5], "unit_b": [2], "score_b": [-0.4],
+                          "match_of_a": [2], "r_match": [0.6], "same": [True]})  # fmt: skip
+    return {
+        "bpc_bars": viz.bpc_bars([("<b>lstm</b>", 1.6), ("gru", 2.4)]),
+        "cka_heatmap": viz.cka_heatmap(rng.uniform(size=(2, 3)), ["a", "b"], ["x", "y", "z"]),
+        "unit_match_table": viz.unit_match_table(matches),
+        "cell_counterparts_table": viz.cell_counterparts_table(cells),
+        "saturation_side_by_side": viz.saturation_side_by_side([frame, frame.iloc[:0]], ["a", "b"]),
     }
 
 
