@@ -3,7 +3,9 @@
 from workbench.app import AppContext
 
 #: Corpus tokens per demo store in the tests (sunspots and co2 are small whole series).
-SMALL = {"python": 3000, "sentiment": 1500, "parens": 1500}
+SMALL = {
+    "python": 3000, "sentiment": 1500, "parens": 1500, "python-gru": 3000, "python-rnn": 3000
+}  # fmt: skip
 
 
 def small_context(tmp_path_factory) -> AppContext:

@@ -22,7 +22,7 @@ from workbench.app import _limits, _serving, create_app
 from workbench.app._cli import build_context
 
 ROOT = Path(__file__).parents[1]
-PAGES = ("/", "/explain", "/perturb", "/projection", "/gates", "/model")
+PAGES = ("/", "/explain", "/perturb", "/projection", "/gates", "/model", "/attention", "/memory")
 
 
 @pytest.fixture(scope="module")

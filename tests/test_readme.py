@@ -22,6 +22,7 @@ SHORT = '_short(corpus("python", "test", max_tokens=300_000))'
 SHRINK = [
     ('corpus("python", "test", max_tokens=300_000)', SHORT),
     ('method="umap"', 'method="pca"'),
+    ("windows=1000, steps=256", "windows=8, steps=32"),
 ]
 
 SETUP = {
@@ -52,6 +53,7 @@ SETUP = {
         "def _short(docs):\n"
         "    return [_cut(d, 700 if i == 0 else 100) for i, d in enumerate(docs)]\n"
     ),
+    "memory.connectivity(": "",  # uses the store of the store block
     "workbench.report(": (
         "model = bundle.model\n"
         "ids, _ = bundle.encode(['def f(x):\\n    return x + 1\\n'])\n"

@@ -17,7 +17,7 @@ def _flat(result) -> str:
     return " ".join(result.output.split())  # rich wraps long lines
 
 
-@pytest.mark.parametrize("arch", ["lstm", "peephole"])
+@pytest.mark.parametrize("arch", ["lstm", "peephole", "rnn"])
 def test_a_few_bptt_steps_reduce_the_loss(arch):
     text = "def f(x):\n    return (x + 1)\n" * 60
     vocab = sorted(set(text))
@@ -25,9 +25,11 @@ def test_a_few_bptt_steps_reduce_the_loss(arch):
     model = build("charlm", vocab=len(vocab) + 2, embed=8, hidden=24, layers=1, arch=arch)
     before = lm_nats(model, ids, bptt=16, batch=4)
     s = TrainSettings(arch=arch, epochs=4, batch=4, bptt=16, lr=2e-2, dropout=0.0, patience=9)
-    epochs = fit_lm(model, ids, ids, s, "toy")
+    stats = {}
+    epochs = fit_lm(model, ids, ids, s, "toy", stats)
     after = lm_nats(model, ids, bptt=16, batch=4)
     assert epochs == 4 and not model.training
+    assert stats["steps"] == 4 * ((len(ids) - 1) // 4 // 16)  # epochs x windows
     assert after < 0.5 * before
 
 
@@ -57,7 +59,7 @@ def test_train_command_errors_are_clear(tmp_path):
     result = runner.invoke(
         app, ["train", "sentiment", "--arch", "peephole", "--out", str(tmp_path)]
     )
-    assert result.exit_code != 0 and "lstm or gru" in _flat(result)
+    assert result.exit_code != 0 and "lstm, gru or rnn" in _flat(result)
     result = runner.invoke(
         app, ["train", "parens", "--init", str(tmp_path / "none"), "--out", str(tmp_path / "x")]
     )

@@ -78,7 +78,54 @@ def _figures() -> dict:
         "unit_track": viz.unit_track(
             v[:, 0], v[:, 1] > 0, toks, unit_name="u0", track_name="on"
         ),  # fmt: skip
+        "beam_tree": viz.beam_tree(
+            [
+                {"step": 0, "token": 1, "logprob": -0.1, "parent": -1, "finished": False},
+                {"step": 1, "token": 2, "logprob": -0.3, "parent": 0, "finished": True},
+            ],
+            ["<s>", "a", "b"],
+        ),  # fmt: skip
+        **_memory_figures(rng),
+        **_compare_figures(rng, frame),
     }
+
+
+def _compare_figures(rng, frame):
+    matches = pd.DataFrame({"unit": [0, 1], "match": [3, 2], "r": [0.9, -0.5]})
+    cells = pd.DataFrame({"track": ["in_string"], "method": ["corr"], "unit_a": [1],
+                          "score_a": [0.5], "unit_b": [2], "score_b": [-0.4],
+                          "match_of_a": [2], "r_match": [0.6], "same": [True]})  # fmt: skip
+    return {
+        "bpc_bars": viz.bpc_bars([("<b>lstm</b>", 1.6), ("gru", 2.4)]),
+        "cka_heatmap": viz.cka_heatmap(rng.uniform(size=(2, 3)), ["a", "b"], ["x", "y", "z"]),
+        "unit_match_table": viz.unit_match_table(matches),
+        "cell_counterparts_table": viz.cell_counterparts_table(cells),
+        "saturation_side_by_side": viz.saturation_side_by_side([frame, frame.iloc[:0]], ["a", "b"]),
+    }
+
+
+def _memory_figures(rng):
+    from workbench import memory
+    from workbench.memory._time_scales import TimeScales, tau_of
+
+    curve = memory.summarize("input gradient norm", rng.uniform(0.1, 1.0, (8, 12)))
+    gate = rng.uniform(0.5, 0.99, (4, 6))
+    ts = TimeScales("rnn.0.fwd.forget_gate", tau_of(gate.mean(0)), tau_of(gate), gate.mean(0),
+                    400, 100)  # fmt: skip
+    return {
+        "memory_curves": viz.memory_curves({"<b>model</b>": curve}),
+        "time_scale_histogram": viz.time_scale_histogram([ts]),
+        "time_scale_ranking": viz.time_scale_ranking(ts, top=3, efold=np.arange(6.0)),
+    }
+
+
+def test_memory_curves_show_as_a_figure_widget():
+    from workbench import memory
+
+    curve = memory.summarize("x", np.random.default_rng(0).uniform(size=(5, 7)))
+    w = show({"m": curve})
+    assert isinstance(w, FigureWidget)
+    assert w.figure == figure_state(viz.memory_curves({"m": curve}))
 
 
 def test_every_viz_figure_renders_through_the_widget_path():

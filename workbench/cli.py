@@ -55,6 +55,10 @@ COMMANDS: tuple[Command, ...] = tuple(
          "Time every method on the sentiment model (one input), as ratios to one forward."),
         ("bench", "store", "workbench.store._cli", "bench_store",
          "Store speed: match 1M / 10M x 650, build vs plain forward, UMAP 100k cold / warm."),
+        ("bench", "compare", "workbench.bench.compare", "bench_compare",
+         "Linear CKA of two 1M-step x 256-unit stores (target 30 s), SVCCA from its sums."),
+        ("bench", "memory", "workbench.bench.memory", "bench_memory",
+         "Connectivity over lag: 1,000 windows x 256 steps of the Python char LM (target 2 min)."),
         ("bench", "app", "workbench.app._bench", "bench_app",
          "App latency: server-side callbacks on a 1M-token store, or in the browser (--browser)."),
     ]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from workbench._cache import cache_root
 
-DEMO_MODELS: tuple[str, ...] = ("python", "sentiment", "sunspots", "co2", "parens")
+DEMO_MODELS: tuple[str, ...] = (
+    "python", "sentiment", "sunspots", "co2", "parens", "python-gru", "python-rnn"
+)  # fmt: skip
 # corpus tokens recorded into each demo store (test split, documents kept whole)
 # (first run on 2 busy cores: about a minute in all, the python store most of it)
 DEMO_TOKENS: dict[str, int | None] = {
@@ -17,6 +19,8 @@ DEMO_TOKENS: dict[str, int | None] = {
     "sunspots": None,
     "co2": None,
     "parens": 100_000,
+    "python-gru": 100_000,  # the Compare page's GRU and tanh RNN: the LSTM store's first
+    "python-rnn": 100_000,  # documents (smaller, to keep the first start short)
 }
 
 

@@ -66,7 +66,9 @@ def train(
     out: Path = typer.Option(
         None, help="Checkpoint folder (default: the shipped one, workbench/models/shipped/...)."
     ),
-    arch: str = typer.Option("lstm", help="lstm, gru or peephole (peephole: not sentiment)."),
+    arch: str = typer.Option(
+        "lstm", help="lstm, gru, rnn (tanh) or peephole (peephole: not sentiment)."
+    ),
     hidden: int = typer.Option(None, help="Hidden units."),
     layers: int = typer.Option(None, help="Stacked layers."),
     embed: int = typer.Option(None, help="Embedding size (token models)."),
@@ -93,10 +95,10 @@ def train(
 
     if task not in _DEFAULTS:
         raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(_DEFAULTS)}")
-    if arch not in ("lstm", "gru", "peephole"):
-        raise typer.BadParameter("arch must be lstm, gru or peephole")
+    if arch not in ("lstm", "gru", "rnn", "peephole"):
+        raise typer.BadParameter("arch must be lstm, gru, rnn or peephole")
     if task in ("sentiment", "classifier") and arch == "peephole":
-        raise typer.BadParameter("the sentiment classifier takes --arch lstm or gru")
+        raise typer.BadParameter("the sentiment classifier takes --arch lstm, gru or rnn")
     if task in _NEEDS_DATA and data is None:
         raise typer.BadParameter(f"{task} trains on your own data: give --data PATH")
     if data is not None and task not in ("charlm", "sentiment", *_NEEDS_DATA):

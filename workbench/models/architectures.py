@@ -11,7 +11,7 @@ from torch import nn
 
 from workbench.recorder import HookPoint
 
-_RNN = {"lstm": nn.LSTM, "gru": nn.GRU}
+_RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: tanh
 
 
 class PeepholeCell(nn.Module):
@@ -134,7 +134,7 @@ def make_rnn(
             bidirectional=bidirectional,
         )
     if arch not in (*_RNN, "peephole"):
-        raise ValueError(f"unknown arch {arch!r}; use lstm, gru or peephole")
+        raise ValueError(f"unknown arch {arch!r}; use lstm, gru, rnn or peephole")
     return Stack(arch, input_size, hidden, layers, dropout, bidirectional, residual)
 
 

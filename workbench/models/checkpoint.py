@@ -218,7 +218,9 @@ def _looks_pickled(path: Path) -> bool:
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
 
-SHIPPED = ("python", "sentiment", "sunspots", "co2", "parens", "g2p")
+SHIPPED = (
+    "python", "sentiment", "sunspots", "co2", "parens", "g2p", "python-gru", "python-rnn"
+)  # fmt: skip
 #: The shipped checkpoints, installed with the package (package data).
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 

@@ -72,8 +72,10 @@ class _Loop:
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5, patience=1)
         self.best, self.best_state, self.bad = math.inf, None, 0
         self.start = time.monotonic()
+        self.steps = 0  # optimizer steps taken
 
     def step(self, loss: torch.Tensor) -> None:
+        self.steps += 1
         self.opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip)
@@ -110,7 +112,12 @@ def _detach(state):
 
 
 def fit_lm(
-    model: nn.Module, train: torch.Tensor, valid: torch.Tensor, s: TrainSettings, label: str = "lm"
+    model: nn.Module,
+    train: torch.Tensor,
+    valid: torch.Tensor,
+    s: TrainSettings,
+    label: str = "lm",
+    stats: dict | None = None,
 ) -> int:
     """Train a char LM on a token stream with truncated BPTT; returns the epochs run.
 
@@ -160,6 +167,8 @@ def fit_lm(
             if loop.end_epoch(val):
                 break
     loop.finish()
+    if stats is not None:
+        stats["steps"] = loop.steps
     return epoch + 1
 
 
@@ -248,8 +257,11 @@ def train_lm(task: str, s: TrainSettings, out: Path, console, data: str | None =
     if init is not None:
         model.load_state_dict(init.model.state_dict())
     start = time.monotonic()
-    epochs = fit_lm(model, train, valid, s, task)
+    stats: dict = {}
+    epochs = fit_lm(model, train, valid, s, task, stats)
     metrics = {"epochs": epochs, "train_minutes": (time.monotonic() - start) / 60}
+    if "steps" in stats:
+        metrics["train_steps"] = stats["steps"]
     provenance = _lm_provenance(name, train, valid, test)
     if data is not None:
         provenance.update(source=f"user text folder {data}", split=_USER_SPLIT)
@@ -260,8 +272,7 @@ def train_lm(task: str, s: TrainSettings, out: Path, console, data: str | None =
         metrics[f"check_bits_per_char_first_{CHECK_CHARS}"] = lm_nats(model, first, s.bptt) / (
             math.log(2)
         )
-        old = init.metrics if init is not None else {}
-        same_data = init is not None and init.config.get("data") == provenance
+        old, same_data = _baseline_source(init, name, provenance)
         for n in (5, 1):
             key = f"baseline_{'5gram' if n == 5 else 'unigram'}_bits_per_char"
             metrics[key] = (
@@ -284,6 +295,25 @@ def train_lm(task: str, s: TrainSettings, out: Path, console, data: str | None =
         data=provenance,
     )
     return metrics
+
+
+def _baseline_source(init, name: str, provenance: dict) -> tuple[dict, bool]:
+    """Metrics holding the n-gram baselines of the same data, if any.
+
+    From ``--init``, else the shipped model of the corpus: the 5-gram over millions of
+    characters takes minutes.
+    """
+    import json
+
+    from workbench.models.checkpoint import SHIPPED_DIR
+
+    if init is not None:
+        return init.metrics, init.config.get("data") == provenance
+    config = SHIPPED_DIR / name / "config.json"
+    if not config.is_file():
+        return {}, False
+    shipped = json.loads(config.read_text(encoding="utf-8"))
+    return shipped.get("metrics", {}), shipped.get("data") == provenance
 
 
 def _init(s: TrainSettings, kind: str, task: str):

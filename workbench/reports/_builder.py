@@ -81,7 +81,8 @@ def _collect(items: Any, index: int, quantity: str | None, threshold: float, pad
             raise TypeError(
                 f"cannot put a {type(item).__name__} in a report: pass Trace, Explanation, "
                 "plotly Figure, Matches, a section (workbench.reports.matches_section, "
-                "perturbation_section) or dict(title=..., text=..., table=..., figures=...) items"
+                "perturbation_section, memory_section) or dict(title=..., text=..., "
+                "table=..., figures=...) items"
             )
     if explanations:
         sections[slot:slot] = explanation_sections(explanations, index=index)

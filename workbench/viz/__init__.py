@@ -16,18 +16,29 @@ from workbench.viz._app_figures import (
     unit_track,
 )
 from workbench.viz._common import DIVERGING, display_token
+from workbench.viz._compare import (
+    bpc_bars,
+    cell_counterparts_table,
+    cka_heatmap,
+    saturation_side_by_side,
+    unit_match_table,
+)
 from workbench.viz._explain import (
     agreement_heatmap,
     attention_heatmap,
     attribution_heatmap,
     deletion_curve,
 )
+from workbench.viz._memory import memory_curves, time_scale_histogram, time_scale_ranking
 from workbench.viz._perturb import difference_heatmap, output_change
 from workbench.viz._select import select_cells
 from workbench.viz._seq2seq import beam_tree
 from workbench.viz._states import gate_heatmap, saturation, saturation_scatter, trajectories
 
 __all__ = [
+    "memory_curves",
+    "time_scale_histogram",
+    "time_scale_ranking",
     "DIVERGING",
     "aligned_heatmap",
     "length_histogram",
@@ -42,6 +53,11 @@ __all__ = [
     "attribution_heatmap",
     "beam_tree",
     "deletion_curve",
+    "bpc_bars",
+    "cell_counterparts_table",
+    "cka_heatmap",
+    "saturation_side_by_side",
+    "unit_match_table",
     "difference_heatmap",
     "display_token",
     "gate_heatmap",

@@ -26,6 +26,13 @@ def _default_name(names: Sequence[str], name: str | None, what: str) -> str:
     return name
 
 
+def _is_curves(obj: Any) -> bool:
+    """A :class:`workbench.memory.Curve` or a dict of them."""
+    if hasattr(obj, "lags") and hasattr(obj, "horizon"):
+        return True
+    return isinstance(obj, Mapping) and bool(obj) and all(_is_curves(v) for v in obj.values())
+
+
 def _is_trace(obj: Any) -> bool:
     return hasattr(obj, "names") and hasattr(obj, "lengths_for") and hasattr(obj, "tokens")
 
@@ -60,7 +67,10 @@ def show(
         - one or more :class:`~workbench.Explanation`: the token relevance heatmap, one row per
           method, as a :class:`FigureWidget`;
         - a :class:`~workbench.store.Matches` (``store.match(...)``): a :class:`MatchesWidget`;
-        - a plotly Figure (any :mod:`workbench.viz` function): a :class:`FigureWidget`.
+        - a plotly Figure (any :mod:`workbench.viz` function): a :class:`FigureWidget`;
+        - a :class:`workbench.memory.Curve` or a dict of them (``memory.connectivity(...)``):
+          the connectivity-over-lag figure as a :class:`FigureWidget`;
+        - a :class:`~workbench.compare.Comparison`: its CKA heatmap as a :class:`FigureWidget`.
     name : str, optional
         Recorded quantity (default: the last ``*.hidden``).
     index : int
@@ -91,6 +101,15 @@ def show(
 
     if hasattr(obj, "to_plotly_json"):
         return FigureWidget(obj, **kwargs)
+    if hasattr(obj, "cka") and hasattr(obj, "names_a"):  # a workbench.compare.Comparison
+        from workbench.viz import cka_heatmap
+
+        return FigureWidget(cka_heatmap(obj.cka, obj.names_a, obj.names_b, title="linear CKA"))
+    if _is_curves(obj):  # workbench.memory results: connectivity over lag
+        from workbench import viz
+
+        curves = {"curve": obj} if hasattr(obj, "lags") else dict(obj)
+        return FigureWidget(viz.memory_curves(curves), **kwargs)
     if _is_trace(obj):
         q = _default_name(obj.names, name, "trace")
         n = int(obj.lengths_for(q)[index])

@@ -38,5 +38,7 @@ PAGES: tuple[str, ...] = (
     "projection",
     "gates",
     "attention",
+    "memory",
     "model",
+    "compare",
 )
