@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import psutil
 import pytest
-from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
+from browser import TIMEOUT, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, _jobs, create_app
 
@@ -35,12 +35,6 @@ def ctx(tmp_path_factory):
 def server(ctx):
     with served(create_app(ctx)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _open(browser, url):

@@ -1,7 +1,7 @@
 """The Memory page in real headless Chromium against a live local app (parens model)."""
 
 import pytest
-from browser import TIMEOUT, chromium, needs_chromium, playwright_api, served
+from browser import TIMEOUT, needs_chromium, playwright_api, served
 
 from workbench.app import AppContext, create_app
 
@@ -19,12 +19,6 @@ def server(tmp_path_factory):
     ctx.prepare(progress=False)
     with served(create_app(ctx)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _open(browser, url):
