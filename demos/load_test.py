@@ -100,6 +100,11 @@ class Callbacks:
         self.base, self.session = base, session
         deps = session.get(f"{base}/_dash-dependencies", timeout=60).json()
         self.by_output = {d["output"]: d for d in deps}
+        for d in deps:  # a multi-output callback ("..a.x...b.y..") is found by each output too
+            if d["output"].startswith(".."):
+                for part in d["output"].strip(".").split("..."):
+                    if "@" not in part:  # not an allow_duplicate copy
+                        self.by_output.setdefault(part, d)
 
     def has(self, output: str) -> bool:
         return output in self.by_output
@@ -107,6 +112,7 @@ class Callbacks:
     def payload(self, output: str, values: dict) -> dict:
         """The request body calling the callback of ``output`` ("id.prop") with ``values``."""
         dep = self.by_output[output]
+        output = dep["output"]
         out_id, out_prop = output.rsplit(".", 1)
 
         def items(specs, changed=False):

@@ -416,6 +416,27 @@ def test_a_job_can_be_cancelled_and_its_process_stops(ctx):
         jobs.status("../../etc/passwd")
 
 
+def test_a_cancelled_run_never_writes_over_the_next_run(ctx):
+    """Cancel then start again at once: the cancelled run's process ends later, its reaper and
+    its last progress must leave the new run's state alone (the page saw "failed" otherwise)."""
+    import subprocess
+    import sys
+
+    jobs = ctx.jobs()
+    name = next(n for n in ctx.store("parens").names if n.endswith("hidden"))
+    kwargs = dict(model="parens", name=name, method="pca", sample=300, seed=21)
+    job = jobs.start("projection", restart=True, **kwargs)
+    jobs.cancel(job)
+    again = jobs.start("projection", **kwargs)  # the same job, a new run
+    assert again == job
+    new_run = json.loads((jobs.folder / f"{job}.json").read_text())["run"]
+    old = subprocess.Popen([sys.executable, "-c", "pass"], stderr=subprocess.PIPE)
+    jobs._reap(old, job, "an-earlier-run")  # an earlier run's process ends (status 0) now
+    assert json.loads((jobs.folder / f"{job}.json").read_text()).get("run") == new_run
+    status = _wait(jobs, job, ("done", "failed"))
+    assert status == {"state": "done", "fraction": 1.0, "message": "done"}
+
+
 def test_the_job_panel_shows_progress_and_cancels(ctx):
     from workbench.app import _job_panel
 

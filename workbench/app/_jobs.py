@@ -153,14 +153,18 @@ class Jobs:
         self._check_limits(client)
         if not self._claim(job_id):  # another worker is starting the same job right now
             return job_id
+        # each run has a token of its own: a cancelled run's process (still ending) and its
+        # reaper must never write over the state of the run started after it
+        run = f"{os.getpid()}-{time.time_ns()}"
         _write(path, {"state": "starting", "fraction": 0.0, "message": "starting", "pid": None,
-                      "name": name, "client": client, "started": time.time()})  # fmt: skip
+                      "name": name, "client": client, "started": time.time(),
+                      "run": run})  # fmt: skip
         self._path(job_id, "cancel").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "workbench.app._jobs", str(self.folder), job_id,
-               json.dumps(self.spec), TARGETS[name], json.dumps(kwargs)]  # fmt: skip
+               json.dumps(self.spec), TARGETS[name], json.dumps(kwargs), run]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)  # fmt: skip
-        threading.Thread(target=self._reap, args=(proc, job_id), daemon=True).start()
+        threading.Thread(target=self._reap, args=(proc, job_id, run), daemon=True).start()
         return job_id
 
     def _check_limits(self, client: str | None) -> None:
@@ -197,9 +201,11 @@ class Jobs:
             return True
         return False
 
-    def _reap(self, proc: subprocess.Popen, job_id: str) -> None:
+    def _reap(self, proc: subprocess.Popen, job_id: str, run: str) -> None:
         _, err = proc.communicate()
         state = _read(self._path(job_id)) or {}
+        if state.get("run") != run:  # a later run owns the state now
+            return
         if state.get("state") not in FINISHED:  # it died before saying how it ended
             lines = (err or b"").decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"its process exited with status {proc.returncode}"
@@ -241,17 +247,21 @@ class Jobs:
 
 
 # ------------------------------------------------------------------------ job process
-def _run(folder: str, job_id: str, spec: str, target: str, kwargs: str) -> None:
+def _run(folder: str, job_id: str, spec: str, target: str, kwargs: str, run: str) -> None:
     from workbench.app._context import AppContext
     from workbench.app._serving import exit_with_parent
 
     exit_with_parent()
     jobs = Jobs(folder, json.loads(spec))
     path, cancel = jobs._path(job_id), jobs._path(job_id, "cancel")
-    base = _read(path) or {}
+    base = {**(_read(path) or {}), "run": run}
+
+    def current() -> bool:
+        """Whether this run is still the job's (not cancelled, not replaced by a new run)."""
+        return not cancel.exists() and (_read(path) or {}).get("run") == run
 
     def progress(message: str, fraction: float | None = None) -> None:
-        if cancel.exists():
+        if not current():
             raise SystemExit(0)
         _write(path, {**base, "state": "running", "pid": os.getpid(), "message": str(message),
                       "fraction": fraction})  # fmt: skip
@@ -266,10 +276,11 @@ def _run(folder: str, job_id: str, spec: str, target: str, kwargs: str) -> None:
         result = fn(AppContext.from_spec(json.loads(spec)), progress, **json.loads(kwargs))
     except Exception as exc:  # noqa: BLE001 - reported to the page as the job's failure
         text = " ".join(str(exc).split())[:300]
-        _write(path, {**base, "state": "failed", "message": f"{type(exc).__name__}: {text}"})
+        if current():
+            _write(path, {**base, "state": "failed", "message": f"{type(exc).__name__}: {text}"})
         return
-    _write(jobs._path(job_id, "result.json"), result)
-    if not cancel.exists():
+    if current():
+        _write(jobs._path(job_id, "result.json"), result)
         _write(path, {**base, "state": "done", "fraction": 1.0, "message": "done"})
 
 
@@ -310,4 +321,4 @@ def explain_input(ctx, progress, model: str, **request) -> dict:
 
 
 if __name__ == "__main__":
-    _run(*sys.argv[1:6])
+    _run(*sys.argv[1:7])
