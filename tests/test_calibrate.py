@@ -100,6 +100,20 @@ def test_a_forced_team_and_path_reach_the_backends():
     assert torch.get_num_threads() == before
 
 
+def test_a_process_that_asked_for_one_thread_keeps_one():
+    """The team never grows past torch's count: a forking process's children must not hang."""
+    lstm = nn.LSTM(4, 16).eval()
+    probe = backends.register_backend(_Probe())
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        workbench.record(lstm, torch.randn(5, 2, 4))
+    finally:
+        torch.set_num_threads(before)
+        backends.unregister_backend("probe")
+    assert [seen[0] for seen in probe.seen] == [1]
+
+
 def test_the_free_cores_are_within_the_cores():
     assert 1 <= load.free_cores(samples=2) <= load.cores()
     with configure(threads=0):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import textwrap
@@ -213,8 +214,13 @@ def test_a_second_build_into_the_same_folder_is_refused_with_the_pid(tmp_path):
 
 
 def test_two_real_builds_into_one_folder_one_is_refused_the_other_finishes(tmp_path):
-    """A CLI build runs; a second build started meanwhile is refused with its pid."""
+    """A CLI build runs; a second build started meanwhile is refused with its pid.
+
+    The first build is frozen (SIGSTOP) once it holds the lock, so a fast CPU cannot finish
+    it before the second build asks; it resumes (SIGCONT) after the refusal.
+    """
     path = tmp_path / "st"
+    bundle, docs = workbench.load("parens"), corpus("parens", "train", 30_000)
     first = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.argv[0] = 'workbench'; "
          "from workbench.cli import main; main()", "record", "--model", "parens", "--corpus",
@@ -225,12 +231,15 @@ def test_two_real_builds_into_one_folder_one_is_refused_the_other_finishes(tmp_p
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and first.poll() is None and not _holder(path):
-            time.sleep(0.05)
+            time.sleep(0.005)
+        os.kill(first.pid, signal.SIGSTOP)
         assert first.poll() is None, "the first build ended before the second could start"
+        assert _holder(path) == str(first.pid), "the first build let go of its lock already"
         with pytest.raises(StoreBusyError, match=f"pid {first.pid}"):
-            StateStore.build(workbench.load("parens"), corpus("parens", "train", 30_000), path,
-                             progress=False)  # fmt: skip
+            StateStore.build(bundle, docs, path, progress=False)
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first.pid, signal.SIGCONT)
         _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert StateStore.open(path).n_tokens == 30_000

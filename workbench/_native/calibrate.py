@@ -152,6 +152,12 @@ def threads_now() -> int:
 def call_threads(cpu: bool = True):
     """Within the block torch's (and the compiled kernels') team is :func:`threads_now`.
 
+    The team never grows past the caller's ``torch.get_num_threads()``: a process that asked
+    for one thread (``torch.set_num_threads(1)``, ``OMP_NUM_THREADS=1``; a forking server,
+    a data-loader worker) keeps one, so no OpenMP thread pool is made behind its back (a
+    child forked from a process with a libgomp pool hangs in its first parallel loop).
+    ``WORKBENCH_THREADS`` (``configure(threads=n)``) is taken as it is.
+
     ``cpu=False`` (a GPU call) changes nothing, nor does a call off the main thread: torch's
     thread count is process-wide, and threads setting and restoring it at once (a server's
     requests) could leave it at another's value.
@@ -164,7 +170,7 @@ def call_threads(cpu: bool = True):
         yield torch.get_num_threads()
         return
     before = torch.get_num_threads()
-    n = threads_now()
+    n = threads_now() if settings().threads else min(before, threads_now())
     if n == before:
         yield n
         return
