@@ -107,15 +107,48 @@ def test_url_round_trips_the_view_state(ctx):
     store = ctx.store("python")
     view = logic.ViewState("python", ["rnn.0.fwd.cell", "rnn.1.fwd.hidden"], start=120,
                            size=200, threshold=0.25, pad=(2, 1), brush=(130, 134),
-                           cells=[3, 17], scale="tanh")  # fmt: skip
+                           cells=[3, 17], scale="tanh", track="depth_paren")  # fmt: skip
     again = logic.parse_query(ctx, **dict(parse_qsl(view.query().lstrip("?"))))
     assert again.problems == []
     for field in ("model", "names", "start", "size", "threshold", "pad", "brush", "cells",
-                  "scale"):  # fmt: skip
+                  "scale", "track"):  # fmt: skip
         assert getattr(again, field) == getattr(view, field), field
     assert store.n_tokens >= view.end
     bad = logic.parse_query(ctx, model="python", scale="log")
     assert bad.scale == "auto" and "scale" in bad.problems[0]
+    bad = logic.parse_query(ctx, model="python", name="rnn.0.fwd.cell", track="<b>")
+    assert bad.track is None and "track" in bad.problems[0]
+
+
+def test_the_python_store_opens_on_its_string_literal_cell(ctx):
+    from workbench.store._specialists import literal_window
+
+    store = ctx.store("python")
+    view = logic.parse_query(ctx, model="python")
+    assert view.names == ["rnn.0.fwd.cell"] and view.cells == [164]
+    assert view.track == "in_literal" and view.problems == []
+    inside = store.meta("in_literal")[view.start : view.end]
+    code = store.meta("is_code")[view.start : view.end]
+    assert inside.any() and code.any()
+    # the window is the rule's best: the cell separates literal from code steps there
+    x = store.states("rnn.0.fwd.cell").rows(view.start, view.end, [164])[:, 0]
+    gap = x[code].mean() - x[inside].mean()
+    assert gap > 0.3, gap  # the cell is lower inside literals (AUC 0.05)
+    n = min(store.n_tokens, logic.LITERAL_SEARCH)
+    full = store.states("rnn.0.fwd.cell").rows(0, n, [164])[:, 0]
+    assert view.start == literal_window(store.meta("in_literal")[:n],
+                                        store.meta("is_code")[:n], full, view.size)  # fmt: skip
+    # any position, quantity, brush or cells in the URL is the user's view, not the default
+    assert logic.parse_query(ctx, model="python", start="0").cells is None
+    assert logic.parse_query(ctx, model="parens").track is None  # no known cell there
+    rec = {"model": "python", "names": view.names, "start": view.start, "size": view.size}
+    fig, style = states.track_figure(ctx, rec, "in_literal")
+    assert style == {"display": "block"}
+    assert np.array_equal(np.asarray(fig.data[0].z)[0], inside.astype(float))
+    out = states.update_selection(ctx, rec, 0.3, 1, 0, None, None, [164], track="in_literal")
+    assert "track=in_literal" in out["query"] and "cells=164" in out["query"]
+    layout = _text(states.layout(ctx))
+    assert '"value": "in_literal"' in layout
 
 
 # --------------------------------------------------------------------------- selection

@@ -61,6 +61,7 @@ def _figures() -> dict:
         "difference_heatmap": viz.difference_heatmap(rng.normal(size=(30, 12)), toks),
         "output_change": viz.output_change(["neg", "pos"], [0.3, 0.7], [0.6, 0.4]),
         "selection_counts": viz.selection_counts(rng.integers(0, 4, (2, 30)), ["l0", "l1"]),
+        "track_strip": viz.track_strip(v[:, 0] > 0, toks, name="<b>in_literal</b>"),
         "aligned_heatmap": viz.aligned_heatmap(
             rng.uniform(size=(3, 4)),
             [["a", "b", "c", "d"]] * 3,

@@ -90,6 +90,8 @@ class ViewState:
         Cells given in the URL (used when there is no brush).
     scale : str
         How the trajectories are drawn (one of :data:`SCALES`).
+    track : str or None
+        The meta track drawn under the trajectories.
     """
 
     model: str
@@ -102,6 +104,7 @@ class ViewState:
     cells: list[int] | None = None
     problems: list[str] = field(default_factory=list)
     scale: str = "auto"
+    track: str | None = None
 
     @property
     def end(self) -> int:
@@ -123,6 +126,8 @@ class ViewState:
             q["cells"] = ",".join(str(c) for c in self.cells)
         if self.scale != "auto":
             q["scale"] = self.scale
+        if self.track:
+            q["track"] = self.track
         return "?" + urlencode(q, safe=",")
 
 
@@ -146,10 +151,13 @@ def _pair(text, what: str, problems: list[str]) -> tuple[int, int] | None:
 
 
 def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None, pad=None,
-                brush=None, cells=None, scale=None, **_ignored) -> ViewState:  # fmt: skip
+                brush=None, cells=None, scale=None, track=None,
+                **_ignored) -> ViewState:  # fmt: skip
     """A valid :class:`ViewState` from URL query strings; bad values become defaults.
 
-    Each ignored value adds a line to ``problems`` (shown on the page).
+    Each ignored value adds a line to ``problems`` (shown on the page). A query naming no
+    quantity, position, brush or cells opens on the model's string-literal cell when it is
+    known (:func:`literal_view`).
     """
     problems: list[str] = []
     models = [m for m in ctx.model_names() if ctx.store(m) is not None] or ctx.model_names()
@@ -168,6 +176,16 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
     names = names or default_names(available)
     view = ViewState(model=model, names=names, problems=problems)
     n_tokens = store.n_tokens if store is not None else 0
+    if store is not None and all(v in (None, "") for v in (name, start, end, brush, cells)):
+        literal = ctx.cached(("literal-view", model), lambda: literal_view(store))
+        if literal is not None:
+            view.names, view.cells = [literal["name"]], [literal["unit"]]
+            view.start, view.track = literal["start"], literal["track"]
+    if track not in (None, ""):
+        if store is not None and track in store.meta_tracks:
+            view.track = track
+        else:
+            problems.append(f"ignored track={track!r}: not a meta track of the {model} store")
     s, e = _int(start, "start", problems), _int(end, "end", problems)
     if s is not None:
         view.start = s
@@ -205,6 +223,34 @@ def parse_query(ctx, model=None, name=None, start=None, end=None, threshold=None
         else:
             view.cells = sorted(set(found))
     return clamp(view, n_tokens)
+
+
+#: Steps of the corpus searched for the string-literal cell's opening window.
+LITERAL_SEARCH = 20_000
+
+
+def literal_view(store) -> dict | None:
+    """Where the States page opens: the string-literal cell over a window that shows it.
+
+    Returns
+    -------
+    dict or None
+        ``name unit auc track start`` (the cell of
+        :func:`~workbench.store._specialists.store_literal_cell`, the track ``in_literal``,
+        a window start of :func:`~workbench.store._specialists.literal_window` among the
+        first :data:`LITERAL_SEARCH` steps); None when the store's model has no known cell.
+    """
+    from workbench.store import _specialists as sp
+
+    cell = sp.store_literal_cell(store)
+    if cell is None:
+        return None
+    n = min(store.n_tokens, LITERAL_SEARCH)
+    values = np.asarray(store.states(cell.name).rows(0, n, [cell.unit]))[:, 0]
+    start = sp.literal_window(store.meta(sp.TRACK)[:n], store.meta(sp.CONTRAST)[:n], values,
+                              DEFAULT_SIZE)  # fmt: skip
+    return {"name": cell.name, "unit": cell.unit, "auc": cell.auc, "track": sp.TRACK,
+            "start": int(start)}  # fmt: skip
 
 
 def clamp(view: ViewState, n_tokens: int) -> ViewState:

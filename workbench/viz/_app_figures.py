@@ -452,3 +452,44 @@ def unit_track(
     fig.update_xaxes(**token_axis(labels))
     fig.update_yaxes(title_text="activation")
     return fig
+
+
+def track_strip(
+    values: Any, tokens: Sequence[Any] | None = None, *, name: str, title: str | None = None
+) -> go.Figure:
+    """A meta track over a window as one row of cells, to sit under the trajectories.
+
+    Margins and x-axis are those of :func:`trajectory_slots`, so the cells line up with the
+    tokens of the plot above (LSTMVis shows its meta tracks this way).
+
+    Parameters
+    ----------
+    values : array-like
+        ``[time]`` the track (bool or numbers).
+    tokens : sequence of str, optional
+        ``[time]`` tokens (hover and the axis).
+    name : str
+        The track's name (y label and hover).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Heatmap`` with one row.
+    """
+    v = as_array(values, 1, "values").astype(np.float64)
+    labels = token_labels(tokens, v.shape[0])
+    label = display_token(name)
+    high = max(1.0, float(np.nanmax(v))) if v.size else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=v[None, :], x=np.arange(v.shape[0]), y=[label], colorscale="Oranges", zmin=0,
+            zmax=high, customdata=np.array([labels], dtype=object), showscale=False, xgap=1,
+            hovertemplate=f"%{{customdata}}<br>{label}: %{{z}}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(**base_layout(title, height=(40 if title else 10) + 36 + 30))
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 40 if title else 10, "b": 30})
+    axis = token_axis(labels)
+    fig.update_xaxes(**{**axis, "ticktext": [""] * len(axis["tickvals"])})
+    fig.update_yaxes(tickfont={"size": 9})
+    return fig

@@ -323,6 +323,7 @@ def layout(ctx, **query):
             html.Div(id="states-select-message", className="wb-error"),
             html.Div(id="states-window-info", className="wb-hint"),
             dcc.Loading(html.Div(graphs), type="default", delay_show=300),
+            _track_strip(view, tracks),
             html.H3("Selected cells on under each token"),
             dcc.Graph(id="states-counts", config={"displaylogo": False}),
             html.Div(id="states-cells", className="wb-cells"),
@@ -335,7 +336,7 @@ def layout(ctx, **query):
                             dcc.Dropdown(
                                 id="states-match-track",
                                 options=tracks,
-                                value=tracks[0] if tracks else None,
+                                value=view.track or (tracks[0] if tracks else None),
                                 placeholder="no meta track",
                             ),
                         ]
@@ -371,7 +372,42 @@ def layout(ctx, **query):
     )
 
 
+def _track_strip(view: logic.ViewState, tracks: list[str]) -> html.Div:
+    """The meta track picker and its strip under the trajectories (LSTMVis's meta rows)."""
+    return html.Div(
+        [
+            html.Label(
+                [
+                    "Meta track under the plots",
+                    dcc.Dropdown(
+                        id="states-track", options=tracks, value=view.track, placeholder="none"
+                    ),  # fmt: skip
+                ],
+                className="wb-controls",
+            ),
+            html.Div(
+                dcc.Graph(id="states-track-graph", config={"displaylogo": False}),
+                id="states-track-box",
+                style={"display": "block" if view.track else "none"},
+            ),  # fmt: skip
+        ]
+    )
+
+
 # ------------------------------------------------------------------- callback functions
+def track_figure(ctx, view: dict | None, track: str | None):
+    """``(figure, style)`` of the meta track strip for the window of ``view``."""
+    from workbench.viz._app_figures import track_strip
+
+    hide = {"display": "none"}
+    store = ctx.store(view["model"]) if view else None
+    if store is None or not track or track not in store.meta_tracks:
+        return {}, hide
+    a, b = int(view["start"]), min(int(view["start"]) + int(view["size"]), store.n_tokens)
+    fig = track_strip(store.meta(track)[a:b], store.tokens(a, b), name=track)
+    return fig, {"display": "block"}
+
+
 def _names(ctx, model, layers, direction, quantity) -> list[str]:
     store = ctx.store(model)
     groups = logic.layer_names(store.names)
@@ -463,7 +499,7 @@ def quantile_text(view: dict | None) -> str:
 
 
 def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, brush_end,
-                     url_cells=None, compat=None):  # fmt: skip
+                     url_cells=None, compat=None, track=None):  # fmt: skip
     """Selection for a brush: figure updates, counts, cell lists, URL and shared selection.
 
     Parameters
@@ -476,6 +512,8 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
         Cells given in the URL, used when there is no brush.
     compat : None or "lstmvis"
         The selection and match rules (:func:`workbench.store.search.select_cells`).
+    track : str, optional
+        The meta track under the plots (kept in the URL).
 
     Returns
     -------
@@ -489,7 +527,7 @@ def update_selection(ctx, view, threshold, pad_left, pad_right, brush_start, bru
     store = ctx.store(view["model"])
     state = logic.ViewState(view["model"], list(view["names"]), start=int(view["start"]),
                             size=int(view["size"]), cells=url_cells or None,
-                            scale=view.get("scale") or "auto")  # fmt: skip
+                            scale=view.get("scale") or "auto", track=track or None)  # fmt: skip
     message = ""
     try:
         state.threshold = float(threshold)
@@ -816,21 +854,29 @@ def register(app, ctx) -> None:
         Input("states-view", "data"), Input("states-threshold", "value"),
         Input("states-pad-left", "value"), Input("states-pad-right", "value"),
         Input("states-brush-start", "value"), Input("states-brush-end", "value"),
-        Input("states-compat", "value"),
+        Input("states-compat", "value"), Input("states-track", "value"),
         State("states-url-cells", "data"), State("wb-url", "pathname"),
         prevent_initial_call="initial_duplicate",
     )  # fmt: skip
-    def on_select(view, threshold, pad_left, pad_right, b0, b1, compat, url_cells, pathname):
+    def on_select(view, threshold, pad_left, pad_right, b0, b1, compat, track, url_cells,
+                  pathname):  # fmt: skip
         if not view:
             return (no_update,) * (n + 7)
         out = update_selection(ctx, view, threshold, pad_left, pad_right, b0, b1, url_cells,
-                               compat=_compat(compat))  # fmt: skip
+                               compat=_compat(compat), track=track)  # fmt: skip
         patches = [_patch(u) for u in out["updates"]] + [no_update] * (n - len(out["updates"]))
         sel = out["selection"]
         # a late answer after the user left the page must not rewrite the other page's URL
         query = out["query"] if pathname in (PATH, *ALIASES) else no_update
         return (*patches, out["counts"], _cells_list(out["cells"]), sel, sel,
                 query, query, out["message"])  # fmt: skip
+
+    @app.callback(
+        Output("states-track-graph", "figure"), Output("states-track-box", "style"),
+        Input("states-view", "data"), Input("states-track", "value"),
+    )  # fmt: skip
+    def on_track(view, track):
+        return track_figure(ctx, view, track)
 
     @app.callback(
         Output("states-match-strength", "figure"), Output("states-match-meta", "figure"),
