@@ -176,3 +176,35 @@ def test_unknown_page_and_bad_query_show_messages(server, browser):
     assert errors == []
     assert states.PATH == "/states"
     page.context.close()
+
+
+def test_the_default_view_shows_the_string_literal_cell_and_its_track(server, browser):
+    url, ctx = server
+    page, errors = _page(browser)
+    page.goto(url + "/")
+    # the cell drawn in colour (a selected trace named after it) over the in_literal strip
+    page.wait_for_function(
+        """() => { const g = document.querySelector('#states-graph-box-0 .js-plotly-plot');
+        return g && g._fullData && g._fullData.some(t => t.visible === true
+            && t.name === 'unit 164' && t._length > 0); }"""
+    )
+    _wait_plot(page, "#states-track-box")
+    title = page.text_content("#states-graph-box-0 .gtitle")
+    assert title.startswith("rnn.0.fwd.cell")
+    strip = page.evaluate(
+        """() => { const g = document.querySelector('#states-track-box .js-plotly-plot');
+        return {y: g._fullData[0].y, z: g._fullData[0].z[0]}; }"""
+    )
+    assert strip["y"] == ["in_literal"] and 0 < sum(strip["z"]) < len(strip["z"])
+    view = logic.parse_query(ctx)
+    inside = ctx.store("python").meta("in_literal")[view.start : view.end]
+    assert strip["z"] == inside.astype(float).tolist()
+    page.wait_for_function(
+        "() => new URL(location.href).searchParams.get('track') === 'in_literal'"
+    )
+    query = dict(parse_qsl(urlparse(page.url).query))
+    assert query["cells"] == "164" and query["name"] == "rnn.0.fwd.cell"
+    assert int(query["start"]) == view.start
+    assert "in_literal" in page.text_content("#states-track")
+    assert errors == []
+    page.context.close()

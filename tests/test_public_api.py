@@ -106,3 +106,15 @@ def test_docs_api_directives_resolve():
             break
         else:
             pytest.fail(f"{path} does not import")
+
+
+@pytest.mark.parametrize("package", ["workbench", "workbench.recorder", "workbench.memory"])
+def test_lazy_packages_share_one_loader(package):
+    mod = importlib.import_module(package)
+    assert mod.__getattr__.__module__ == "workbench._lazy"
+    for name in mod.__all__:
+        if name != "__version__":
+            assert getattr(mod, name) is getattr(mod, name), name
+    assert set(mod.__all__) <= set(dir(mod))
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nope'"):
+        mod.nope  # noqa: B018

@@ -10,9 +10,9 @@ The public surface is small and imported lazily so that ``import workbench`` sta
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from workbench import _moved
+from workbench import _lazy, _moved
 
 __version__ = "0.1.0"
 
@@ -52,16 +52,4 @@ if TYPE_CHECKING:  # pragma: no cover
 _moved.install()
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        target = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'workbench' has no attribute {name!r}") from None
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = _lazy.exports(__name__, _LAZY, globals(), __all__)

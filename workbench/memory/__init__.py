@@ -14,8 +14,7 @@ Windows come from a store (:func:`from_store`) or token sequences (:func:`from_s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench import _lazy
 
 _LAZY = {
     "Curve": "workbench.memory._bands",
@@ -44,13 +43,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'workbench.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = _lazy.exports(__name__, _LAZY, globals())

@@ -6,32 +6,22 @@ import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench import _lazy
 
 _WHERE = {
-    "HookPoint": "_hookpoint",
-    "GRU_QUANTITIES": "_names",
-    "LSTM_QUANTITIES": "_names",
-    "RecordingError": "_names",
-    "Recorder": "_recorder",
-    "intervene": "_recorder",
-    "record": "_recorder",
-    "release_gpu_caches": "_recorder",
-    "SiteKind": "sites",
-    "register_site": "sites",
+    "HookPoint": "workbench.recorder._hookpoint",
+    "GRU_QUANTITIES": "workbench.recorder._names",
+    "LSTM_QUANTITIES": "workbench.recorder._names",
+    "RecordingError": "workbench.recorder._names",
+    "Recorder": "workbench.recorder._recorder",
+    "intervene": "workbench.recorder._recorder",
+    "record": "workbench.recorder._recorder",
+    "release_gpu_caches": "workbench.recorder._recorder",
+    "SiteKind": "workbench.recorder.sites",
+    "register_site": "workbench.recorder.sites",
 }
 
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'workbench.recorder' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"workbench.recorder.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = _lazy.exports(__name__, _WHERE, globals())
