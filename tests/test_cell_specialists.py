@@ -111,3 +111,56 @@ def test_causal_check_compares_with_random_draws(demo, small):
         mean = c[k]["random_inside"].mean()
         if mean > 0:
             assert c[k]["ratio"] == pytest.approx(c[k]["inside"] / mean)
+
+
+def test_the_derived_literal_cell_is_this_models_and_the_rule_on_a_recording(small):
+    """The constant the States page and ``workbench demo`` open on still holds for the model.
+
+    On the small slice's training files the derived unit is a strong literal detector and
+    lower inside literals; the rule (:func:`literal_cell`) on the same arrays ranks as
+    ``best_cells`` does.
+    """
+    from workbench.store import _specialists as sp
+    from workbench.store._runner import model_fingerprint
+
+    bundle, store, n_train = small
+    cell = sp.store_literal_cell(store)
+    assert cell == sp.shipped_literal_cell(model_fingerprint(bundle.model))
+    assert (cell.name, cell.unit) == ("rnn.0.fwd.cell", 164) and cell.auc < 0.5
+    hi = int(store.boundaries[n_train])
+    tracks = {t: store.meta(t)[:hi] for t in (sp.TRACK, sp.CONTRAST)}
+    states = {n: store.states(n).rows(0, hi, None) for n in ("rnn.0.fwd.cell", "rnn.1.fwd.cell")}
+    ref = [store.best_cells(n, sp.TRACK, top=256, contrast=sp.CONTRAST, select_on=range(n_train))
+           for n in states]  # fmt: skip
+    derived = ref[0].set_index("unit").loc[164]
+    assert derived.select_score < 0.15, derived  # AUC: lower inside literals, on training files
+    picked = sp.literal_cell(states, tracks)
+    best = max(((n, r.iloc[0]) for n, r in zip(states, ref, strict=True)),
+               key=lambda p: p[1].select_strength if "select_strength" in p[1] else
+               abs(p[1].select_score - 0.5))  # fmt: skip
+    assert (picked.name, picked.unit) == (best[0], int(best[1].unit))
+    assert picked.auc == pytest.approx(best[1].select_score)
+    # a model without a derived cell: none, whatever its store holds
+    assert sp.shipped_literal_cell("0" * 32) is None
+
+
+def test_literal_window_finds_the_window_where_a_planted_unit_follows_the_track():
+    from workbench.store._specialists import literal_window
+
+    inside = np.zeros(400, bool)
+    for a in (*range(210, 300, 20), 20, 40, 60):  # five literals near 250, three near 40
+        inside[a : a + 8] = True
+    values = np.random.default_rng(0).normal(size=400)
+    values[200:300] += np.where(inside[200:300], -3.0, 0.0)  # the unit follows the five only
+    start = literal_window(inside, ~inside, values, 100)
+    assert start % 25 == 0 and 125 <= start <= 250, start  # three planted literals or more
+    assert literal_window(np.zeros(400, bool), np.ones(400, bool), values, 100) == 0
+
+
+def test_workbench_demo_shows_the_derived_string_literal_cell(capsys):
+    from workbench.recorder._demo import run_demo
+
+    run_demo(chars=300)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "string-literal cell: rnn.0.fwd.cell unit 164" in out
+    assert "AUC 0.954 (lower inside literals)" in out and "mean value inside literals" in out

@@ -9,10 +9,14 @@ from workbench import names as _names
 
 
 def _real_source(chars: int) -> tuple[str, str]:
-    """A slice of real Python source from the interpreter's own standard library."""
-    path = Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py"
+    """A slice of real Python source from the interpreter's own standard library.
+
+    ``calendar.py``'s command line: short string literals between code, what the
+    string-literal cell is shown on.
+    """
+    path = Path(sysconfig.get_paths()["stdlib"]) / "calendar.py"
     text = path.read_text(encoding="utf-8")
-    start = text.index("def wrap(")
+    start = text.index("def main(")
     return text[start : start + chars], str(path)
 
 
@@ -74,38 +78,41 @@ def run_demo(model: str = "python", chars: int = 400) -> None:
 
 
 def _print_string_cell(console, bundle, trace, text: str) -> None:
-    """Show the cell that best tracks 'inside a string literal' on this text."""
-    import numpy as np
+    """Show the string-literal cell (:mod:`workbench.store._specialists`) under this text.
 
-    try:
-        from workbench.data.python_source import annotate
-    except ImportError:  # pragma: no cover - data module not present
+    The shipped python model's cell is the one chosen on training files; another model's is
+    picked by the same rule on this text.
+    """
+    from workbench.data.python_source import annotate
+    from workbench.store import _specialists as sp
+    from workbench.store._runner import model_fingerprint
+
+    n = int(trace.lengths[0])
+    tracks = {k: v[:n] for k, v in annotate(text).items()}
+    cell = sp.shipped_literal_cell(model_fingerprint(bundle.model), trace.names)
+    where = "chosen on training files, held out:"
+    if cell is None:
+        states = {m: trace[m][0, :n].numpy() for m in trace.names if _names.quantity(m) == "cell"}
+        cell = sp.literal_cell(states, tracks)
+        where = "picked on this text:"
+    if cell is None:
         return
-    tracks = annotate(text)
-    inside = np.asarray(tracks["in_string"], dtype=float)[: trace.lengths[0]]
-    if inside.std() == 0:
-        return
-    best = None
-    for name in trace.names:
-        if _names.quantity(name) != "cell":
-            continue
-        values = trace[name][0, : len(inside)].numpy()
-        corr = np.nan_to_num(
-            [np.corrcoef(values[:, u], inside)[0, 1] for u in range(values.shape[1])]
-        )
-        u = int(np.abs(corr).argmax())
-        if best is None or abs(corr[u]) > abs(best[2]):
-            best = (name, u, corr[u], values[:, u])
-    if best is None:
-        return
-    name, unit, corr, values = best
+    values = trace[cell.name][0, :n].numpy()[:, cell.unit]
+    inside, code = tracks[sp.TRACK], tracks[sp.CONTRAST]
     console.print(
-        f"\n[bold]the cell that best tracks 'inside a string'[/]: {name} unit {unit} "
-        f"(correlation {corr:+.2f}); its value under each character (red > 0, blue < 0):"
+        f"\n[bold]the string-literal cell[/]: {cell.name} unit {cell.unit} ({where} "
+        f"{cell.describe()}, {sp.TRACK} against {sp.CONTRAST}); mean value inside literals "
+        f"{values[inside].mean():+.2f}, on code {values[code].mean():+.2f}. Under each character "
+        "(red: nearer the literal mean, blue: nearer the code mean):"
+        if inside.any() and code.any()
+        else f"\n[bold]the string-literal cell[/]: {cell.name} unit {cell.unit} ({where} "
+        f"{cell.describe()}); this text has no literal and code to compare:"
     )
+    mid = (values[inside].mean() + values[code].mean()) / 2 if inside.any() and code.any() else 0
+    lit_high = bool(inside.any() and code.any() and values[inside].mean() > values[code].mean())
     line = []
     for ch, v in zip(text, values, strict=False):
         shown = "⏎\n" if ch == "\n" else ch.replace("[", r"\[")
-        colour = "red" if v > 0.3 else ("blue" if v < -0.3 else "white")
-        line.append(f"[{colour}]{shown}[/]")
+        literal_like = (v > mid) == lit_high
+        line.append(f"[{'red' if literal_like else 'blue'}]{shown}[/]")
     console.print("".join(line[:240]))
