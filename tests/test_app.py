@@ -120,6 +120,34 @@ def test_url_round_trips_the_view_state(ctx):
     assert bad.track is None and "track" in bad.problems[0]
 
 
+def test_the_python_tracks_are_in_every_meta_track_picker_and_the_report(ctx):
+    from workbench.data.python_source import TRACKS
+    from workbench.reports import matches_section
+
+    store = ctx.store("python")
+    assert store.meta_tracks == list(TRACKS)
+    name = "rnn.0.fwd.cell"
+    pickers = {
+        "states": (states.layout(ctx, model="python", name=name), ["states-match-track",
+                                                                    "states-track"]),
+        "gates": (gates.layout(ctx, model="python"), None),
+        "projection": (projection.layout(ctx, model="python"), None),
+        "model": (model.layout(ctx, model="python"), None),
+    }  # fmt: skip
+    for page, (component, ids) in pickers.items():
+        text = _text(component)
+        for t in ("in_docstring", "in_literal", "in_comment", "is_code", "depth_paren",
+                  "depth_square", "depth_curly"):  # fmt: skip
+            assert t in text, (page, t)
+        for i in ids or []:
+            assert f'"id": "{i}"' in text, (page, i)
+    m = store.match(name, [164], threshold=0.3, top_k=3)
+    assert len(m)
+    sec = matches_section(m, store, name=name, threshold=0.3, pad=(1, 0))
+    joined = " ".join(sec.text) if isinstance(sec.text, list) else str(sec.text)
+    assert all(f"{t} " in joined for t in ("in_literal", "in_docstring", "is_code")), joined
+
+
 def test_the_python_store_opens_on_its_string_literal_cell(ctx):
     from workbench.store._specialists import literal_window
 
