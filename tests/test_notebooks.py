@@ -76,6 +76,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     assert "Traceback" not in text
     if path.stem.startswith("01"):
         assert "selected cells [" in text and "bits/char" in text and "tour.html" in text
+        assert "in_literal against is_code: cell" in text and "held out" in text
     elif path.stem.startswith("02"):
         assert "mean AOPC" in text and "sentiment.html" in text
     elif path.stem.startswith("04"):
