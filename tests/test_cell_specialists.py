@@ -164,3 +164,30 @@ def test_workbench_demo_shows_the_derived_string_literal_cell(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "string-literal cell: rnn.0.fwd.cell unit 164" in out
     assert "AUC 0.954 (lower inside literals)" in out and "mean value inside literals" in out
+
+
+CODE = 'x = {"a": 1, "bb": [2, 3]}\nprint(x["a"], \'c\', f"{x}")\n'
+
+
+def test_ablation_ranking_is_the_single_unit_ablations(demo, small, tmp_path):
+    from workbench.data import Document
+    from workbench.data.python_source import annotate
+
+    bundle = small[0]
+    docs = [Document(f"d{i}.py", list(CODE * 4), annotate(CODE * 4)) for i in range(2)]
+    store = demo.build_store(bundle, docs, [], tmp_path / "code")
+    length = len(CODE) * 2
+    ranked = demo.ablation_ranking(bundle, store, "rnn.0.fwd", n_windows=1, length=length,
+                                   block=100)  # fmt: skip
+    assert sorted(ranked["units"]) == list(range(256))
+    texts, inside = demo.windows(store, 0, 1, length)
+    assert inside[0, 1:].any() and not inside[0, 1:].all()
+    u = ranked["units"][0]
+    masks = np.ones((2, 256))
+    masks[1, u] = 0
+    bits = demo.ablation_bits(bundle, texts, "rnn.0.fwd", masks)
+    target = inside[:, 1:]
+    rise = bits[1][target].mean() - bits[0][target].mean()
+    np.testing.assert_allclose(ranked["inside"][u], rise, rtol=1e-5, atol=1e-7)
+    gap = ranked["inside"] - ranked["outside"]
+    assert gap[u] == gap.max()
