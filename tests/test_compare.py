@@ -18,6 +18,7 @@ from workbench.compare import (
     state_names,
     svcca,
 )
+from workbench.compare._cka import cka_from_moments
 
 
 def _hsic(k, g):
@@ -92,7 +93,11 @@ def test_float16_store_like_input_is_summed_in_float64():
     x = (0.95 + 0.01 * rng.normal(size=(600, 8))).astype(np.float16)  # saturated gates
     y = (x.astype(np.float64) @ rng.normal(size=(8, 8))).astype(np.float16)
     ref = cka_reference(x.astype(np.float64), y.astype(np.float64))
-    assert linear_cka(x, y, block=64) == pytest.approx(ref, rel=1e-8)
+    # float16 inputs: float32 products of the shifted block, float64 sums (float32 tolerance)
+    assert linear_cka(x, y, block=64) == pytest.approx(ref, rel=1e-5)
+    m = joint_moments({"x": x, "y": y}, block=64, precision="float64")
+    assert cka_from_moments(m, "x", "y") == pytest.approx(ref, rel=1e-8)
+    assert m.cross.dtype == np.float64
 
 
 def test_svcca_matches_svd_then_cca(xy):
@@ -179,14 +184,22 @@ def test_compare_stores_against_direct_computation(stores):
             y = np.asarray(b.states(nb)[:n], dtype=np.float64)
             x, y = x - x.mean(0), y - y.mean(0)  # the feature-space form, all steps at once
             direct = np.sum((y.T @ x) ** 2) / np.linalg.norm(x.T @ x) / np.linalg.norm(y.T @ y)
-            assert res.cka[i, j] == pytest.approx(direct, rel=1e-9)
+            assert res.cka[i, j] == pytest.approx(direct, rel=1e-5)  # float32 block products
     head = compare_stores(a, b, steps=300, block=64)  # the Gram-matrix definition
     x = np.asarray(a.states(head.names_a[0])[:300], dtype=np.float64)
     y = np.asarray(b.states(head.names_b[1])[:300], dtype=np.float64)
-    assert head.steps == 300 and head.cka[0, 1] == pytest.approx(cka_reference(x, y), rel=1e-8)
+    assert head.steps == 300 and head.cka[0, 1] == pytest.approx(cka_reference(x, y), rel=1e-5)
     assert res.pair == ("rnn.1.fwd.hidden", "rnn.1.fwd.hidden")
     assert len(res.matches) == 12 and res.matches["match"].between(0, 9).all()
-    assert set(res.cells["track"]) == {"in_string", "in_comment", "depth"}
+    assert set(res.cells["track"]) == {
+        "in_string",
+        "in_literal",
+        "in_comment",
+        "depth",
+        "depth_paren",
+        "depth_square",
+        "depth_curly",
+    }
     assert set(res.saturation_a["name"]) == {
         f"rnn.{k}.fwd.{g}" for k in (0, 1) for g in ("input_gate", "forget_gate", "output_gate")
     }
@@ -198,7 +211,7 @@ def test_compare_stores_against_direct_computation(stores):
     assert r.steps == 1000 and r.names_b == ["rnn.0.fwd.hidden", "rnn.1.fwd.hidden"]
     assert r.saturation_b.empty
     same = compare_stores(a, a, steps=800)
-    np.testing.assert_allclose(np.diag(same.cka[:, :]), 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.diag(same.cka[:, :]), 1.0, atol=1e-6)
     assert (same.matches["unit"] == same.matches["match"]).all()
     assert same.cells["same"].all()
 

@@ -20,7 +20,17 @@ from workbench.compare._units import counterparts, match_units
 from workbench.names import is_gate, try_parse
 
 STATE_QUANTITIES = ("hidden", "cell")  # what the CKA matrix compares by default
-TRACKS = ("in_string", "in_comment", "depth")  # interpretable cells looked up in both
+# interpretable cells looked up in both (the python stores' tracks: strings, short literals,
+# comments, bracket depth overall and per bracket kind)
+TRACKS = (
+    "in_string",
+    "in_literal",
+    "in_comment",
+    "depth",
+    "depth_paren",
+    "depth_square",
+    "depth_curly",
+)
 
 
 class _Head:
@@ -32,6 +42,23 @@ class _Head:
     def __getitem__(self, rows):
         a, b, _ = rows.indices(self.shape[0])
         return self._a[a:b]
+
+    @property
+    def dtype(self):
+        return self._a.dtype
+
+    @property
+    def unit_major(self) -> bool:
+        """Whether the chunk files can be read as ``[units, chunk]`` blocks (:meth:`block`)."""
+        return bool(getattr(self._a, "unit_major", False))
+
+    @property
+    def chunk(self) -> int:
+        return int(self._a.chunk)
+
+    def block(self, c: int):
+        """``[units, chunk]`` chunk ``c`` of the whole array (steps past ``n`` included)."""
+        return self._a.block(c)
 
 
 def state_names(store) -> list[str]:
@@ -181,7 +208,10 @@ def compare_stores(
     arrays.update(
         {("b", x): _Head(store_b.states(x), n) for x in dict.fromkeys([*names_b, pair[1]])}
     )
-    m = joint_moments(arrays, n, block)
+    # CKA needs each state's own products and A's against B's; never A's layers against A's
+    pairs = [(("a", x), ("b", y)) for x in names_a for y in names_b]
+    pairs.append((("a", pair[0]), ("b", pair[1])))
+    m = joint_moments(arrays, n, block, pairs=pairs)
     cka = cka_matrix_from_moments(m, [("a", x) for x in names_a], [("b", x) for x in names_b])
     ka, kb = ("a", pair[0]), ("b", pair[1])
     matches = match_units(m, ka, kb)
