@@ -244,3 +244,44 @@ def test_report_section_and_widget_use_the_same_figures(stores, tmp_path):
     assert "Compare lstm and gru" in html and out is not None
     widget = show(res)
     assert widget is not None
+
+
+def test_two_checkpoints_of_one_model_permuted_units_are_found_the_same(stores, tmp_path):
+    """A checkpoint vs a copy whose units are permuted (the same function, another order).
+
+    The training-history path (early vs late checkpoint of one model) with a known answer:
+    CKA 1 for each layer against itself, every unit matched to its permuted place with r 1.
+    """
+    from workbench.data import corpus
+    from workbench.models.checkpoint import load, save
+    from workbench.store import StateStore
+
+    bundle = _tiny(tmp_path, "lstm", 12, seed=12)  # the weights of stores["lstm"]
+    model, h = bundle.model, 12
+    rng = np.random.default_rng(5)
+    perms = [rng.permutation(h) for _ in range(2)]
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    for layer, p in enumerate(perms):
+        rows = np.concatenate([g * h + p for g in range(4)])  # gates i, f, g, o
+        for k in ("weight_ih", "bias_ih", "bias_hh"):
+            sd[f"rnn.{k}_l{layer}"] = sd[f"rnn.{k}_l{layer}"][rows]
+        sd[f"rnn.weight_hh_l{layer}"] = sd[f"rnn.weight_hh_l{layer}"][rows][:, p]
+    sd["rnn.weight_ih_l1"] = sd["rnn.weight_ih_l1"][:, perms[0]]
+    sd["head.weight"] = sd["head.weight"][:, perms[1]]
+    model.load_state_dict(sd)
+    arch = bundle.config["arch"]
+    save(tmp_path / "late", model, "charlm", "python", arch, bundle.tokenizer)
+    docs = corpus("python", "test", max_tokens=2500)
+    late = StateStore.build(load(tmp_path / "late"), docs, tmp_path / "late-store", progress=False)
+    early = stores["lstm"]
+    res = compare_stores(early, late)
+    assert res.names_a == res.names_b
+    np.testing.assert_allclose(np.diag(res.cka), 1.0, atol=1e-4)
+    assert (res.cka[~np.eye(4, dtype=bool)] < 0.999).all()  # other layers are not the same
+    table = res.matches.sort_values("unit")
+    inverse = np.argsort(perms[1])  # early unit u is late unit inverse[u]
+    np.testing.assert_array_equal(table["match"], inverse)
+    np.testing.assert_allclose(table["r"], 1.0, atol=1e-3)
+    # each track's best cell: the same score in both, A's cell matched to its permuted place
+    np.testing.assert_array_equal(res.cells["match_of_a"], inverse[res.cells["unit_a"]])
+    np.testing.assert_allclose(res.cells["score_a"], res.cells["score_b"], atol=1e-3)
