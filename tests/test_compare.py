@@ -190,6 +190,16 @@ def test_compare_stores_against_direct_computation(stores):
     y = np.asarray(b.states(head.names_b[1])[:300], dtype=np.float64)
     assert head.steps == 300 and head.cka[0, 1] == pytest.approx(cka_reference(x, y), rel=1e-5)
     assert res.pair == ("rnn.1.fwd.hidden", "rnn.1.fwd.hidden")
+    # each track's best cell from the summed products == the store's own second pass
+    from workbench.store import stats
+
+    for side, store, col in ((0, a, "a"), (1, b, "b")):
+        states = np.asarray(store.states(res.pair[side])[:n], dtype=np.float64)
+        for row in res.cells.itertuples():
+            r = stats.track_correlation(states, store.meta(row.track)[:n])
+            best = int(np.nanargmax(np.abs(r)))
+            assert getattr(row, f"unit_{col}") == best, row.track
+            assert getattr(row, f"score_{col}") == pytest.approx(r[best], abs=1e-5)
     assert len(res.matches) == 12 and res.matches["match"].between(0, 9).all()
     assert set(res.cells["track"]) == {
         "in_string",
@@ -197,9 +207,9 @@ def test_compare_stores_against_direct_computation(stores):
         "in_comment",
         "depth",
         "depth_paren",
-        "depth_square",
         "depth_curly",
-    }
+    }  # no square brackets in this text: a constant track has no best cell
+    assert np.ptp(a.meta("depth_square")[:n]) == 0
     assert set(res.saturation_a["name"]) == {
         f"rnn.{k}.fwd.{g}" for k in (0, 1) for g in ("input_gate", "forget_gate", "output_gate")
     }
@@ -285,3 +295,4 @@ def test_two_checkpoints_of_one_model_permuted_units_are_found_the_same(stores, 
     # each track's best cell: the same score in both, A's cell matched to its permuted place
     np.testing.assert_array_equal(res.cells["match_of_a"], inverse[res.cells["unit_a"]])
     np.testing.assert_allclose(res.cells["score_a"], res.cells["score_b"], atol=1e-3)
+    assert res.cells["same"].all()

@@ -16,7 +16,7 @@ import numpy as np
 from workbench.compare._cka import cka_matrix_from_moments
 from workbench.compare._moments import BLOCK, joint_moments
 from workbench.compare._svcca import SVCCAResult, svcca_from_moments
-from workbench.compare._units import counterparts, match_units
+from workbench.compare._units import counterparts, match_units, unit_correlations
 from workbench.names import is_gate, try_parse
 
 STATE_QUANTITIES = ("hidden", "cell")  # what the CKA matrix compares by default
@@ -155,6 +155,26 @@ def _saturation(store, n: int):
     return pd.concat(frames, ignore_index=True)
 
 
+def _best_cells(m, key, tracks_key, wanted):
+    """Each track's best unit of ``key`` by ``|r|`` (the columns :func:`counterparts` reads).
+
+    The same Pearson r as :func:`workbench.store.stats.best_cells` with ``method="corr"``,
+    from the summed cross-products instead of a second pass over the store.
+    """
+    import pandas as pd
+
+    rows = []
+    if wanted:
+        r = unit_correlations(m, key, tracks_key)  # [units, tracks]
+        for j, track in enumerate(wanted):
+            col = r[:, j]
+            if not np.isfinite(col).any():
+                continue  # a constant track (no brackets of a kind in the text)
+            unit = int(np.nan_to_num(np.abs(col), nan=-1.0).argmax())
+            rows.append((track, 0, unit, "corr", float(col[unit]), abs(float(col[unit]))))
+    return pd.DataFrame(rows, columns=["track", "rank", "unit", "method", "score", "strength"])
+
+
 def compare_stores(
     store_a,
     store_b,
@@ -188,8 +208,6 @@ def compare_stores(
     -------
     Comparison
     """
-    from workbench.store import stats
-
     n = aligned_steps(store_a, store_b)
     if steps is not None:
         n = max(2, min(n, int(steps)))
@@ -210,15 +228,18 @@ def compare_stores(
     )
     # CKA needs each state's own products and A's against B's; never A's layers against A's
     pairs = [(("a", x), ("b", y)) for x in names_a for y in names_b]
-    pairs.append((("a", pair[0]), ("b", pair[1])))
+    ka, kb, kt = ("a", pair[0]), ("b", pair[1]), ("tracks",)
+    pairs.append((ka, kb))
+    wanted = [t for t in tracks if t in store_a.meta_tracks and t in store_b.meta_tracks]
+    if wanted:  # the tracks' correlations with both pair states come from the same sums
+        arrays[kt] = np.stack(
+            [np.asarray(store_a.meta(t)[:n], dtype=np.float32) for t in wanted], axis=1
+        )
+        pairs += [(ka, kt), (kb, kt)]
     m = joint_moments(arrays, n, block, pairs=pairs)
     cka = cka_matrix_from_moments(m, [("a", x) for x in names_a], [("b", x) for x in names_b])
-    ka, kb = ("a", pair[0]), ("b", pair[1])
     matches = match_units(m, ka, kb)
-    wanted = [t for t in tracks if t in store_a.meta_tracks and t in store_b.meta_tracks]
-    meta = {t: store_a.meta(t)[:n] for t in wanted}
-    cells_a = stats.best_cells(arrays[ka], meta, top=1, method="corr")
-    cells_b = stats.best_cells(arrays[kb], meta, top=1, method="corr")
+    cells_a, cells_b = (_best_cells(m, k, kt, wanted) for k in (ka, kb))
     return Comparison(
         steps=n,
         names_a=names_a,
