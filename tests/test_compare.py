@@ -151,6 +151,7 @@ def stores(tmp_path_factory):
     from workbench.data import corpus
     from workbench.store import StateStore
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: OpenMP threads only wait on each other
     tmp = tmp_path_factory.mktemp("compare")
     docs = corpus("python", "test", max_tokens=2500)
@@ -158,6 +159,7 @@ def stores(tmp_path_factory):
     for arch, hidden in (("lstm", 12), ("gru", 10), ("rnn", 9)):
         bundle = _tiny(tmp, arch, hidden, seed=hidden)
         out[arch] = StateStore.build(bundle, docs, tmp / f"store-{arch}", progress=False)
+    torch.set_num_threads(before)
     return out
 
 
