@@ -326,7 +326,7 @@ def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python"
     times: dict[str, list[float]] = {c: [] for c in cases}
     _take_busy()
     notes: dict[str, str] = dict.fromkeys(cases, "")
-    with (nullcontext(url) if url else _server(ctx)) as url, sync_playwright() as p:
+    with nullcontext(url) if url else _server(ctx) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=_ARGS)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
