@@ -17,6 +17,9 @@ os.environ.setdefault("WORKBENCH_CALIBRATE", "0")
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # a test that asks for one thread does not leave it so
 
 
 def pytest_addoption(parser):

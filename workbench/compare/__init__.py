@@ -1,7 +1,8 @@
 """Compare two models or layers: linear CKA, SVCCA, unit matching, side-by-side statistics.
 
 All similarities are computed from centred cross-products summed block by block in float64
-(:func:`joint_moments`), so stores of millions of steps are compared without loading them.
+(:func:`joint_moments`: float32 products of each float16/float32 block), so stores of
+millions of steps are compared without loading them.
 """
 
 from __future__ import annotations

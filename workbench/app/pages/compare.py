@@ -45,6 +45,15 @@ def layout(ctx, a=None, b=None, **_ignored):
                 "common steps of their stores.",
                 className="wb-hint",
             ),
+            html.P(
+                [
+                    "Each model's memory curves and horizon (how many steps back its "
+                    "predictions still depend on the input): the ",
+                    dcc.Link("Memory page", href="/memory"),
+                    ", one model at a time on the same test windows.",
+                ],
+                className="wb-hint",
+            ),
             pickers,
             _error(problem) if problem else None,
             dcc.Loading(
