@@ -279,6 +279,14 @@ def test_match_ranks_spans_where_the_cells_fire(ctx):
     meta = np.asarray(res["meta"].data[0].z, dtype=float)
     s0 = res["starts"][0]
     assert meta[0, logic.MATCH_BEFORE] == store.meta("depth")[s0]
+    # the tokens are written once, in the strength rows; the meta rows under them show
+    # the same tokens on hover only (each written cell costs the browser an SVG text)
+    assert res["strength"].data[0].texttemplate == "%{text}"
+    assert res["meta"].data[0].texttemplate is None
+    assert [list(r) for r in res["meta"].data[0].text] == [
+        list(r) for r in res["strength"].data[0].text
+    ]
+    assert "%{text}" in res["meta"].data[0].hovertemplate
     hist = res["hist"]
     assert sum(hist.data[0].y) == direct.n_candidates
     jump = states.navigate(ctx, "match:0", rec, rec["start"], 100, "", None, res, None, None)

@@ -105,3 +105,79 @@ def test_attention_page_in_chromium(server):
         page.wait_for_function(
             "() => !document.querySelector('#attention-message .wb-error')", timeout=TIMEOUT
         )
+
+
+def test_what_if_forces_a_step_and_re_decodes_greedily(ckpt):
+    from workbench.models.seq2seq import BOS, EOS
+
+    bundle = load(ckpt / "g2p")
+    plain = alogic.what_if(bundle, "cab")
+    assert plain["forced"] is None and plain["phonemes"] == plain["original"]
+    assert plain["phonemes"] == alogic.analyse(bundle, "cab")["phonemes"]
+    r = alogic.what_if(bundle, " Cab", 0, "k")
+    assert r["forced"] == 0 and r["phonemes"][0] == "K" and r["original"] == plain["phonemes"]
+    assert len(r["attention"]) == len(r["phonemes"]) and len(r["attention"][0]) == 3
+    # reference: feed K at step 0, then the argmax of every step, from the model's step()
+    model, ids = bundle.model, [PHONES.index("K")]
+    src = torch.tensor([bundle.tokenizer.encode(list("cab"))])
+    with torch.no_grad():
+        enc = model.encode(src, torch.tensor([3]))
+        _, state, _ = model.step(torch.tensor([BOS]), enc.state, enc)
+        while ids[-1] != EOS and len(ids) < model.max_steps:
+            logits, state, _ = model.step(torch.tensor([ids[-1]]), state, enc)
+            ids.append(int(logits.argmax(-1)))
+    assert r["phonemes"] == [PHONES[i] for i in ids]
+    end = alogic.what_if(bundle, "cab", 0, "</s>")
+    assert end["phonemes"] == ["</s>"]
+
+
+@pytest.mark.parametrize(
+    ("step", "phoneme", "match"),
+    [
+        (0, None, "give both the step and the phoneme"),
+        (None, "AH", "give both the step and the phoneme"),
+        (99, "AH", "step 99 is out of range: choose 0 to"),
+        (-1, "AH", "step -1 is out of range"),
+        (1.5, "AH", "step must be a whole number"),
+        (0, "XX", "'XX' is not one of the model's phonemes"),
+        (0, "<pad>", "is not one of the model's phonemes"),
+    ],
+)
+def test_what_if_bad_input_is_one_clear_line(ckpt, step, phoneme, match):
+    bundle = load(ckpt / "g2p")
+    with pytest.raises(alogic.AttentionInputError, match=match) as info:
+        alogic.what_if(bundle, "cab", step, phoneme)
+    assert "\n" not in str(info.value)
+    with pytest.raises(alogic.AttentionInputError, match="type a word"):
+        alogic.what_if(bundle, "", 0, "AH")
+
+
+@needs_chromium
+def test_what_if_in_chromium(ckpt, server):
+    bundle = load(ckpt / "g2p")
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server}/attention?model=g2p&word=cab", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-greedy", timeout=TIMEOUT)
+        page.fill("#attention-whatif-word", "tab")
+        page.fill("#attention-force-step", "0")
+        page.fill("#attention-force-phoneme", "b")
+        page.click("#attention-whatif-run")
+        want = alogic.what_if(bundle, "tab", 0, "B")
+        page.wait_for_selector(
+            f'#attention-whatif-output:text-is("{" ".join(want["phonemes"])}")', timeout=TIMEOUT
+        )
+        page.wait_for_selector("#attention-whatif-matrix .heatmaplayer", timeout=TIMEOUT)
+        ticks = page.locator("#attention-whatif-matrix .ytick text").all_text_contents()
+        assert "B*" in ticks
+        page.fill("#attention-force-phoneme", "zz")
+        page.click("#attention-whatif-run")
+        page.wait_for_selector(
+            "#attention-whatif-error .wb-error:has-text(\"'zz' is not one of the model's\")",
+            timeout=TIMEOUT,
+        )
+        page.fill("#attention-force-step", "")
+        page.fill("#attention-force-phoneme", "")
+        page.click("#attention-whatif-run")
+        plain = " ".join(alogic.what_if(bundle, "tab")["phonemes"])
+        page.wait_for_selector(f'#attention-whatif-output:text-is("{plain}")', timeout=TIMEOUT)

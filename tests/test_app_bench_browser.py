@@ -38,3 +38,15 @@ def test_browser_bench_says_what_is_missing():
 
     with pytest.raises(RuntimeError, match="apt-get install -y chromium"):
         _bench_browser._chromium(("/nonexistent/chromium",), ("no-such-browser-wb",))
+
+
+def test_browser_bench_times_a_running_server_page_by_page(tmp_path_factory):
+    from workbench.app import _bench_browser
+
+    ctx = small_context(tmp_path_factory)
+    with pytest.raises(RuntimeError, match="unknown pages \\['stats'\\]: pick from states"):
+        _bench_browser.run(ctx, repeats=1, pages=["stats"])
+    with _bench_browser._server(ctx) as url:  # stands for a server started elsewhere
+        rows = _bench_browser.run(ctx, repeats=1, url=url, pages=["projection"])
+    assert [r[0] for r in rows] == ["projection recolour"]
+    assert len(rows[0][1]) == 1 and rows[0][1][0] > 0

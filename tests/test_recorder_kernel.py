@@ -253,3 +253,23 @@ def test_kept_values_follow_the_very_tensors_they_were_made_from():
     for i in range(3):
         kept.put(i, (b,), i)
     assert len(kept) == 2 and kept.get(0, (b,)) is None and kept.get(2, (b,)) == 2
+
+
+def test_huge_pages_back_off_after_a_slow_touch(monkeypatch):
+    """A cold huge-page touch (slower per MB than the bound) turns huge pages off for a while;
+    buffers stay correct on either path, and a forced WORKBENCH_HUGEPAGES=1 never backs off."""
+    mb = 2**20
+    assert not _pages.slow_touch(64 * mb, 0.17e-3 * 64)  # warm huge pages
+    assert not _pages.slow_touch(64 * mb, 0.8e-3 * 64)  # 4 KiB pages under load
+    assert _pages.slow_touch(64 * mb, 9e-3 * 64)  # fresh host memory
+    assert not _pages.slow_touch(1 * mb, 1.0)  # too small to time
+    like = torch.empty(1)
+    monkeypatch.setitem(_pages._STATE, "off_until", 0.0)
+    monkeypatch.setattr(_pages, "SLOW_S_PER_MB", 0.0)  # every timed touch counts as slow
+    z = _pages.empty(64, 64, 1024, like=like, zero=True)  # 16 MB: advised, timed
+    assert torch.count_nonzero(z) == 0
+    if _pages._madvise() is False and not _pages.backed_off():
+        return  # no huge pages on this machine (or switched off): nothing to back off from
+    assert _pages.backed_off()
+    again = _pages.empty(64, 64, 1024, like=like, zero=True)  # small pages now, still zeroed
+    assert torch.count_nonzero(again) == 0 and again.shape == (64, 64, 1024)

@@ -86,6 +86,9 @@ def _figures() -> dict:
             ],
             ["<s>", "a", "b"],
         ),  # fmt: skip
+        "seq2seq_attention": viz.seq2seq_attention(
+            rng.dirichlet(np.ones(3), 3), ["K", "AE", "</s>"], list("cat"), forced=1
+        ),
         **_memory_figures(rng),
         **_compare_figures(rng, frame),
     }

@@ -5,24 +5,50 @@ state), all of it freshly allocated, and the first write to each 4 KiB page cost
 66 MB took 23 ms to first touch here against 3.6 ms with 2 MiB pages. Linux gives huge pages to
 a region that asks for them (``madvise(MADV_HUGEPAGE)``) when transparent huge pages are in
 ``madvise`` or ``always`` mode; elsewhere this is a plain ``torch.empty``.
+
+Huge pages are fast only where the kernel has warm 2 MiB blocks to give. On a virtual machine
+whose host backs guest memory on first use, a fresh huge page is memory the guest never
+touched: on the shared 2-core Intel Xeon VM the first huge-page touches of a recording's 470 MB
+took 4.3 s (9 ms per MB) against 0.3 s in 4 KiB pages (reused, already backed), while warm huge
+pages took 0.08 s. Each touch is timed: one slower than ``SLOW_S_PER_MB`` turns huge pages off
+for this process for ``BACKOFF_S`` seconds (not where ``WORKBENCH_HUGEPAGES=1`` forces them).
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
+import time
 
 import torch
 
 from workbench._native.calibrate import chosen
+from workbench.config import settings
 
 _MADV_HUGEPAGE = 14
 _HUGE = 2 << 20
-_STATE: dict = {"madvise": None}
+# warm huge pages touched at 0.17 ms per MB, 4 KiB pages at 0.4-0.8 (shared Intel VM, load 10):
+# slower than this per MB, the huge pages were fresh host memory (4-9 ms per MB there)
+SLOW_S_PER_MB = 1.5e-3
+BACKOFF_S = 120.0
+_TIMED_BYTES = 8 << 20  # smaller touches are too short to time
+_STATE: dict = {"madvise": None, "off_until": 0.0}
+
+
+def slow_touch(nbytes: int, seconds: float) -> bool:
+    """Whether touching ``nbytes`` of fresh huge pages in ``seconds`` says they are cold."""
+    return nbytes >= _TIMED_BYTES and seconds > SLOW_S_PER_MB * nbytes / 2**20
+
+
+def backed_off() -> bool:
+    """Whether huge pages are off for now after a slow touch (never where forced on)."""
+    return time.monotonic() < _STATE["off_until"] and "hugepages" not in settings().forced
 
 
 def _madvise():
     if not chosen().hugepages:  # measured per machine, WORKBENCH_HUGEPAGES forces
+        return False
+    if backed_off():
         return False
     fn = _STATE["madvise"]
     if fn is None:
@@ -64,9 +90,13 @@ def empty(*shape: int, like: torch.Tensor, zero: bool = False) -> torch.Tensor:
     big = t.device.type == "cpu" and t.numel() * t.element_size() >= 2 * _HUGE
     if not big or not _madvise():
         return t.zero_() if zero else t
+    nbytes = t.numel() * t.element_size()
+    start = time.perf_counter()
     advise(t)
     if zero:
-        ctypes.memset(t.data_ptr(), 0, t.numel() * t.element_size())
+        ctypes.memset(t.data_ptr(), 0, nbytes)
     else:
         t.view(-1).view(torch.uint8).numpy()[::4096] = 0  # one write per page
+    if slow_touch(nbytes, time.perf_counter() - start):
+        _STATE["off_until"] = time.monotonic() + BACKOFF_S
     return t

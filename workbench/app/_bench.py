@@ -209,6 +209,14 @@ def bench_app(
         help="Time in headless Chromium, from mouse-up to the settled page, on the demo "
         "models and stores (brush, match, Explain, Perturb, Projection).",
     ),
+    url: str = typer.Option(
+        "",
+        help="With --browser: time a server already running at this URL (e.g. to "
+        "compare two versions under the same load) instead of one started here.",
+    ),
+    pages: str = typer.Option(
+        "states,explain,perturb,projection", help="With --browser: the pages to time."
+    ),
 ) -> None:
     """App latency: server-side callbacks on a 1M-token store, or in the browser (--browser)."""
     from rich.console import Console
@@ -217,7 +225,13 @@ def bench_app(
         from workbench.app import _bench_browser
 
         try:
-            rows = _bench_browser.run(repeats=repeats)
+            if url and not url.startswith(("http://127.0.0.1:", "http://localhost:")):
+                raise RuntimeError(f"--url {url!r}: give a local server, http://127.0.0.1:PORT")
+            rows = _bench_browser.run(
+                repeats=repeats,
+                url=url or None,
+                pages=[p.strip() for p in pages.split(",") if p.strip()],
+            )
         except RuntimeError as err:
             raise typer.BadParameter(str(err)) from None
         title = "workbench bench app --browser (mouse-up to settled DOM, headless Chromium)"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -275,7 +275,14 @@ def _projection(page, url, model, repeats, times, notes):
     notes["projection recolour"] = _with_busy(f"{model}, PCA of 2,000 states, {len(cheap)} colours")
 
 
-def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python") -> list:
+#: Page groups :func:`run` can be limited to, and the cases each one times.
+PAGES = {"states": ("brush -> selected cells", "brush -> match list"),
+         "explain": ("explain (lrp + ig)",), "perturb": ("perturb compare",),
+         "projection": ("projection recolour",)}  # fmt: skip
+
+
+def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python",
+        url: str | None = None, pages=tuple(PAGES)) -> list:  # fmt: skip
     """Drive the app in Chromium; returns ``(case, [seconds], note)`` rows.
 
     Parameters
@@ -286,6 +293,12 @@ def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python"
         Actions timed per case.
     states_model : str
         The model whose store the States and Projection pages show.
+    url : str, optional
+        A server already running (e.g. ``http://127.0.0.1:8050``, to compare two versions
+        of the app under the same load); ``ctx`` must then hold the same stores (the default
+        demo stores do). Default: the app runs in this process.
+    pages : sequence of str
+        Which of :data:`PAGES` to time (default all).
 
     Raises
     ------
@@ -306,20 +319,26 @@ def run(ctx=None, repeats: int = 20, seed: int = 0, states_model: str = "python"
         ctx = AppContext()
         ctx.prepare(progress=False)
     rng = np.random.default_rng(seed)
-    cases = ("brush -> selected cells", "brush -> match list", "explain (lrp + ig)",
-             "perturb compare", "projection recolour")  # fmt: skip
+    unknown = sorted(set(pages) - set(PAGES))
+    if unknown:
+        raise RuntimeError(f"unknown pages {unknown}: pick from {', '.join(PAGES)}")
+    cases = tuple(c for pg in PAGES if pg in pages for c in PAGES[pg])
     times: dict[str, list[float]] = {c: [] for c in cases}
     _take_busy()
     notes: dict[str, str] = dict.fromkeys(cases, "")
-    with _server(ctx) as url, sync_playwright() as p:
+    with nullcontext(url) if url else _server(ctx) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=_ARGS)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             page.add_init_script(_INIT)
-            _states(page, url, ctx, states_model, repeats, rng, times, notes)
-            _explain(page, url, repeats, times, notes)
-            _perturb(page, url, repeats, times, notes)
-            _projection(page, url, states_model, repeats, times, notes)
+            if "states" in pages:
+                _states(page, url, ctx, states_model, repeats, rng, times, notes)
+            if "explain" in pages:
+                _explain(page, url, repeats, times, notes)
+            if "perturb" in pages:
+                _perturb(page, url, repeats, times, notes)
+            if "projection" in pages:
+                _projection(page, url, states_model, repeats, times, notes)
         finally:
             browser.close()
     return [(c, times[c], notes[c]) for c in cases]

@@ -74,6 +74,13 @@ def bench_record(
             )
         console.print(table)
         console.print(f"after: {load()}")
+        from workbench._native import pages
+
+        if device == "cpu" and pages.backed_off():
+            console.print(
+                "huge pages were turned off during the run: a touch of fresh huge pages was "
+                f"slower than {pages.SLOW_S_PER_MB * 1e3:.1f} ms per MB (cold host memory)"
+            )
         if device == "cpu" and os.getloadavg()[0] > 0.5 * cores():
             console.print(
                 "the machine was busy: PyTorch's plain forward keeps its whole thread team "

@@ -224,6 +224,7 @@ def aligned_heatmap(
     colorscale: Any = "Blues",
     offsets: Sequence[int] | None = None,
     title: str | None = None,
+    cell_text: bool = True,
 ) -> go.Figure:
     """Matched spans aligned at their start: one row per match, tokens written in the cells.
 
@@ -239,6 +240,10 @@ def aligned_heatmap(
         What ``z`` is (hover and colour bar).
     offsets : sequence of int, optional
         ``[offset]`` step relative to the match start (default ``0 .. offset - 1``).
+    cell_text : bool
+        Write the tokens in the cells (False: on hover only; plotly draws each written
+        cell as its own SVG text, about 1-3 s for 20 x 60 cells in a loaded browser, so a
+        second heatmap aligned under a first one need not write them again).
 
     Returns
     -------
@@ -254,7 +259,8 @@ def aligned_heatmap(
     label = display_token(name)
     fig = go.Figure(
         go.Heatmap(
-            z=values, x=offsets, y=list(range(n)), text=text, texttemplate="%{text}",
+            z=values, x=offsets, y=list(range(n)), text=text,
+            texttemplate="%{text}" if cell_text else None,
             colorscale=colorscale, zmin=zmin, zmax=zmax, textfont={"size": 11},
             hovertemplate=f"%{{text}} (offset %{{x}})<br>{label}: %{{z}}<extra></extra>",
             colorbar={"title": {"text": label}, "thickness": 10}, xgap=1, ygap=1,

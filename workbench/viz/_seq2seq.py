@@ -1,4 +1,4 @@
-"""Figures of encoder-decoder outputs: the beam search as a tree."""
+"""Figures of encoder-decoder outputs: the attention of a decode, the beam search as a tree."""
 
 from __future__ import annotations
 
@@ -7,6 +7,43 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from workbench.viz._common import base_layout, display_token
+
+
+def seq2seq_attention(
+    attention,
+    outputs: Sequence[str],
+    sources: Sequence[str],
+    *,
+    forced: int | None = None,
+    title: str | None = None,
+):
+    """A decode's attention: one row per output token, one column per source token.
+
+    Parameters
+    ----------
+    attention : array-like
+        ``[steps, source]`` weights of each decoder step (rows sum to 1).
+    outputs : sequence of str
+        The output token of every step (``</s>`` last when reached).
+    sources : sequence of str
+        The source tokens (a word's characters).
+    forced : int, optional
+        A step whose output was forced (what-if): its label is marked ``*``.
+    title : str, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Heatmap`` trace ``[steps, source]`` (:func:`attention_heatmap`), axes titled
+        source character / output phoneme.
+    """
+    from workbench.viz._explain import attention_heatmap
+
+    labels = [f"{o}*" if t == forced else o for t, o in enumerate(outputs)]
+    fig = attention_heatmap(attention, labels, list(sources), title=title)
+    fig.update_xaxes(title_text="source character")
+    fig.update_yaxes(title_text="output phoneme (decoder step)")
+    return fig
 
 
 def beam_tree(nodes: Sequence[dict], labels: Sequence[str], *, title: str | None = None):

@@ -33,6 +33,11 @@ def _is_curves(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(_is_curves(v) for v in obj.values())
 
 
+def _is_decode(obj: Any) -> bool:
+    """A decode of one word (:mod:`workbench.models.g2p_decode`)."""
+    return isinstance(obj, Mapping) and {"word", "chars", "phonemes", "attention"} <= set(obj)
+
+
 def _is_trace(obj: Any) -> bool:
     return hasattr(obj, "names") and hasattr(obj, "lengths_for") and hasattr(obj, "tokens")
 
@@ -70,7 +75,10 @@ def show(
         - a plotly Figure (any :mod:`workbench.viz` function): a :class:`FigureWidget`;
         - a :class:`workbench.memory.Curve` or a dict of them (``memory.connectivity(...)``):
           the connectivity-over-lag figure as a :class:`FigureWidget`;
-        - a :class:`~workbench.compare.Comparison`: its CKA heatmap as a :class:`FigureWidget`.
+        - a :class:`~workbench.compare.Comparison`: its CKA heatmap as a :class:`FigureWidget`;
+        - a decode of one word (:func:`workbench.models.g2p_decode.decode_word` or
+          :func:`~workbench.models.g2p_decode.what_if`): its attention matrix
+          (:func:`workbench.viz.seq2seq_attention`) as a :class:`FigureWidget`.
     name : str, optional
         Recorded quantity (default: the last ``*.hidden``).
     index : int
@@ -137,6 +145,17 @@ def show(
             )
         return trajectory(obj.states(q).rows(start, stop), obj.tokens(start, stop),
                           f"{q} [{start}, {stop})")  # fmt: skip
+    if _is_decode(obj):  # workbench.models.g2p_decode: decode_word(...) or what_if(...)
+        from workbench.viz import seq2seq_attention
+
+        fig = seq2seq_attention(
+            obj["attention"],
+            obj["phonemes"],
+            obj["chars"],
+            forced=obj.get("forced"),
+            title=f"attention: {obj['word']}",
+        )
+        return FigureWidget(fig, **kwargs)  # fmt: skip
     if isinstance(obj, Mapping):
         q = _default_name(list(obj), name, "slice")
         return trajectory(obj[q], tokens, q)

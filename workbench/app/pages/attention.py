@@ -2,13 +2,16 @@
 
 Type a word; the grapheme-to-phoneme model decodes it greedily (each output phoneme's
 attention over the source characters as a matrix, the top-k phonemes of every step) and by
-beam search with the beam size chosen. Served on the encoder-decoder models of the app, or
+beam search with the beam size chosen. What-if: edit the word or force another phoneme at
+a decoder step and see the rest re-decoded greedily, with the new decode's attention.
+Served on the encoder-decoder models of the app, or
 the shipped ``g2p`` model.
 """
 
 from __future__ import annotations
 
 from dash import Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
 
 from workbench.app import _attention_logic as alogic
 
@@ -96,6 +99,49 @@ def layout(ctx, model=None, word=None, **_ignored):
                     ]
                 )
             ),
+            html.H3("What if"),
+            html.P(
+                "Edit the word, or force a phoneme at a decoder step (0 = the first output; "
+                "ARPAbet without stress digits, or </s> to end there): the steps after it are "
+                "decoded greedily again. Leave step and phoneme empty to re-decode the edited "
+                "word only. A forced step is marked * in the matrix.",
+                className="wb-hint",
+            ),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Word",
+                            dcc.Input(
+                                id="attention-whatif-word",
+                                value=word[: 4 * alogic.MAX_CHARS],
+                                type="text",
+                                maxLength=4 * alogic.MAX_CHARS,
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            "Force at step",
+                            dcc.Input(id="attention-force-step", type="number", step=1),
+                        ]
+                    ),  # fmt: skip
+                    html.Label(
+                        [
+                            "phoneme",
+                            dcc.Input(
+                                id="attention-force-phoneme",
+                                type="text",
+                                maxLength=8,
+                                placeholder="e.g. AH",
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Button("Re-decode", id="attention-whatif-run", n_clicks=0),
+                ],
+                className="wb-controls",
+            ),
+            dcc.Loading(html.Div(id="attention-whatif-result")),
         ],
         className="wb-attention",
     )
@@ -105,7 +151,7 @@ def decode_view(ctx, model: str, word, beam, topk):
     """``(message, output line, figure, top-k table, beam table, beam tree)`` of a request."""
     import plotly.graph_objects as go
 
-    from workbench.viz import attention_heatmap, beam_tree
+    from workbench.viz import beam_tree, seq2seq_attention
 
     found = alogic.models(ctx)
     if model not in found:
@@ -115,11 +161,9 @@ def decode_view(ctx, model: str, word, beam, topk):
         r = alogic.analyse(bundle, word, beam, topk)
     except alogic.AttentionInputError as exc:
         return _error(str(exc)), None, go.Figure(), None, None, go.Figure()
-    fig = attention_heatmap(
+    fig = seq2seq_attention(
         r["attention"], r["phonemes"], r["chars"], title=f"attention: {r['word']}"
     )
-    fig.update_xaxes(title_text="source character")
-    fig.update_yaxes(title_text="output phoneme (decoder step)")
     output = html.P(
         ["Greedy: ", html.B(" ".join(r["phonemes"][:-1]) or "(nothing)", id="attention-greedy")]
     )
@@ -163,6 +207,36 @@ def decode_view(ctx, model: str, word, beam, topk):
     return None, output, fig, topk, beam_table, tree
 
 
+def what_if_view(ctx, model: str, word, step, phoneme):
+    """The what-if answer: an error line, or the re-decoded output and its attention."""
+    from workbench.viz import seq2seq_attention
+
+    found = alogic.models(ctx)
+    if model not in found:
+        return _error(f"unknown model {model!r}")
+    bundle = ctx.cached(("attention-bundle", model), lambda: _load(found[model]))
+    try:
+        r = alogic.what_if(bundle, word, step, phoneme)
+    except alogic.AttentionInputError as exc:
+        return html.Div(_error(str(exc)), id="attention-whatif-error")
+    forced = "" if r["forced"] is None else f", {r['phonemes'][r['forced']]} forced at step "
+    forced += "" if r["forced"] is None else str(r["forced"])
+    title = f"what if: {r['word']}{forced}"
+    return html.Div(
+        [
+            html.P(["Re-decoded: ",
+                    html.B(" ".join(r["phonemes"]) or "(nothing)", id="attention-whatif-output"),
+                    f" (greedy without forcing: {' '.join(r['original'])})"]),
+            dcc.Graph(
+                id="attention-whatif-matrix",
+                figure=seq2seq_attention(r["attention"], r["phonemes"], r["chars"],
+                                         forced=r["forced"], title=title),
+                config=GRAPH,
+            ),
+        ]
+    )  # fmt: skip
+
+
 def _load(path):
     from workbench.models.checkpoint import load
 
@@ -170,7 +244,7 @@ def _load(path):
 
 
 def register(app, ctx) -> None:
-    """The page's one callback: decode on load, on Decode, and on Enter in the word box."""
+    """Decode on load, on Decode and on Enter in the word box; what-if on Re-decode."""
 
     @app.callback(
         Output("attention-message", "children"),
@@ -187,3 +261,16 @@ def register(app, ctx) -> None:
     )
     def _decode(_clicks, word, model, beam, topk):
         return decode_view(ctx, model, word, beam, topk)
+
+    @app.callback(
+        Output("attention-whatif-result", "children"),
+        Input("attention-whatif-run", "n_clicks"),
+        State("attention-model", "data"),
+        State("attention-whatif-word", "value"),
+        State("attention-force-step", "value"),
+        State("attention-force-phoneme", "value"),
+    )
+    def _what_if(clicks, model, word, step, phoneme):
+        if not clicks:
+            raise PreventUpdate
+        return what_if_view(ctx, model, word, step, phoneme)

@@ -607,8 +607,9 @@ def match_view(ctx, selection, track):
     meta = {}
     if res["meta"] is not None:
         meta = aligned_heatmap(res["meta"], res["tokens"], res["rows"], name=track,
-                               colorscale="Oranges", offsets=res["offsets"],
-                               title=f"meta track: {track}")  # fmt: skip
+                               colorscale="Oranges", offsets=res["offsets"], cell_text=False,
+                               title=f"meta track: {track} (tokens on hover: the same rows "
+                                     "as above)")  # fmt: skip
     hist = length_histogram(m.fuzzy_histogram, m.strict_histogram,
                             title=f"span lengths of {m.n_candidates} candidates")  # fmt: skip
     summary = [f"{len(m)} best of {m.n_candidates} candidate spans "

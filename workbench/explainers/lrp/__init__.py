@@ -219,10 +219,14 @@ def relevance(
         )
     mode.warn_unruled()
     leaves = [leaf for leaf, _, _ in mode.state_leaves]
-    grads = torch.autograd.grad(top, [x, *leaves], grad_outputs=r_top, allow_unused=True)
+    tokens = [leaf for leaf, _ in mode.token_leaves]
+    grads = torch.autograd.grad(top, [x, *leaves, *tokens], grad_outputs=r_top, allow_unused=True)
     feature = grads[0] if grads[0] is not None else torch.zeros_like(x)
     initial = torch.zeros(problem.batch, dtype=dtype, device=x.device)
-    for (_, bdim, order), g in zip(mode.state_leaves, grads[1:], strict=True):
+    token_relevance = _token_relevance(
+        mode.token_leaves, grads[1 + len(leaves) :], params, problem.batch
+    )
+    for (_, bdim, order), g in zip(mode.state_leaves, grads[1 : 1 + len(leaves)], strict=True):
         if g is None:
             continue
         per_row = g.movedim(bdim, 0).reshape(g.shape[bdim], -1).sum(1)
@@ -230,7 +234,28 @@ def relevance(
             per_row = torch.zeros_like(per_row).index_copy(0, order.to(per_row.device), per_row)
         if per_row.shape[0] == problem.batch:
             initial = initial + per_row
-    return {"feature": feature, "initial": initial, "score": score.detach()}
+    return {
+        "feature": feature,
+        "initial": initial,
+        "tokens": token_relevance,
+        "score": score.detach(),
+    }
+
+
+def _token_relevance(token_leaves, grads, params: dict, batch: int) -> dict:
+    """Relevance of constant-id lookups per embedding module: ``{name: [batch, lookups]}``.
+
+    A decoder that embeds its previous token once per step gets one column per step (the
+    token fed at step ``t``: ``<s>`` at 0, then the earlier output tokens).
+    """
+    names = {id(p): n.removesuffix(".weight") for n, p in params.items()}
+    found: dict[str, list[torch.Tensor]] = {}
+    for (leaf, weight), g in zip(token_leaves, grads, strict=True):
+        if g is None or leaf.dim() < 2 or leaf.shape[0] != batch:
+            continue
+        per = g.sum(-1).reshape(batch, -1)
+        found.setdefault(names.get(id(weight), "embedding"), []).append(per)
+    return {n: torch.cat(cols, 1).detach() for n, cols in found.items()}
 
 
 @register
@@ -257,7 +282,19 @@ class LRP(Method):
 
     Notes
     -----
-    ``delta`` = ``output - sum(attributions) - extras["initial_state_relevance"]``.
+    ``delta`` = ``output - sum(attributions) - extras["initial_state_relevance"]
+    - sum(extras["token_relevance"])``.
+
+    Attention weights (a ``softmax``) are treated like gates: they receive no relevance
+    and scale the values they weigh, so a context ``c = sum_j alpha_j k_j`` passes its
+    relevance to the terms ``alpha_j k_j`` by the epsilon rule and each term's on to
+    ``k_j`` (the query and keys of the scores get nothing). An encoder-decoder explained at
+    an output step (:class:`workbench.OutputStep`, teacher-forced) thus sends relevance to
+    the source positions (``attributions``), the encoder's initial states, and the tokens
+    the decoder was fed: ``extras["token_relevance"]`` ``{embedding module: [batch,
+    lookups]}``, one column per decoder step (``<s>`` at step 0, then the earlier output
+    tokens). At ``bias_factor=1`` these sum to the output up to rounding (terms times a
+    zero weight, as at padding, are constants and get no stabiliser share).
     """
 
     name = "lrp"
@@ -289,11 +326,15 @@ class LRP(Method):
         res = relevance(problem, scorer, self.epsilon, self.bias_factor)
         feat = res["feature"] * problem.mask[..., None].to(res["feature"].device)
         attr = feat.sum(-1)
-        delta = res["score"] - attr.sum(-1) - res["initial"]
+        tokens = sum((r.sum(-1) for r in res["tokens"].values()), torch.zeros_like(attr[:, 0]))
+        delta = res["score"] - attr.sum(-1) - res["initial"] - tokens
+        extras = {"initial_state_relevance": res["initial"]}
+        if res["tokens"]:
+            extras["token_relevance"] = res["tokens"]
         return {
             "attributions": attr,
             "feature_attributions": feat,
             "output": res["score"],
             "delta": delta,
-            "extras": {"initial_state_relevance": res["initial"]},
+            "extras": extras,
         }

@@ -7,7 +7,10 @@ of the ``with`` block: ``F.linear``/``addmm``/``matmul`` (epsilon rule), ``+``/`
 :mod:`workbench.recorder._call`) and their ``*_cell`` kernels (Arras et al.;
 signal-take-all for GRU; the epsilon rule through ``nn.RNN``'s one affine map),
 activations and scaling by constants (relevance passes unchanged), ``sigmoid`` /
-``softmax`` (gates and attention weights: treated as constants, they receive nothing).
+``softmax`` (gates and attention weights: treated as constants, they receive nothing, so
+an attention context ``sum_j alpha_j k_j`` passes relevance to the values ``k_j`` by the
+epsilon rule over the summed terms), lookups of constant ids (a decoder's fed-back tokens:
+their vectors become leaves that collect relevance, :attr:`token_leaves`).
 Everything else runs as usual; data movement (indexing, ``cat``, ``reshape``, packing)
 conserves relevance under autograd by itself.
 """
@@ -155,6 +158,20 @@ def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _mark_zero(out: torch.Tensor, factor, name: str) -> torch.Tensor:
+    """Mark the elements of a product with a constant that the constant makes 0.
+
+    They do not depend on the input (a value times a zero attention weight, e.g. at
+    padding); a sum over them gives the stabiliser's share to the other terms only.
+    """
+    if name in _DIV or not isinstance(factor, torch.Tensor) or factor.dim() == 0:
+        return out
+    zero = factor == 0
+    if bool(zero.any()):
+        out._lrp_constant = zero.expand(out.shape) if zero.shape != out.shape else zero
+    return out
+
+
 class LRPMode(TorchFunctionMode):
     """Swap the model's operations for LRP rules during one forward pass.
 
@@ -173,6 +190,9 @@ class LRPMode(TorchFunctionMode):
     site : tuple or None
         ``(layer, direction, quantity)`` of a unit target (``quantity`` is ``"hidden"`` or
         ``"cell"``), read while :attr:`site_active` (the target's module is running).
+    token_leaves : list of (torch.Tensor, torch.Tensor)
+        ``(vectors, embedding weight)`` of every lookup of ids that do not depend on the
+        input, in call order.
     captured : tuple or None
         ``(values [time, batch, units], batch order or None)`` of the unit target's quantity
         at every step, from the first run of its module.
@@ -188,12 +208,15 @@ class LRPMode(TorchFunctionMode):
         self.site: tuple[int, int, str] | None = None
         self.site_active = False
         self.captured: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.token_leaves: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in _GATE:
             return func(*args, **kwargs).detach()
+        if name == "embedding":
+            return self._embedding(func, args, kwargs)
         if not (_requires_grad(args) or _requires_grad(list(kwargs.values()))):
             return func(*args, **kwargs)
         handler = self._handler(name)
@@ -234,6 +257,20 @@ class LRPMode(TorchFunctionMode):
         if name in _CELLS:
             return self._cell
         return None
+
+    def _embedding(self, func, args, kwargs):
+        """A lookup of constant ids (e.g. a decoder's fed-back tokens) becomes a leaf.
+
+        Its vectors then collect the relevance that reaches them (the explained input's own
+        lookup is replaced by the input and collects nothing here).
+        """
+        out = func(*args, **kwargs)
+        if out.requires_grad or not out.is_floating_point():
+            return out
+        weight = kwargs.get("weight", args[1] if len(args) > 1 else None)
+        leaf = out.detach().requires_grad_(True)
+        self.token_leaves.append((leaf, weight))
+        return leaf
 
     # -- affine maps ---------------------------------------------------------------------
     def _linear(self, func, args, kwargs):
@@ -298,9 +335,9 @@ class LRPMode(TorchFunctionMode):
             if name in _DIV:
                 raise LRPError("LRP has no rule for dividing by an input-dependent tensor")
             a = _as_tensor(a, b)
-            return PassRule.apply(lambda x, c: op(c, x), b, a)
+            return _mark_zero(PassRule.apply(lambda x, c: op(c, x), b, a), a, name)
         extra = {k: v for k, v in kwargs.items() if k != "other"}
-        return PassRule.apply(lambda x, c: op(x, c, **extra), a, b)
+        return _mark_zero(PassRule.apply(lambda x, c: op(x, c, **extra), a, b), b, name)
 
     def _pass(self, func, args, kwargs):
         x, rest = args[0], args[1:]
@@ -317,7 +354,9 @@ class LRPMode(TorchFunctionMode):
             raise LRPError("LRP has no rule for sum/mean with a dtype argument")
         if isinstance(dim, list):
             dim = tuple(dim)
-        return SumRule.apply(x, dim, bool(keepdim), func.__name__ == "mean", self.eps, self.bf)
+        constant = getattr(x, "_lrp_constant", None)
+        mean = func.__name__ == "mean"
+        return SumRule.apply(x, dim, bool(keepdim), mean, self.eps, self.bf, constant)
 
     # -- recurrent kernels ---------------------------------------------------------------
     def _leaf(self, h: torch.Tensor, batch_dim: int) -> torch.Tensor:

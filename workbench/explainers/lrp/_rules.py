@@ -126,10 +126,15 @@ class PassRule(torch.autograd.Function):
 
 
 class SumRule(torch.autograd.Function):
-    """``z = x.sum(dim)`` or ``x.mean(dim)``: epsilon rule over the summed elements."""
+    """``z = x.sum(dim)`` or ``x.mean(dim)``: epsilon rule over the summed elements.
+
+    ``constant`` (bool, broadcastable to ``x``), optional: elements that do not depend on
+    the input whatever it is (a value times a zero attention weight, e.g. at padding); they
+    are not lower units, so the stabiliser's share goes to the others only.
+    """
 
     @staticmethod
-    def forward(ctx, x, dim, keepdim, mean, eps, bias_factor):
+    def forward(ctx, x, dim, keepdim, mean, eps, bias_factor, constant=None):
         dims = tuple(range(x.dim())) if dim is None else dim
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
         dims = tuple(d % x.dim() for d in dims) if x.dim() else ()
@@ -139,19 +144,21 @@ class SumRule(torch.autograd.Function):
         z = x.sum(dims, keepdim=True)
         if mean:
             z = z / n
-        ctx.save_for_backward(x, z)
+        lower = torch.ones_like(x) if constant is None else (~constant).to(x.dtype).expand_as(x)
+        ctx.save_for_backward(x, z, lower)
         ctx.n, ctx.mean, ctx.eps, ctx.bf, ctx.dims = n, mean, eps, bias_factor, dims
         return z if keepdim else z.squeeze(dims) if dims else z
 
     @staticmethod
     def backward(ctx, r):
-        x, z = ctx.saved_tensors
+        x, z, lower = ctx.saved_tensors
         r = r.reshape(z.shape)
         zs, s = stabilise(z, ctx.eps)
         q = r / zs
         contrib = x / ctx.n if ctx.mean else x
-        rx = (contrib + ctx.bf * ctx.eps * s / ctx.n) * q
-        return rx, None, None, None, None, None
+        count = lower.sum(ctx.dims, keepdim=True).clamp(min=1) if ctx.dims else lower
+        rx = (contrib + ctx.bf * ctx.eps * s * lower / count) * q
+        return rx, None, None, None, None, None, None
 
 
 class MatmulRule(torch.autograd.Function):
