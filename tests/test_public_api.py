@@ -108,7 +108,9 @@ def test_docs_api_directives_resolve():
             pytest.fail(f"{path} does not import")
 
 
-@pytest.mark.parametrize("package", ["workbench", "workbench.recorder", "workbench.memory"])
+@pytest.mark.parametrize(
+    "package", ["workbench", "workbench.recorder", "workbench.memory", "workbench.compare"]
+)
 def test_lazy_packages_share_one_loader(package):
     mod = importlib.import_module(package)
     assert mod.__getattr__.__module__ == "workbench._lazy"

@@ -7,38 +7,22 @@ millions of steps are compared without loading them.
 
 from __future__ import annotations
 
-import importlib
-
-__all__ = [
-    "Comparison",
-    "Moments",
-    "SVCCAResult",
-    "aligned_steps",
-    "compare_stores",
-    "joint_moments",
-    "linear_cka",
-    "match_units",
-    "state_names",
-    "svcca",
-    "unit_correlations",
-]
+from workbench import _lazy
 
 _WHERE = {
-    "Comparison": "_stores",
-    "compare_stores": "_stores",
-    "aligned_steps": "_stores",
-    "state_names": "_stores",
-    "Moments": "_moments",
-    "joint_moments": "_moments",
-    "linear_cka": "_cka",
-    "SVCCAResult": "_svcca",
-    "svcca": "_svcca",
-    "match_units": "_units",
-    "unit_correlations": "_units",
+    "Comparison": "workbench.compare._stores",
+    "compare_stores": "workbench.compare._stores",
+    "aligned_steps": "workbench.compare._stores",
+    "state_names": "workbench.compare._stores",
+    "Moments": "workbench.compare._moments",
+    "joint_moments": "workbench.compare._moments",
+    "linear_cka": "workbench.compare._cka",
+    "SVCCAResult": "workbench.compare._svcca",
+    "svcca": "workbench.compare._svcca",
+    "match_units": "workbench.compare._units",
+    "unit_correlations": "workbench.compare._units",
 }
 
+__all__ = sorted(_WHERE)
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"workbench.compare.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'workbench.compare' has no attribute {name!r}")
+__getattr__, __dir__ = _lazy.exports(__name__, _WHERE, globals())
