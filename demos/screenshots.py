@@ -77,6 +77,7 @@ def main() -> None:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_port}"
     shots = [
+        ("states-literal", "/states?model=python", "#states-graph-box-0"),
         ("states", "/states" + _states_query(ctx), "#states-match-strength"),
         ("projection", "/projection?model=parens&method=umap&colour=meta:depth",
          "#projection-map"),
@@ -86,6 +87,8 @@ def main() -> None:
          "methods": "saliency,integrated_gradients,lrp,occlusion"}), "#explain-curves"),
         ("perturb", "/perturb?" + urlencode({"model": "sentiment", "text": TWEET,
          "edited": TWEET.replace("good", "awful")}), "#perturb-diff"),
+        ("attention", "/attention?model=g2p&word=phoneme", "#attention-matrix"),
+        ("memory", "/memory?model=python", "#memory-connectivity"),
     ]  # fmt: skip
     if opts.only:
         shots = [s for s in shots if s[0] in opts.only.split(",")]
