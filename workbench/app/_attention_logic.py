@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 
 from workbench.models.g2p_decode import (  # noqa: F401  (the page's names)
+    EXPLAIN_METHODS,
     MAX_BEAM,
     MAX_CHARS,
+    MAX_IG_STEPS,
     MAX_TOPK,
     AttentionInputError,
     check_word,
+    explain_output,
     what_if,
 )
 from workbench.models.g2p_decode import decode_word as analyse  # noqa: F401

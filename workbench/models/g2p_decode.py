@@ -171,3 +171,68 @@ def what_if(bundle, word, step=None, phoneme=None) -> dict:
         "forced": t,
         "original": original,
     }
+
+
+#: Methods "explain this output token" offers (registry names), and their bounds.
+EXPLAIN_METHODS = ("integrated_gradients", "occlusion", "lrp", "saliency")
+MAX_IG_STEPS = 256
+
+
+def explain_output(bundle, word, step, methods=("integrated_gradients", "occlusion", "lrp"),
+                   n_steps=32) -> dict:  # fmt: skip
+    """Explain the greedy output phoneme at decoder ``step`` over the source characters.
+
+    The word is decoded greedily; the model is then run teacher-forced on that output (so
+    every perturbed input decodes the same steps) and step ``step``'s logit of its greedy
+    phoneme is explained with each method (:class:`workbench.OutputStep`).
+
+    Parameters
+    ----------
+    word : str
+        The input word (checked as in :func:`check_word`).
+    step : int
+        Decoder step of the greedy output (0 = the first phoneme; ``</s>`` is a step too).
+    methods : sequence of str
+        Names from :data:`EXPLAIN_METHODS`.
+    n_steps : int
+        Integrated gradients' steps, 1 to :data:`MAX_IG_STEPS`.
+
+    Returns
+    -------
+    dict
+        ``word``, ``chars``, ``phonemes`` (greedy, ``</s>`` last when reached), ``step``,
+        ``phoneme`` (the explained output) and ``explanations`` (method name ->
+        :class:`workbench.Explanation`, ``attributions [1, source]``).
+    """
+    from workbench.explainers import OutputStep, explain
+
+    word = check_word(bundle, word)
+    if isinstance(methods, str):
+        methods = [methods]
+    methods = list(dict.fromkeys(methods or []))
+    if not methods:
+        raise AttentionInputError(f"choose at least one method: {', '.join(EXPLAIN_METHODS)}")
+    bad = [m for m in methods if m not in EXPLAIN_METHODS]
+    if bad:
+        raise AttentionInputError(
+            f"unknown method {bad[0]!r}; choose from {', '.join(EXPLAIN_METHODS)}"
+        )
+    n_steps = _int(n_steps, "integrated gradients steps", 1, MAX_IG_STEPS)
+    phones = bundle.config["phonemes"]
+    ids = _greedy(bundle, word)["ids"]
+    t = _int(step, "step", 0, len(ids) - 1)
+    src = torch.tensor([bundle.tokenizer.encode(list(word))])
+    args = (torch.tensor([len(word)]), torch.tensor([ids]))
+    out = {}
+    for m in methods:
+        settings = {"n_steps": n_steps} if m == "integrated_gradients" else {}
+        out[m] = explain(bundle.model, src, OutputStep(t, ids[t]), m, forward_args=args,
+                         embedding="src_embed", tokens=[list(word)], **settings)  # fmt: skip
+    return {
+        "word": word,
+        "chars": list(word),
+        "phonemes": [phones[i] for i in ids],
+        "step": t,
+        "phoneme": phones[ids[t]],
+        "explanations": out,
+    }

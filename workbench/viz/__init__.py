@@ -33,7 +33,7 @@ from workbench.viz._explain import (
 from workbench.viz._memory import memory_curves, time_scale_histogram, time_scale_ranking
 from workbench.viz._perturb import difference_heatmap, output_change
 from workbench.viz._select import select_cells
-from workbench.viz._seq2seq import beam_tree, seq2seq_attention
+from workbench.viz._seq2seq import beam_tree, seq2seq_attention, seq2seq_relevance
 from workbench.viz._states import gate_heatmap, saturation, saturation_scatter, trajectories
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "attribution_heatmap",
     "beam_tree",
     "seq2seq_attention",
+    "seq2seq_relevance",
     "deletion_curve",
     "bpc_bars",
     "cell_counterparts_table",

@@ -108,3 +108,56 @@ def beam_tree(nodes: Sequence[dict], labels: Sequence[str], *, title: str | None
     top = max(per_step.values(), default=1) - 1
     fig.update_yaxes(title_text="rank in the beam", range=[top + 0.5, -0.8], dtick=1)
     return fig
+
+
+def seq2seq_relevance(
+    relevance,
+    methods: Sequence[str],
+    sources: Sequence[str],
+    *,
+    title: str | None = None,
+):
+    """Relevance of every source token for one output token, one row per method.
+
+    Each row is scaled by its own largest ``|relevance|`` for the colour (methods differ
+    in scale); the hover shows the raw value.
+
+    Parameters
+    ----------
+    relevance : array-like
+        ``[methods, source]`` signed relevance (e.g. ``Explanation.attributions[0]``).
+    methods : sequence of str
+        The method of every row.
+    sources : sequence of str
+        The source tokens (a word's characters), raw text.
+    title : str, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Heatmap`` trace, ``z`` ``[methods, source]`` in [-1, 1], ``customdata`` the
+        raw relevance.
+    """
+    import numpy as np
+
+    from workbench.viz._common import DIVERGING, as_array, token_axis, token_labels
+
+    r = as_array(relevance, 2, "relevance").astype(float)
+    n_m, n_s = r.shape
+    scale = np.abs(r).max(axis=1, keepdims=True)
+    z = r / np.where(scale > 0, scale, 1.0)
+    labels = token_labels(sources, n_s)
+    rows = [display_token(m) for m in methods]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=np.arange(n_s), y=np.arange(n_m), zmin=-1, zmax=1, colorscale=DIVERGING,
+            customdata=r, text=np.array([labels] * n_m, dtype=object),
+            hovertemplate="%{text} (%{x})<br>relevance %{customdata:.4g}<extra></extra>",
+            colorbar={"title": {"text": "relevance / row max"}},
+        )
+    )  # fmt: skip
+    fig.update_layout(**base_layout(title, height=max(220, min(600, 40 * n_m + 140))))
+    fig.update_xaxes(**token_axis(labels), title_text="source character")
+    fig.update_yaxes(tickmode="array", tickvals=list(range(n_m)), ticktext=rows,
+                     autorange="reversed", title_text="method")  # fmt: skip
+    return fig

@@ -4,7 +4,8 @@ Type a word; the grapheme-to-phoneme model decodes it greedily (each output phon
 attention over the source characters as a matrix, the top-k phonemes of every step) and by
 beam search with the beam size chosen. What-if: edit the word or force another phoneme at
 a decoder step and see the rest re-decoded greedily, with the new decode's attention.
-Served on the encoder-decoder models of the app, or
+"Explain this output token": the relevance of every letter for one output phoneme,
+one row per chosen method. Served on the encoder-decoder models of the app, or
 the shipped ``g2p`` model.
 """
 
@@ -142,6 +143,42 @@ def layout(ctx, model=None, word=None, **_ignored):
                 className="wb-controls",
             ),
             dcc.Loading(html.Div(id="attention-whatif-result")),
+            html.H3("Explain this output token"),
+            html.P(
+                "Choose a decoder step of the greedy output (0 = the first phoneme) and "
+                "methods: the relevance of every letter for that phoneme's logit, one row per "
+                "method (each row scaled by its largest |relevance|), run teacher-forced on "
+                "the greedy output. Under it, per method, the explained score and its "
+                "completeness (integrated gradients) or conservation (LRP) line.",
+                className="wb-hint",
+            ),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Step",
+                            dcc.Input(id="attention-explain-step", value=0, type="number", step=1),
+                        ]
+                    ),  # fmt: skip
+                    dcc.Checklist(
+                        id="attention-explain-methods",
+                        options=[{"label": m, "value": m} for m in alogic.EXPLAIN_METHODS],
+                        value=["integrated_gradients", "occlusion", "lrp"],
+                        inline=True,
+                    ),
+                    html.Label(
+                        [
+                            f"IG steps (1-{alogic.MAX_IG_STEPS})",
+                            dcc.Input(
+                                id="attention-explain-igsteps", value=32, type="number", step=1
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Button("Explain", id="attention-explain-run", n_clicks=0),
+                ],
+                className="wb-controls",
+            ),
+            dcc.Loading(html.Div(id="attention-explain-result")),
         ],
         className="wb-attention",
     )
@@ -237,6 +274,66 @@ def what_if_view(ctx, model: str, word, step, phoneme):
     )  # fmt: skip
 
 
+def _check_lines(method: str, c: dict, fed: float = 0.0) -> list[str]:
+    """The explained score and the completeness / conservation line of one method.
+
+    ``c`` is :func:`workbench.app._explain_logic.checks` of the explanation; ``fed`` the
+    LRP relevance of the earlier output phonemes the decoder was fed (teacher forcing).
+    """
+    lines = [f"explained score {c['output']:.4g}; relevance sum {c['sum']:.4g}"]
+    rel = c.get("relative_delta", float("nan"))
+    if method == "integrated_gradients" and "delta" in c:
+        lines.append(
+            f"completeness delta {c['delta']:.3g} (sum - (F(x) - F(baseline)); relative {rel:.2%})"
+        )
+    elif method == "lrp" and "delta" in c:
+        lines.append(
+            f"conservation: output {c['output']:.4g} = relevance {c['sum']:.4g} + initial "
+            f"state {c.get('initial_state_relevance', 0.0):.3g} + earlier phonemes "
+            f"{fed:.3g} + absorbed by biases "
+            f"{c['delta']:.3g} (relative {rel:.2%})"
+        )
+    return lines
+
+
+def _fed(explanation) -> float:
+    """LRP's relevance of the fed earlier outputs (0 for the other methods)."""
+    tokens = explanation.extras.get("token_relevance") or {}
+    return float(sum(float(v.double().sum()) for v in tokens.values()))
+
+
+def explain_view(ctx, model: str, word, step, methods, n_steps):
+    """ "Explain this output token": an error line, or the relevance figure and the checks."""
+    from workbench.app._explain_logic import checks
+    from workbench.viz import seq2seq_relevance
+
+    found = alogic.models(ctx)
+    if model not in found:
+        return _error(f"unknown model {model!r}")
+    bundle = ctx.cached(("attention-bundle", model), lambda: _load(found[model]))
+    try:
+        r = alogic.explain_output(bundle, word, step, methods, n_steps)
+    except alogic.AttentionInputError as exc:
+        return html.Div(_error(str(exc)), id="attention-explain-error")
+    names = list(r["explanations"])
+    rel = [r["explanations"][m].attributions[0].detach().double().tolist() for m in names]
+    title = f"relevance for {r['phoneme']} at step {r['step']} of {r['word']}"
+    items = [
+        html.Li([html.B(m), ": ", "; ".join(_check_lines(m, checks(e), _fed(e)))],
+                id=f"attention-explain-check-{m}")
+        for m, e in r["explanations"].items()
+    ]  # fmt: skip
+    return html.Div(
+        [
+            html.P(["Explained: ", html.B(r["phoneme"], id="attention-explain-phoneme"),
+                    f" at step {r['step']} of {' '.join(r['phonemes'])}"]),
+            dcc.Graph(id="attention-explain-matrix", config=GRAPH,
+                      figure=seq2seq_relevance(rel, names, r["chars"], title=title)),
+            html.Ul(items, id="attention-explain-checks"),
+        ]
+    )  # fmt: skip
+
+
 def _load(path):
     from workbench.models.checkpoint import load
 
@@ -244,7 +341,7 @@ def _load(path):
 
 
 def register(app, ctx) -> None:
-    """Decode on load, on Decode and on Enter in the word box; what-if on Re-decode."""
+    """Decode on load/Decode/Enter; what-if on Re-decode; explain on Explain (own callbacks)."""
 
     @app.callback(
         Output("attention-message", "children"),
@@ -274,3 +371,17 @@ def register(app, ctx) -> None:
         if not clicks:
             raise PreventUpdate
         return what_if_view(ctx, model, word, step, phoneme)
+
+    @app.callback(
+        Output("attention-explain-result", "children"),
+        Input("attention-explain-run", "n_clicks"),
+        State("attention-model", "data"),
+        State("attention-word", "value"),
+        State("attention-explain-step", "value"),
+        State("attention-explain-methods", "value"),
+        State("attention-explain-igsteps", "value"),
+    )
+    def _explain(clicks, model, word, step, methods, n_steps):
+        if not clicks:
+            raise PreventUpdate
+        return explain_view(ctx, model, word, step, methods, n_steps)
