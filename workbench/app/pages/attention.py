@@ -303,7 +303,7 @@ def _fed(explanation) -> float:
 
 
 def explain_view(ctx, model: str, word, step, methods, n_steps):
-    """ "Explain this output token": an error line, or the relevance figure and the checks."""
+    """Explain this output token: an error line, or the relevance figure and the checks."""
     from workbench.app._explain_logic import checks
     from workbench.viz import seq2seq_relevance
 
