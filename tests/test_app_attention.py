@@ -181,3 +181,124 @@ def test_what_if_in_chromium(ckpt, server):
         page.click("#attention-whatif-run")
         plain = " ".join(alogic.what_if(bundle, "tab")["phonemes"])
         page.wait_for_selector(f'#attention-whatif-output:text-is("{plain}")', timeout=TIMEOUT)
+
+
+METHODS = ["integrated_gradients", "occlusion", "lrp"]
+
+
+def _texts(component) -> list[str]:
+    """Every string inside a Dash component tree, depth first."""
+    if isinstance(component, str):
+        return [component]
+    children = getattr(component, "children", None)
+    if children is None:
+        return []
+    if not isinstance(children, (list, tuple)):
+        children = [children]
+    return [t for c in children for t in _texts(c)]
+
+
+def _find(component, cid):
+    if getattr(component, "id", None) == cid:
+        return component
+    children = getattr(component, "children", None)
+    if not isinstance(children, (list, tuple)):
+        children = [] if children is None else [children]
+    for c in children:
+        found = _find(c, cid)
+        if found is not None:
+            return found
+    return None
+
+
+def test_explain_output_token_equals_explain_on_the_output_step(ckpt):
+    from workbench.app.pages.attention import explain_view
+    from workbench.explainers import OutputStep, explain
+
+    bundle = load(ckpt / "g2p")
+    greedy = alogic.what_if(bundle, "cab")["phonemes"]
+    step = min(1, len(greedy) - 1)
+    r = alogic.explain_output(bundle, " Cab", step, METHODS, n_steps=16)
+    assert r["phonemes"] == greedy and r["phoneme"] == greedy[step] and r["step"] == step
+    ids = [PHONES.index(p) for p in greedy]
+    src = torch.tensor([bundle.tokenizer.encode(list("cab"))])
+    args = (torch.tensor([3]), torch.tensor([ids]))
+    with torch.no_grad():
+        logits = bundle.model(src, *args)
+    for m in METHODS:
+        kw = {"n_steps": 16} if m == "integrated_gradients" else {}
+        want = explain(bundle.model, src, OutputStep(step, ids[step]), m, forward_args=args,
+                       embedding="src_embed", **kw)  # fmt: skip
+        got = r["explanations"][m]
+        torch.testing.assert_close(got.attributions, want.attributions)
+        # the explained score is the greedy phoneme's logit at that step (its argmax)
+        assert int(logits[0, step].argmax()) == ids[step]
+        assert float(got.output[0]) == pytest.approx(float(logits[0, step, ids[step]]), abs=1e-5)
+    # the page: one row per method, raw relevance in the hover, one check line per method
+    ctx = AppContext(models={"g2p": ckpt / "g2p"}, cache=ckpt)
+    view = explain_view(ctx, "g2p", "cab", step, METHODS, 16)
+    fig = _find(view, "attention-explain-matrix").figure
+    heat = fig.data[0]
+    assert list(fig.layout.yaxis.ticktext) == METHODS
+    assert list(fig.layout.xaxis.ticktext) == ["c", "a", "b"]
+    for row, m in zip(heat.customdata, METHODS, strict=True):
+        want = r["explanations"][m].attributions[0].double().numpy()
+        assert list(row) == pytest.approx(list(want), rel=1e-6, abs=1e-9)
+    assert abs(heat.z).max() == pytest.approx(1.0)
+    text = " ".join(_texts(_find(view, "attention-explain-checks")))
+    assert "completeness delta" in text and "conservation: output" in text
+    # LRP's conservation line: output = source relevance + initial state + fed phonemes + delta
+    e = r["explanations"]["lrp"]
+    fed = sum(float(v.double().sum()) for v in e.extras["token_relevance"].values())
+    isr = float(e.extras["initial_state_relevance"][0])
+    total = float(e.attributions[0].double().sum()) + isr + fed + float(e.delta[0])
+    assert total == pytest.approx(float(e.output[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("step", "methods", "n_steps", "match"),
+    [
+        (99, METHODS, 16, "step 99 is out of range: choose 0 to"),
+        (-1, METHODS, 16, "step -1 is out of range"),
+        (None, METHODS, 16, "step must be a whole number"),
+        (0.5, METHODS, 16, "step must be a whole number"),
+        (0, [], 16, "choose at least one method"),
+        (0, ["shap_magic"], 16, "unknown method 'shap_magic'"),
+        (0, METHODS, 0, "integrated gradients steps 0 is out of range: choose 1 to 256"),
+        (0, METHODS, 10**6, "out of range"),
+    ],
+)
+def test_explain_output_bad_input_is_one_clear_line(ckpt, step, methods, n_steps, match):
+    bundle = load(ckpt / "g2p")
+    with pytest.raises(alogic.AttentionInputError, match=match) as info:
+        alogic.explain_output(bundle, "cab", step, methods, n_steps)
+    assert "\n" not in str(info.value)
+
+
+@needs_chromium
+def test_explain_output_token_in_chromium(ckpt, server):
+    bundle = load(ckpt / "g2p")
+    want = alogic.explain_output(bundle, "cab", 0, ["occlusion", "lrp"], 8)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server}/attention?model=g2p&word=cab", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-greedy", timeout=TIMEOUT)
+        page.fill("#attention-explain-step", "0")
+        page.uncheck("#attention-explain-methods input[value='integrated_gradients']")
+        page.fill("#attention-explain-igsteps", "8")
+        page.click("#attention-explain-run")
+        page.wait_for_selector(
+            f'#attention-explain-phoneme:text-is("{want["phoneme"]}")', timeout=TIMEOUT
+        )
+        page.wait_for_selector("#attention-explain-matrix .heatmaplayer", timeout=TIMEOUT)
+        ticks = page.locator("#attention-explain-matrix .ytick text").all_text_contents()
+        assert ticks == ["occlusion", "lrp"]
+        page.wait_for_selector(
+            "#attention-explain-check-lrp:has-text('conservation: output')", timeout=TIMEOUT
+        )
+        page.fill("#attention-explain-step", "99")
+        page.click("#attention-explain-run")
+        page.wait_for_selector(
+            "#attention-explain-error .wb-error:has-text('step 99 is out of range')",
+            timeout=TIMEOUT,
+        )
