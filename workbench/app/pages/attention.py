@@ -20,6 +20,8 @@ PATH = "/attention"
 TITLE = "Attention"
 GRAPH = {"displaylogo": False}
 EXAMPLE = "workbench"
+POOL_EXAMPLE = "a wonderful, moving film with a weak ending"
+MAX_POOL_TEXT = 20 * alogic.MAX_POOL_TOKENS
 
 
 def _error(text: str) -> html.Div:
@@ -27,8 +29,15 @@ def _error(text: str) -> html.Div:
 
 
 def layout(ctx, model=None, word=None, **_ignored):
-    """The page for ``?model=&word=`` (bad values are reported, never raised)."""
+    """The page for ``?model=&word=`` (bad values are reported, never raised).
+
+    ``?model=`` naming an attention-pooling classifier (e.g. ``sentiment``) shows its
+    pooling weights instead (:func:`pool_layout`); the encoder-decoder stays the default.
+    """
+    pools = alogic.pool_models(ctx)
     found = alogic.models(ctx)
+    if model in pools and model not in found:
+        return pool_layout(model, word)
     if not found:
         return html.Div(
             [
@@ -181,6 +190,70 @@ def layout(ctx, model=None, word=None, **_ignored):
             dcc.Loading(html.Div(id="attention-explain-result")),
         ],
         className="wb-attention",
+    )
+
+
+def pool_layout(model: str, text=None) -> html.Div:
+    """The pooling view: type a text, see the classifier's attention over its tokens."""
+    text = text if isinstance(text, str) and text else POOL_EXAMPLE
+    return html.Div(
+        [
+            html.H2("Attention"),
+            html.P(
+                f"Model: {model} (attention pooling). Type a text: the weights the classifier's "
+                "pooling gives every token (recorded as pool.weights) as a 1 x tokens matrix, "
+                "with the predicted class.",
+                className="wb-hint",
+            ),
+            dcc.Store(id="attention-model", data=model),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Text",
+                            dcc.Input(
+                                id="attention-pool-text",
+                                value=text[:MAX_POOL_TEXT],
+                                type="text",
+                                maxLength=MAX_POOL_TEXT,
+                                debounce=True,
+                                style={"width": "40em"},
+                            ),
+                        ]
+                    ),  # fmt: skip
+                    html.Button("Show", id="attention-pool-run", n_clicks=0),
+                ],
+                className="wb-controls",
+            ),
+            dcc.Loading(html.Div(id="attention-pool-result")),
+        ],
+        className="wb-attention",
+    )
+
+
+def pool_view(ctx, model: str, text):
+    """The pooling answer: an error line, or the predicted class and the weights' matrix."""
+    from workbench.viz import attention_heatmap
+
+    found = alogic.pool_models(ctx)
+    if model not in found:
+        return _error(f"unknown model {model!r}")
+    bundle = ctx.cached(("attention-bundle", model), lambda: _load(found[model]))
+    try:
+        r = alogic.pool_attention(bundle, text)
+    except alogic.AttentionInputError as exc:
+        return html.Div(_error(str(exc)), id="attention-pool-error")
+    probs = ", ".join(f"{k} {v:.2f}" for k, v in r["probs"].items())
+    fig = attention_heatmap(r["weights"], [f"pooled ({r['label']})"], r["tokens"],
+                            title=f"attention pooling: predicted {r['label']}")  # fmt: skip
+    fig.update_layout(height=260)
+    fig.update_xaxes(title_text="token")
+    fig.update_yaxes(title_text="")
+    return html.Div(
+        [
+            html.P(["Predicted: ", html.B(r["label"], id="attention-pool-label"), f" ({probs})"]),
+            dcc.Graph(id="attention-pool-matrix", figure=fig, config=GRAPH),
+        ]
     )
 
 
@@ -371,6 +444,15 @@ def register(app, ctx) -> None:
         if not clicks:
             raise PreventUpdate
         return what_if_view(ctx, model, word, step, phoneme)
+
+    @app.callback(
+        Output("attention-pool-result", "children"),
+        Input("attention-pool-run", "n_clicks"),
+        Input("attention-pool-text", "value"),
+        State("attention-model", "data"),
+    )
+    def _pool(_clicks, text, model):
+        return pool_view(ctx, model, text)
 
     @app.callback(
         Output("attention-explain-result", "children"),
