@@ -302,3 +302,60 @@ def test_explain_output_token_in_chromium(ckpt, server):
             "#attention-explain-error .wb-error:has-text('step 99 is out of range')",
             timeout=TIMEOUT,
         )
+
+
+@pytest.fixture(scope="module")
+def sentiment():
+    from workbench.models.checkpoint import shipped
+
+    return load(shipped("sentiment"))
+
+
+def test_pooling_weights_equal_the_pooling_equations(ckpt, sentiment):
+    import copy
+
+    from workbench.app.pages.attention import pool_view
+
+    text = "a wonderful, moving film with a weak ending"
+    r = alogic.pool_attention(sentiment, "  " + text)
+    tokens = sentiment.tokenizer.tokenize(text)
+    assert r["tokens"] == tokens and len(r["weights"]) == 1 and len(r["weights"][0]) == len(tokens)
+    # float64 reference: embedding -> (bi)LSTM -> softmax(score(tanh(proj(h)))) -> head
+    m = copy.deepcopy(sentiment.model).double().eval()
+    ids = torch.tensor([sentiment.tokenizer.encode(tokens)])
+    with torch.no_grad():
+        h, _ = m.rnn(m.embed(ids))
+        alpha = torch.softmax(m.pool.score(torch.tanh(m.pool.proj(h))).squeeze(-1), -1)
+        logits = m.head((alpha[..., None] * h).sum(1))[0]
+    assert r["weights"][0] == pytest.approx(alpha[0].tolist(), abs=1e-5)
+    assert sum(r["weights"][0]) == pytest.approx(1.0, abs=1e-6)
+    assert r["label"] == sentiment.labels[int(logits.argmax())]
+    assert list(r["probs"].values()) == pytest.approx(torch.softmax(logits, -1).tolist(), abs=1e-5)
+    ctx = AppContext(models={"g2p": ckpt / "g2p"}, cache=ckpt)
+    view = pool_view(ctx, "sentiment", text)
+    fig = _find(view, "attention-pool-matrix").figure
+    assert list(fig.data[0].z[0]) == pytest.approx(r["weights"][0])
+    assert list(fig.layout.xaxis.ticktext) == tokens
+    assert _find(view, "attention-pool-label").children == r["label"]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("", "type a text"), ("   ", "type a text"), (None, "type a text"),
+     ("good " * 201, "201 tokens; the view reads at most 200"),
+     ("x" * 5000, "5000 characters; the view reads at most 4000")],
+)  # fmt: skip
+def test_pooling_bad_input_is_one_clear_line(sentiment, text, match):
+    with pytest.raises(alogic.AttentionInputError, match=match) as info:
+        alogic.pool_attention(sentiment, text)
+    assert "\n" not in str(info.value)
+
+
+def test_pooling_layout_only_on_request(ckpt):
+    from workbench.app.pages.attention import layout
+
+    ctx = AppContext(models={"g2p": ckpt / "g2p"}, cache=ckpt)
+    assert _find(layout(ctx, model="sentiment"), "attention-pool-text") is not None
+    default = layout(ctx)
+    assert _find(default, "attention-pool-text") is None
+    assert _find(default, "attention-word") is not None
