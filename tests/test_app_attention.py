@@ -359,3 +359,25 @@ def test_pooling_layout_only_on_request(ckpt):
     default = layout(ctx)
     assert _find(default, "attention-pool-text") is None
     assert _find(default, "attention-word") is not None
+
+
+@needs_chromium
+def test_pooling_view_in_chromium(server, sentiment):
+    want = alogic.pool_attention(sentiment, "what a dull film")
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server}/attention?model=sentiment", timeout=TIMEOUT)
+        page.wait_for_selector("#attention-pool-matrix .heatmaplayer", timeout=TIMEOUT)
+        box = page.locator("#attention-pool-text")
+        box.fill("what a dull film")
+        box.press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#attention-pool-matrix .xtick text')]"
+            ".map(t => t.textContent).join(' ') === 'what a dull film'",
+            timeout=TIMEOUT,
+        )
+        page.wait_for_selector(f'#attention-pool-label:text-is("{want["label"]}")', timeout=TIMEOUT)
+        box.fill("   ")
+        box.press("Enter")
+        page.wait_for_selector("#attention-pool-error .wb-error:has-text('type a text')",
+                               timeout=TIMEOUT)  # fmt: skip
