@@ -359,6 +359,7 @@ def test_pooling_layout_only_on_request(ckpt):
     default = layout(ctx)
     assert _find(default, "attention-pool-text") is None
     assert _find(default, "attention-word") is not None
+    assert _find(default, "attention-pool-link").href == "/attention?model=sentiment"
 
 
 @needs_chromium

@@ -11,6 +11,8 @@ the shipped ``g2p`` model.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -58,9 +60,19 @@ def layout(ctx, model=None, word=None, **_ignored):
         [
             html.H2("Attention"),
             html.P(
-                f"Model: {model}. Type a word: the decoder's attention over its characters "
-                "(rows: output phonemes, columns: letters), the top phonemes of every step "
-                "and the beam search.",
+                [
+                    f"Model: {model}. Type a word: the decoder's attention over its characters "
+                    "(rows: output phonemes, columns: letters), the top phonemes of every step "
+                    "and the beam search. ",
+                    *[
+                        dcc.Link(
+                            f"Attention pooling of {p}",
+                            href=f"{PATH}?model={quote(p)}",
+                            id="attention-pool-link",
+                        )
+                        for p in list(pools)[:1]
+                    ],
+                ],
                 className="wb-hint",
             ),
             _error(problem) if problem else None,
