@@ -97,6 +97,16 @@ def test_attention_and_agreement_heatmaps():
         viz.agreement_heatmap(np.eye(3), ["ig", "lrp"])
 
 
+def test_seq2seq_relevance_rows_are_methods_scaled_per_row():
+    r = np.array([[2.0, -4.0, 0.0, 1.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    fig = viz.seq2seq_relevance(r, ["ig", "<b>lrp</b>"], EVIL)
+    heat = fig.data[0]
+    np.testing.assert_allclose(heat.z, [[0.5, -1.0, 0.0, 0.25, 0.125], [0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(heat.customdata, r)  # raw values in the hover
+    assert list(fig.layout.yaxis.ticktext) == ["ig", "&lt;b&gt;lrp&lt;/b&gt;"]
+    assert "<script>" not in _texts(fig)
+
+
 def test_select_cells_lstmvis_rule():
     thr = 0.3
     #          t: 0    1    2    3    4
