@@ -38,7 +38,7 @@ def layout(ctx, model=None, word=None, **_ignored):
     """
     pools = alogic.pool_models(ctx)
     found = alogic.models(ctx)
-    if model in pools and model not in found:
+    if isinstance(model, str) and model in pools and model not in found:
         return pool_layout(model, word)
     if not found:
         return html.Div(
@@ -166,7 +166,7 @@ def layout(ctx, model=None, word=None, **_ignored):
             dcc.Loading(html.Div(id="attention-whatif-result")),
             html.H3("Explain this output token"),
             html.P(
-                "Choose a decoder step of the greedy output (0 = the first phoneme) and "
+                "Choose a decoder step of the word's greedy output (0 = the first phoneme) and "
                 "methods: the relevance of every letter for that phoneme's logit, one row per "
                 "method (each row scaled by its largest |relevance|), run teacher-forced on "
                 "the greedy output. Under it, per method, the explained score and its "
