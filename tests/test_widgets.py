@@ -89,6 +89,9 @@ def _figures() -> dict:
         "seq2seq_attention": viz.seq2seq_attention(
             rng.dirichlet(np.ones(3), 3), ["K", "AE", "</s>"], list("cat"), forced=1
         ),
+        "seq2seq_relevance": viz.seq2seq_relevance(
+            rng.normal(size=(2, 3)), ["lrp", "occlusion"], ["c", "<a>", '"']
+        ),
         **_memory_figures(rng),
         **_compare_figures(rng, frame),
     }
