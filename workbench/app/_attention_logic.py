@@ -25,25 +25,36 @@ from workbench.models.g2p_decode import (  # noqa: F401  (the page's names)
 from workbench.models.g2p_decode import decode_word as analyse  # noqa: F401
 
 
+def _config(path: Path) -> dict:
+    """The checkpoint folder's ``config.json`` ({} when missing or not JSON)."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def is_seq2seq(path: Path) -> bool:
     """Whether the checkpoint folder holds an encoder-decoder (``kind`` ``g2p``)."""
-    try:
-        return json.loads((Path(path) / "config.json").read_text()).get("kind") == "g2p"
-    except (OSError, ValueError):
-        return False
+    return _config(path).get("kind") == "g2p"
 
 
-def models(ctx) -> dict[str, Path]:
-    """Encoder-decoder checkpoints for the page: the served ones, else the shipped ``g2p``."""
-    found = {n: p for n, p in ctx.models.items() if is_seq2seq(p)}
+def _served_or_shipped(ctx, wanted, name: str) -> dict[str, Path]:
+    """The served checkpoints ``wanted(path)`` accepts, else the shipped ``name`` (or none)."""
+    found = {n: p for n, p in ctx.models.items() if wanted(p)}
     if found:
         return found
     from workbench.models.checkpoint import CheckpointError, shipped
 
     try:
-        return {"g2p": shipped("g2p")}
+        return {name: shipped(name)}
     except CheckpointError:
         return {}
+
+
+def models(ctx) -> dict[str, Path]:
+    """Encoder-decoder checkpoints for the page: the served ones, else the shipped ``g2p``."""
+    return _served_or_shipped(ctx, is_seq2seq, "g2p")
 
 
 #: Longest text (in tokens) the pooling view reads.
@@ -52,24 +63,13 @@ MAX_POOL_TOKENS = 200
 
 def is_pooling(path: Path) -> bool:
     """Whether the checkpoint is a classifier with attention pooling (``pool.weights``)."""
-    try:
-        cfg = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
+    cfg = _config(path)
     return cfg.get("kind") == "classifier" and bool(cfg.get("arch", {}).get("attention"))
 
 
 def pool_models(ctx) -> dict[str, Path]:
     """Attention-pooling classifiers: the served ones, else the shipped ``sentiment``."""
-    found = {n: p for n, p in ctx.models.items() if is_pooling(p)}
-    if found:
-        return found
-    from workbench.models.checkpoint import CheckpointError, shipped
-
-    try:
-        return {"sentiment": shipped("sentiment")}
-    except CheckpointError:
-        return {}
+    return _served_or_shipped(ctx, is_pooling, "sentiment")
 
 
 def pool_attention(bundle, text) -> dict:
